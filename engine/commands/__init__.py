@@ -1,0 +1,1 @@
+"""Command groups of the ``onecard`` CLI: each module defines ``register(subparsers)``."""

@@ -1,0 +1,49 @@
+"""Errors of the engine package, and the set of error classes the CLI shows to users.
+
+Every package has one root error class (``LedgerError``, ``HsmError``, ...). An error of
+one of those roots is a refusal with a message written for the user; anything else that
+reaches the CLI is an internal error.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+
+class EngineError(Exception):
+    """Root of every error the engine package raises."""
+
+
+class UsageError(EngineError, ValueError):
+    """A command's arguments are wrong (exit code 2); the message names the argument."""
+
+
+class NotFoundError(EngineError, LookupError):
+    """A named object (batch, programme, cycle, key) does not exist."""
+
+
+class ConflictError(EngineError, ValueError):
+    """The request contradicts the object's state (e.g. approving an executed batch)."""
+
+
+# Root error classes of every package, as "module:Class"; the CLI shows their messages.
+USER_ERROR_ROOTS = (
+    "engine.errors:EngineError",
+    "ledger.errors:LedgerError",
+    "hsm.errors:HsmError",
+    "terminal.errors:TerminalError",
+    "adapters.errors:AdapterError",
+)
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The root error classes that exist in this installation (missing modules skipped)."""
+    roots: list[type[BaseException]] = []
+    for spec in USER_ERROR_ROOTS:
+        module_name, class_name = spec.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            continue
+        roots.append(getattr(module, class_name))
+    return tuple(roots)
