@@ -47,3 +47,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
             continue
         roots.append(getattr(module, class_name))
     return tuple(roots)
+
+
+class ReferenceDataError(EngineError, FileNotFoundError):
+    """The reference data folder (``ONECARD_REFERENCE_DATA``) or a file in it is missing."""

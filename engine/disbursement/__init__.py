@@ -1,0 +1,8 @@
+"""Disbursement batches: subsidy, benefit and wage payments from department files.
+
+Pure parts (no database): normalising and parsing line fields (:mod:`.text`,
+:mod:`.amount`, :mod:`.resident_id`, :mod:`.bank_card`), the per-line result codes
+(:mod:`.results`), line validation against a registry lookup (:mod:`.validation`),
+cardholder registry import rows (:mod:`.registry`) and the batch state table
+(:mod:`.lifecycle`). File formats are read by :mod:`adapters.batch_file`.
+"""

@@ -1,0 +1,148 @@
+"""The batch state machine as data: states, allowed transitions, append-only history,
+and the maker-checker rule.
+
+::
+
+    RECEIVED -> VALIDATED -> APPROVED -> EXECUTING -> EXECUTED
+        |            |           |
+        +-> REJECTED +-> REJECTED, CANCELLED
+                     +-> CANCELLED
+
+A file refused as a whole (encoding, header, totals) goes RECEIVED -> REJECTED. Once
+EXECUTING the ledger postings are made atomically, so a batch can no longer be cancelled;
+EXECUTED, REJECTED and CANCELLED are final. Lines of an executed batch go ACCEPTED ->
+PAID or RETURNED (a bank return), rejected lines stay REJECTED.
+
+The store writes each transition as a new history row (never an update of an old one);
+:func:`next_history` is the pure rule for that row.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgspec
+
+from engine.errors import ConflictError
+
+
+class BatchState(StrEnum):
+    """State of a batch (stored as the lower-case value)."""
+
+    received = "received"
+    validated = "validated"
+    approved = "approved"
+    executing = "executing"
+    executed = "executed"
+    rejected = "rejected"
+    cancelled = "cancelled"
+
+
+class LineStatus(StrEnum):
+    """Status of one line, as in the result file (``status`` column)."""
+
+    accepted = "accepted"
+    rejected = "rejected"
+    paid = "paid"
+    returned = "returned"
+
+
+BATCH_TRANSITIONS: dict[BatchState, frozenset[BatchState]] = {
+    BatchState.received: frozenset({BatchState.validated, BatchState.rejected}),
+    BatchState.validated: frozenset({BatchState.approved, BatchState.rejected, BatchState.cancelled}),
+    BatchState.approved: frozenset({BatchState.executing, BatchState.cancelled}),
+    BatchState.executing: frozenset({BatchState.executed}),
+    BatchState.executed: frozenset(),
+    BatchState.rejected: frozenset(),
+    BatchState.cancelled: frozenset(),
+}
+
+LINE_TRANSITIONS: dict[LineStatus, frozenset[LineStatus]] = {
+    LineStatus.accepted: frozenset({LineStatus.paid, LineStatus.returned}),
+    LineStatus.paid: frozenset({LineStatus.returned}),
+    LineStatus.rejected: frozenset(),
+    LineStatus.returned: frozenset(),
+}
+
+FINAL_STATES = frozenset(s for s, targets in BATCH_TRANSITIONS.items() if not targets)
+
+assert set(BATCH_TRANSITIONS) == set(BatchState) and set(LINE_TRANSITIONS) == set(LineStatus)
+assert FINAL_STATES == {BatchState.executed, BatchState.rejected, BatchState.cancelled}
+
+
+class HistoryEntry(msgspec.Struct, frozen=True):
+    """One row of a batch's append-only history.
+
+    ``sequence`` counts from 1; ``state`` is the state entered; ``actor`` the user (or
+    ``"system"``); ``at_ms`` Unix time in milliseconds (UTC); ``content_sha256`` the
+    batch content hash the transition applies to.
+    """
+
+    sequence: int
+    state: BatchState
+    actor: str
+    at_ms: int
+    content_sha256: str
+
+
+def check_transition(current: BatchState, target: BatchState) -> None:
+    """Refuse a transition the table does not allow.
+
+    Raises
+    ------
+    ConflictError
+        Naming both states, e.g. ``batch is executed; it cannot become cancelled``.
+
+    >>> check_transition(BatchState.validated, BatchState.approved)
+    >>> check_transition(BatchState.executed, BatchState.cancelled)
+    Traceback (most recent call last):
+    ...
+    engine.errors.ConflictError: batch is executed; it cannot become cancelled
+    """
+    if target not in BATCH_TRANSITIONS[current]:
+        raise ConflictError(f"batch is {current.value}; it cannot become {target.value}")
+
+
+def check_line_transition(current: LineStatus, target: LineStatus) -> None:
+    """Refuse a line status change the table does not allow (``ConflictError`` naming both)."""
+    if target not in LINE_TRANSITIONS[current]:
+        raise ConflictError(f"line is {current.value}; it cannot become {target.value}")
+
+
+def check_approval(submitted_by: str, approver: str, validated_sha256: str, approved_sha256: str) -> None:
+    """The maker-checker rule: a different user approves exactly the content validated.
+
+    Raises
+    ------
+    ConflictError
+        The approver is the submitter (compared case-insensitively, spaces stripped), or the
+        hash the approver saw differs from the validated content's hash.
+
+    >>> check_approval("alice", "Alice ", "ab", "ab")
+    Traceback (most recent call last):
+    ...
+    engine.errors.ConflictError: the approver must be a different user from the submitter (alice)
+    """
+    if submitted_by.strip().casefold() == approver.strip().casefold():
+        raise ConflictError(f"the approver must be a different user from the submitter ({submitted_by})")
+    if validated_sha256 != approved_sha256:
+        raise ConflictError("the batch content changed since it was validated; approve the current content hash")
+
+
+def next_history(history: list[HistoryEntry], target: BatchState, actor: str, at_ms: int) -> HistoryEntry:
+    """The history row that moves a batch to ``target`` (the batch's last row is its state).
+
+    Raises
+    ------
+    ConflictError
+        The transition is not allowed from the current state.
+
+    >>> first = HistoryEntry(1, BatchState.received, "alice", 1000, "ab")
+    >>> next_history([first], BatchState.validated, "system", 2000)
+    HistoryEntry(sequence=2, state=<BatchState.validated: 'validated'>, actor='system', at_ms=2000, content_sha256='ab')
+    """
+    assert history, "a batch's history starts with its RECEIVED row"
+    last = history[-1]
+    check_transition(last.state, target)
+    assert at_ms >= last.at_ms, "history is appended in time order"
+    return HistoryEntry(last.sequence + 1, target, actor, at_ms, last.content_sha256)

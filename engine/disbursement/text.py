@@ -1,0 +1,40 @@
+"""Normalising text cells: full-width forms, surrounding spaces, names.
+
+Department files come from Excel and WPS on Chinese-language systems: digits and letters
+may be full-width (``５１０１``), cells may carry spaces or tabs (a leading tab is a common
+trick to keep Excel from turning an identity number into a number), and names of
+minority cardholders contain a middle dot written several ways.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+# Middle dots seen in minority names (阿依古丽·买买提), all compared as U+00B7.
+MIDDLE_DOTS = str.maketrans({"\u2022": "\u00b7", "\u30fb": "\u00b7", "\u2027": "\u00b7",
+                             "\u2219": "\u00b7", "\u22c5": "\u00b7", ".": "\u00b7"})
+
+
+def normalise_cell(text: str) -> str:
+    """``text`` in NFKC (full-width digits, letters and punctuation to ASCII), stripped.
+
+    >>> normalise_cell("　５１０１ｘ\\t")
+    '5101x'
+    """
+    if text.isascii():
+        return text.strip()
+    return unicodedata.normalize("NFKC", text).strip()
+
+
+def canonical_name(text: str) -> str:
+    """A personal name reduced for comparison: NFKC, no whitespace, one kind of middle dot.
+
+    Two names are the same person's name when their canonical forms are equal; nothing
+    else (no pinyin, no traditional/simplified mapping) is assumed.
+
+    >>> canonical_name(" 张 三 ") == canonical_name("张三")
+    True
+    >>> canonical_name("阿依古丽•买买提") == canonical_name("阿依古丽·买买提")
+    True
+    """
+    return "".join(normalise_cell(text).split()).translate(MIDDLE_DOTS)

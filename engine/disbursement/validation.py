@@ -1,0 +1,275 @@
+"""Validating disbursement batch lines: pure, given lookups into the registry and history.
+
+:class:`BatchValidator` takes the lines of one batch in file order, one at a time, and
+returns a :class:`LineOutcome` for each (none dropped); :meth:`BatchValidator.finish`
+then checks the totals the file declared and returns a :class:`BatchSummary`. It keeps
+only counters, a running SHA-256 and one integer per accepted person, so a batch of
+millions of lines streams in constant memory apart from that set (~70 bytes a line).
+
+Checks, in the priority order of :class:`~engine.disbursement.results.LineResult`:
+
+1-3. identity number (:func:`~engine.disbursement.resident_id.check_id`; a numeric XLSX
+     cell is ``id_in_scientific_notation`` whatever it shows);
+4-7. registry: the cardholder exists (``cardholder_not_found``), the name matches
+     (:func:`~engine.disbursement.text.canonical_name`), the card is active, and the
+     line's card number has the registered card's token (a numeric XLSX card cell is an
+     ``account_mismatch``: its last digits are lost);
+8-11. amount: a number, > 0, whole fen, at most the programme's per-person maximum;
+12. ``duplicate_in_batch``: the person already has an accepted line in this batch (the
+    first good line is paid, later ones are flagged);
+13. ``already_paid_in_period``: the history lookup says this person was paid in the period.
+
+The content hash covers every line's normalised fields (identity number, name, card
+number, amount in fen or as written, item), so the same batch in UTF-8, GBK or XLSX has
+the same hash; approval binds to it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import msgspec
+
+from adapters.batch_file import BatchLine, BatchSource
+from adapters.columns import DeclaredTotals
+from engine.disbursement.amount import FEN_PER_YUAN, format_minor, parse_amount, parse_amount_minor
+from engine.disbursement.bank_card import compact_pan
+from engine.disbursement.errors import AmountError, AmountFormatError, AmountPrecisionError, TotalsMismatchError
+from engine.disbursement.registry import CardholderRecord, CardStatus
+from engine.disbursement.resident_id import IdCheck, check_id, id_key, normalise_id
+from engine.disbursement.results import LineResult
+from engine.disbursement.text import canonical_name, normalise_cell
+
+# The ledger's amount column is a signed 64-bit integer of fen.
+BATCH_SUM_MINOR_MAX = 2**63 - 1
+FIELD_SEPARATOR = "\x1f"
+LINE_SEPARATOR = "\x1e"
+
+ID_CHECK_RESULTS = {
+    IdCheck.invalid_format: LineResult.invalid_id_format,
+    IdCheck.invalid_checksum: LineResult.invalid_id_checksum,
+    IdCheck.scientific_notation: LineResult.id_in_scientific_notation,
+}
+
+
+@dataclass(frozen=True)
+class ValidationContext:
+    """What validation needs from outside, as plain callables (no database here).
+
+    Attributes
+    ----------
+    lookup_cardholder : Callable[[str], CardholderRecord | None]
+        Normalised identity number to the registered cardholder, or ``None``.
+    already_paid : Callable[[str], bool]
+        Whether this identity number was already paid by the programme in the period.
+    pan_token : Callable[[str], str]
+        The key service's token of a compact PAN, compared with ``CardholderRecord.pan_token``.
+    per_person_max_minor : int
+        The programme's per-person maximum per period, in fen (> 0).
+    today : datetime.date
+        Birth dates after this day are refused.
+    """
+
+    lookup_cardholder: Callable[[str], CardholderRecord | None]
+    already_paid: Callable[[str], bool]
+    pan_token: Callable[[str], str]
+    per_person_max_minor: int
+    today: datetime.date
+
+    def __post_init__(self) -> None:
+        assert self.per_person_max_minor > 0, "per-person maximum must be positive"
+
+
+class LineOutcome(msgspec.Struct, frozen=True):
+    """The result for one line.
+
+    Attributes
+    ----------
+    line : BatchLine
+        The line as read (its own fields go to the result file).
+    result : LineResult
+        ``ok`` or the highest-priority problem.
+    detail : str
+        A sentence about the problem (``""`` when ok); never contains the identity number.
+    id_number : str
+        The normalised identity number (as far as it could be normalised).
+    amount_minor : int | None
+        The amount in fen, ``None`` when it is not a whole number of fen.
+    cardholder : CardholderRecord | None
+        The registry record when one was found (gives the issuing bank for execution).
+    """
+
+    line: BatchLine
+    result: LineResult
+    detail: str
+    id_number: str
+    amount_minor: int | None
+    cardholder: CardholderRecord | None = None
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """Totals of one validated batch.
+
+    ``lines_count`` counts every data line; ``accepted_minor`` is the sum in fen of the
+    accepted lines; ``results`` counts lines per :class:`LineResult` name (only non-zero
+    counts); ``content_sha256`` is the hex SHA-256 of the normalised lines.
+    """
+
+    lines_count: int
+    accepted_count: int
+    accepted_minor: int
+    results: dict[str, int]
+    content_sha256: str
+
+
+@dataclass
+class BatchValidator:
+    """Validates the lines of one batch in order (see the module docstring).
+
+    >>> record = CardholderRecord("510121195803142150", "张三", CardStatus.active,
+    ...                           "tok:6222026465816998396", "8396", "ICBC")
+    >>> validator = BatchValidator(ValidationContext(
+    ...     lookup_cardholder={record.id_number: record}.get, already_paid=lambda _: False,
+    ...     pan_token=lambda pan: "tok:" + pan, per_person_max_minor=100_000,
+    ...     today=datetime.date(2026, 1, 1)))
+    >>> line = BatchLine(1, "510121195803142150", "张三", "6222026465816998396", "300.00")
+    >>> again = BatchLine(2, "510121195803142150", "张 三", "6222 0264 6581 6998 396", "¥300元")
+    >>> validator.check(line).result, validator.check(again).result
+    (<LineResult.ok: 0>, <LineResult.duplicate_in_batch: 12>)
+    >>> validator.finish([]).accepted_minor
+    30000
+    """
+
+    context: ValidationContext
+    lines_count: int = 0
+    accepted_count: int = 0
+    accepted_minor: int = 0
+    _all_minor: int = 0
+    _sub_fen_yuan: Decimal = field(default_factory=Decimal)
+    _unreadable_amounts: int = 0
+    _results: dict[LineResult, int] = field(default_factory=dict)
+    _persons: set[int] = field(default_factory=set)
+    _hash: "hashlib._Hash" = field(default_factory=hashlib.sha256)
+
+    def check(self, line: BatchLine) -> LineOutcome:
+        """The outcome of the next line (lines must come in file order, each once)."""
+        assert line.line == self.lines_count + 1, "lines must be checked once, in order"
+        self.lines_count += 1
+        outcome = self._decide(line)
+        self._results[outcome.result] = self._results.get(outcome.result, 0) + 1
+        if outcome.result is LineResult.ok:
+            self.accepted_count += 1
+            self.accepted_minor += outcome.amount_minor
+            self._persons.add(id_key(outcome.id_number))
+        amount_text = format_minor(outcome.amount_minor) if outcome.amount_minor is not None else normalise_cell(line.amount)
+        self._hash.update(FIELD_SEPARATOR.join((
+            outcome.id_number, canonical_name(line.name), compact_pan(line.card_number),
+            amount_text, normalise_cell(line.item), LINE_SEPARATOR,
+        )).encode())
+        return outcome
+
+    def _decide(self, line: BatchLine) -> LineOutcome:
+        id_number = normalise_id(line.id_number)
+        amount_minor, amount_result, amount_detail = self._amount(line.amount)
+
+        def outcome(result: LineResult, detail: str = "", cardholder: CardholderRecord | None = None) -> LineOutcome:
+            return LineOutcome(line, result, detail, id_number, amount_minor, cardholder)
+
+        if "id_number" in line.numeric_fields:
+            return outcome(LineResult.id_in_scientific_notation,
+                           "identity number is a numeric cell: Excel keeps 15 digits (format the column as text)")
+        id_check, detail = check_id(id_number, self.context.today)
+        if id_check is not IdCheck.valid:
+            return outcome(ID_CHECK_RESULTS[id_check], detail)
+        cardholder = self.context.lookup_cardholder(id_number)
+        if cardholder is None:
+            return outcome(LineResult.cardholder_not_found, "no registered cardholder has this identity number")
+        if canonical_name(line.name) != canonical_name(cardholder.name):
+            return outcome(LineResult.name_mismatch, "name differs from the registered name", cardholder)
+        if cardholder.status is not CardStatus.active:
+            return outcome(LineResult.card_not_active, f"card is {cardholder.status.value}", cardholder)
+        if "card_number" in line.numeric_fields:
+            return outcome(LineResult.account_mismatch,
+                           "card number is a numeric cell: Excel keeps 15 digits (format the column as text)", cardholder)
+        if self.context.pan_token(compact_pan(line.card_number)) != cardholder.pan_token:
+            return outcome(LineResult.account_mismatch,
+                           f"card number is not the registered card (ending {cardholder.pan_last4})", cardholder)
+        if amount_result is not LineResult.ok:
+            return outcome(amount_result, amount_detail, cardholder)
+        assert amount_minor is not None and amount_minor > 0
+        if amount_minor > self.context.per_person_max_minor:
+            return outcome(LineResult.amount_over_limit,
+                           f"more than the per-person maximum {format_minor(self.context.per_person_max_minor)}",
+                           cardholder)
+        if id_key(id_number) in self._persons:
+            return outcome(LineResult.duplicate_in_batch, "this person has an earlier accepted line", cardholder)
+        if self.context.already_paid(id_number):
+            return outcome(LineResult.already_paid_in_period, "already paid by this programme in the period", cardholder)
+        return outcome(LineResult.ok, "", cardholder)
+
+    def _amount(self, text: str) -> tuple[int | None, LineResult, str]:
+        """Parse one amount, add it to the control sum; (fen or None, result, detail)."""
+        try:
+            amount_minor = parse_amount_minor(text)
+        except AmountPrecisionError as error:
+            self._sub_fen_yuan += error.exact
+            return None, LineResult.amount_precision, str(error)
+        except AmountFormatError as error:
+            self._unreadable_amounts += 1
+            return None, LineResult.invalid_amount_format, str(error)
+        self._all_minor += amount_minor
+        if amount_minor <= 0:
+            return amount_minor, LineResult.amount_not_positive, "amount must be more than 0"
+        return amount_minor, LineResult.ok, ""
+
+    def finish(self, declared: list[DeclaredTotals]) -> BatchSummary:
+        """Check the declared totals against all lines (accepted or not) and summarise.
+
+        Raises
+        ------
+        TotalsMismatchError
+            A declared count differs from the number of lines, a declared amount from the
+            exact sum of all line amounts, a declared amount is unreadable, or the
+            accepted sum exceeds ``BATCH_SUM_MINOR_MAX``. The whole file is refused.
+        """
+        lines_yuan = Decimal(self._all_minor) / FEN_PER_YUAN + self._sub_fen_yuan
+        for totals in declared:
+            if totals.count is not None and totals.count != self.lines_count:
+                raise TotalsMismatchError(
+                    f"{totals.source} declares {totals.count} lines, the file has {self.lines_count}"
+                )
+            if totals.amount_text is None:
+                continue
+            try:
+                declared_yuan = parse_amount(totals.amount_text)
+            except AmountError:
+                raise TotalsMismatchError(
+                    f"{totals.source} amount {totals.amount_text!r} is not a number"
+                ) from None
+            if declared_yuan != lines_yuan:
+                unreadable = (f" ({self._unreadable_amounts} line(s) with an unreadable amount)"
+                              if self._unreadable_amounts else "")
+                raise TotalsMismatchError(
+                    f"{totals.source} declares {declared_yuan} yuan, the lines sum to {lines_yuan}{unreadable}"
+                )
+        if self.accepted_minor > BATCH_SUM_MINOR_MAX:
+            raise TotalsMismatchError(f"accepted lines sum to more than {format_minor(BATCH_SUM_MINOR_MAX)} yuan")
+        return BatchSummary(
+            lines_count=self.lines_count,
+            accepted_count=self.accepted_count,
+            accepted_minor=self.accepted_minor,
+            results={r.name: n for r, n in sorted(self._results.items())},
+            content_sha256=self._hash.hexdigest(),
+        )
+
+
+def validate_source(source: BatchSource, validator: BatchValidator) -> Iterator[LineOutcome]:
+    """Every line of ``source`` checked by ``validator``, in order; call
+    ``validator.finish(source.declared_totals())`` once this is exhausted."""
+    for line in source.lines():
+        yield validator.check(line)
