@@ -81,8 +81,7 @@ def check_id(number: str, today: datetime.date) -> tuple[IdCheck, str]:
         return IdCheck.invalid_format, f"birth date {birth.isoformat()} is in the future"
     if birth.year < BIRTH_YEAR_MIN:
         return IdCheck.invalid_format, f"birth year {birth.year} is before {BIRTH_YEAR_MIN}"
-    expected = calc_check_digit(number[:17])
-    if number[17] != expected:
+    if number[17] != check_character(number[:17]):
         if number.endswith("000"):
             return IdCheck.invalid_checksum, (
                 "check character is wrong and the number ends in 000: "
@@ -90,6 +89,19 @@ def check_id(number: str, today: datetime.date) -> tuple[IdCheck, str]:
             )
         return IdCheck.invalid_checksum, "check character is wrong"
     return IdCheck.valid, ""
+
+
+def check_character(first17: str) -> str:
+    """The check character (``0``-``9`` or ``X``) for the first 17 digits of a number.
+
+    ``stdnum.cn.ric.calc_check_digit`` expects the whole number and ignores its last
+    character, hence the placeholder.
+
+    >>> check_character("51012119580314215"), check_character("51340119720505003")
+    ('0', 'X')
+    """
+    assert len(first17) == ID_LENGTH - 1
+    return calc_check_digit(first17 + "?")
 
 
 def id_key(number: str) -> int:
