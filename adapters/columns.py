@@ -10,8 +10,10 @@ first data row after the header.
 
 What the module refuses, naming the row: no header in the first ``PREAMBLE_ROWS_MAX``
 rows, a header missing a required column or naming a field twice, a data row with more
-non-empty cells than the header (usually an unquoted comma, as in ``1,234.50``), and any
-non-blank row after the totals row.
+cells than the header (usually an unquoted comma, as in ``1,234.50``, which would shift
+the amount ``1`` into place and the rest into later columns; spreadsheet exports are
+rectangular, so even blank extra cells are refused), and any non-blank row after the
+totals row.
 """
 
 from __future__ import annotations
@@ -138,7 +140,7 @@ class Table:
                 self._read_totals_row(cells, amount_position, row_number)
                 self._refuse_rows_after_totals()
                 return
-            if len(cells) > width and any(c.strip() for c in cells[width:]):
+            if len(cells) > width:
                 raise FileFormatError(
                     f"{self.name}: row {row_number} has more cells than the header "
                     f"({len(cells)} > {width}); is a value with a comma not quoted?"

@@ -92,19 +92,23 @@ def xlsx_rows(path: Path) -> Iterator[Row]:
     """
     import openpyxl  # imported here: CSV-only runs do not pay for it
 
-    try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as error:  # noqa: BLE001 - openpyxl raises many unrelated types
-        raise FileFormatError(f"{path.name}: not a readable XLSX workbook ({error.__class__.__name__})") from None
-    try:
-        for values in workbook.worksheets[0].iter_rows(values_only=True):
-            numeric = frozenset(
-                i for i, v in enumerate(values)
-                if isinstance(v, (int, float)) and not isinstance(v, bool)
-            )
-            yield Row([cell_text(v) for v in values], numeric or NO_NUMERIC_CELLS)
-    finally:
-        workbook.close()
+    # A stream rather than the path: openpyxl refuses paths not ending in .xlsx.
+    with open(path, "rb") as stream:
+        try:
+            workbook = openpyxl.load_workbook(stream, read_only=True, data_only=True)
+        except Exception as error:  # noqa: BLE001 - openpyxl raises many unrelated types
+            raise FileFormatError(
+                f"{path.name}: not a readable XLSX workbook ({error.__class__.__name__})"
+            ) from None
+        try:
+            for values in workbook.worksheets[0].iter_rows(values_only=True):
+                numeric = frozenset(
+                    i for i, v in enumerate(values)
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)
+                )
+                yield Row([cell_text(v) for v in values], numeric or NO_NUMERIC_CELLS)
+        finally:
+            workbook.close()
 
 
 def file_rows(path: Path, encoding: str | None = None) -> Iterator[Row]:

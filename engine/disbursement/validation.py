@@ -36,7 +36,7 @@ import msgspec
 
 from adapters.batch_file import BatchLine, BatchSource
 from adapters.columns import DeclaredTotals
-from engine.disbursement.amount import FEN_PER_YUAN, format_minor, parse_amount, parse_amount_minor
+from engine.disbursement.amount import FRACTION_DIGITS_MAX, format_minor, parse_amount, parse_amount_minor
 from engine.disbursement.bank_card import compact_pan
 from engine.disbursement.errors import AmountError, AmountFormatError, AmountPrecisionError, TotalsMismatchError
 from engine.disbursement.registry import CardholderRecord, CardStatus
@@ -237,7 +237,7 @@ class BatchValidator:
             exact sum of all line amounts, a declared amount is unreadable, or the
             accepted sum exceeds ``BATCH_SUM_MINOR_MAX``. The whole file is refused.
         """
-        lines_yuan = Decimal(self._all_minor) / FEN_PER_YUAN + self._sub_fen_yuan
+        lines_yuan = Decimal(self._all_minor).scaleb(-FRACTION_DIGITS_MAX) + self._sub_fen_yuan
         for totals in declared:
             if totals.count is not None and totals.count != self.lines_count:
                 raise TotalsMismatchError(
