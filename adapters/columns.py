@@ -32,6 +32,7 @@ PREAMBLE_ROWS_MAX = 10
 HEADER_MATCHES_MIN = 2
 
 TOTALS_ROW_LABELS = frozenset({"合计", "总计", "总合计", "total", "totals"})
+TOTALS_LABEL_CHARS_MAX = 12
 DECLARED_COUNT_KEYS = frozenset({"nboftxs", "笔数", "总笔数", "总人数", "合计笔数", "人数"})
 DECLARED_AMOUNT_KEYS = frozenset({"ctrlsum", "总金额", "合计金额", "金额合计", "总额"})
 TOTALS_COUNT_PATTERN = re.compile(r"^(?:共)?(\d{1,9})(?:人|笔|条|户|行)$|^共(\d{1,9})$")
@@ -97,7 +98,13 @@ class DeclaredTotals:
 
 
 def _is_blank(cells: list[str]) -> bool:
-    return not any(c.strip() for c in cells)
+    return not "".join(cells).strip()
+
+
+def _is_totals_label(cell: str) -> bool:
+    # Most first cells are sequence numbers or names; only short non-numeric ones need the
+    # (slower) header normalisation.
+    return len(cell) <= TOTALS_LABEL_CHARS_MAX and not cell.isdigit() and header_key(cell) in TOTALS_ROW_LABELS
 
 
 def _first_filled(cells: list[str]) -> str:
@@ -136,7 +143,7 @@ class Table:
         for row_number, (cells, numeric) in enumerate(self.rows, start=self._header_row + 1):
             if _is_blank(cells):
                 continue
-            if self.spec.amount_field and header_key(_first_filled(cells)) in TOTALS_ROW_LABELS:
+            if self.spec.amount_field and _is_totals_label(_first_filled(cells)):
                 self._read_totals_row(cells, amount_position, row_number)
                 self._refuse_rows_after_totals()
                 return

@@ -20,7 +20,7 @@ Checks, in the priority order of :class:`~engine.disbursement.results.LineResult
 13. ``already_paid_in_period``: the history lookup says this person was paid in the period.
 
 The content hash covers every line's normalised fields (identity number, name, card
-number, amount in fen or as written, item), so the same batch in UTF-8, GBK or XLSX has
+number, amount in fen or as written if unreadable, item), so the same batch in UTF-8, GBK or XLSX has
 the same hash; approval binds to it.
 """
 
@@ -160,57 +160,57 @@ class BatchValidator:
         """The outcome of the next line (lines must come in file order, each once)."""
         assert line.line == self.lines_count + 1, "lines must be checked once, in order"
         self.lines_count += 1
-        outcome = self._decide(line)
-        self._results[outcome.result] = self._results.get(outcome.result, 0) + 1
-        if outcome.result is LineResult.ok:
-            self.accepted_count += 1
-            self.accepted_minor += outcome.amount_minor
-            self._persons.add(id_key(outcome.id_number))
-        amount_text = format_minor(outcome.amount_minor) if outcome.amount_minor is not None else normalise_cell(line.amount)
-        self._hash.update(FIELD_SEPARATOR.join((
-            outcome.id_number, canonical_name(line.name), compact_pan(line.card_number),
-            amount_text, normalise_cell(line.item), LINE_SEPARATOR,
-        )).encode())
-        return outcome
-
-    def _decide(self, line: BatchLine) -> LineOutcome:
         id_number = normalise_id(line.id_number)
+        name_key = canonical_name(line.name)
+        pan = compact_pan(line.card_number)
         amount_minor, amount_result, amount_detail = self._amount(line.amount)
+        result, detail, cardholder = self._decide(line, id_number, name_key, pan,
+                                                  amount_minor, amount_result, amount_detail)
+        self._results[result] = self._results.get(result, 0) + 1
+        if result is LineResult.ok:
+            assert amount_minor is not None
+            self.accepted_count += 1
+            self.accepted_minor += amount_minor
+            self._persons.add(id_key(id_number))
+        amount_text = str(amount_minor) if amount_minor is not None else normalise_cell(line.amount)
+        self._hash.update(FIELD_SEPARATOR.join((
+            id_number, name_key, pan, amount_text, normalise_cell(line.item), LINE_SEPARATOR,
+        )).encode())
+        return LineOutcome(line, result, detail, id_number, amount_minor, cardholder)
 
-        def outcome(result: LineResult, detail: str = "", cardholder: CardholderRecord | None = None) -> LineOutcome:
-            return LineOutcome(line, result, detail, id_number, amount_minor, cardholder)
-
+    def _decide(self, line: BatchLine, id_number: str, name_key: str, pan: str, amount_minor: int | None,
+                amount_result: LineResult, amount_detail: str) -> tuple[LineResult, str, CardholderRecord | None]:
+        """(result, detail, registry record) of one line, checks in priority order."""
         if "id_number" in line.numeric_fields:
-            return outcome(LineResult.id_in_scientific_notation,
-                           "identity number is a numeric cell: Excel keeps 15 digits (format the column as text)")
+            return (LineResult.id_in_scientific_notation,
+                    "identity number is a numeric cell: Excel keeps 15 digits (format the column as text)", None)
         id_check, detail = check_id(id_number, self.context.today)
         if id_check is not IdCheck.valid:
-            return outcome(ID_CHECK_RESULTS[id_check], detail)
+            return ID_CHECK_RESULTS[id_check], detail, None
         cardholder = self.context.lookup_cardholder(id_number)
         if cardholder is None:
-            return outcome(LineResult.cardholder_not_found, "no registered cardholder has this identity number")
-        if canonical_name(line.name) != canonical_name(cardholder.name):
-            return outcome(LineResult.name_mismatch, "name differs from the registered name", cardholder)
+            return LineResult.cardholder_not_found, "no registered cardholder has this identity number", None
+        if name_key != cardholder.name and name_key != canonical_name(cardholder.name):
+            return LineResult.name_mismatch, "name differs from the registered name", cardholder
         if cardholder.status is not CardStatus.active:
-            return outcome(LineResult.card_not_active, f"card is {cardholder.status.value}", cardholder)
+            return LineResult.card_not_active, f"card is {cardholder.status.value}", cardholder
         if "card_number" in line.numeric_fields:
-            return outcome(LineResult.account_mismatch,
-                           "card number is a numeric cell: Excel keeps 15 digits (format the column as text)", cardholder)
-        if self.context.pan_token(compact_pan(line.card_number)) != cardholder.pan_token:
-            return outcome(LineResult.account_mismatch,
-                           f"card number is not the registered card (ending {cardholder.pan_last4})", cardholder)
+            return (LineResult.account_mismatch,
+                    "card number is a numeric cell: Excel keeps 15 digits (format the column as text)", cardholder)
+        if self.context.pan_token(pan) != cardholder.pan_token:
+            return (LineResult.account_mismatch,
+                    f"card number is not the registered card (ending {cardholder.pan_last4})", cardholder)
         if amount_result is not LineResult.ok:
-            return outcome(amount_result, amount_detail, cardholder)
+            return amount_result, amount_detail, cardholder
         assert amount_minor is not None and amount_minor > 0
         if amount_minor > self.context.per_person_max_minor:
-            return outcome(LineResult.amount_over_limit,
-                           f"more than the per-person maximum {format_minor(self.context.per_person_max_minor)}",
-                           cardholder)
+            return (LineResult.amount_over_limit,
+                    f"more than the per-person maximum {format_minor(self.context.per_person_max_minor)}", cardholder)
         if id_key(id_number) in self._persons:
-            return outcome(LineResult.duplicate_in_batch, "this person has an earlier accepted line", cardholder)
+            return LineResult.duplicate_in_batch, "this person has an earlier accepted line", cardholder
         if self.context.already_paid(id_number):
-            return outcome(LineResult.already_paid_in_period, "already paid by this programme in the period", cardholder)
-        return outcome(LineResult.ok, "", cardholder)
+            return LineResult.already_paid_in_period, "already paid by this programme in the period", cardholder
+        return LineResult.ok, "", cardholder
 
     def _amount(self, text: str) -> tuple[int | None, LineResult, str]:
         """Parse one amount, add it to the control sum; (fen or None, result, detail)."""
