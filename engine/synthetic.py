@@ -228,14 +228,25 @@ def _damaged_id(kind: LineResult, id_number: str) -> str:
     return id_number[:17] + altered
 
 
+def _recorded(people: Iterator[Person], drawn: list[Person] | None) -> Iterator[Person]:
+    for person in people:
+        if drawn is not None:
+            drawn.append(person)
+        yield person
+
+
 def batch_lines(population: Population, count: int, *, per_person_max_minor: int,
                 bad: Mapping[LineResult, int] | None = None,
                 amounts_minor: Sequence[int] = (10_000, 15_050, 30_000, 8_000),
-                item: str = "高龄津贴", stream: int = 1) -> Iterator[SyntheticLine]:
+                item: str = "高龄津贴", stream: int = 1,
+                drawn: list[Person] | None = None) -> Iterator[SyntheticLine]:
     """``count`` batch lines, ``bad[kind]`` of them made to fail with ``kind``, the rest good.
 
     Bad lines sit at seeded random positions after the first line. Every kind except
-    ``already_paid_in_period`` (which depends on payment history) can be made.
+    ``already_paid_in_period`` (which depends on payment history) can be made. When
+    ``drawn`` is given, every registered person the lines were drawn from (active or not)
+    is appended to it: written with :func:`write_cardholders_csv`, it is a registry that
+    covers the batch exactly (strangers, for ``cardholder_not_found``, are left out).
 
     Raises
     ------
@@ -253,7 +264,7 @@ def batch_lines(population: Population, count: int, *, per_person_max_minor: int
     rng = random.Random(population.seed * 7919 + stream)
     kinds = [k for k, n in sorted(bad.items()) for _ in range(n)]
     positions = dict(zip(rng.sample(range(1, count), len(kinds)), kinds)) if kinds else {}
-    people = population.people(10**12, stream=stream)
+    people = _recorded(population.people(10**12, stream=stream), drawn)
     inactive: list[Person] = []
     last_good: tuple[str, ...] | None = None
 

@@ -70,3 +70,12 @@ def test_xlsx_writer_with_numeric_ids(population, tmp_path):
     # Numbers ending in X stay text in Excel too; every other one is a damaged number cell.
     assert [("id_number" in line.numeric_fields) for line in lines] == [p.cells[2].isdigit() for p in planned]
     assert [line.amount for line in lines] == [p.cells[4].rstrip("0").rstrip(".") for p in planned]
+
+
+def test_drawn_people_form_a_registry_covering_the_batch(population, tmp_path):
+    drawn = []
+    bad = {LineResult.card_not_active: 3, LineResult.name_mismatch: 2, LineResult.cardholder_not_found: 2}
+    planned = list(batch_lines(population, 50, per_person_max_minor=50_000, bad=bad, drawn=drawn))
+    registry = {p.id_number for p in drawn}
+    for line in planned:
+        assert (line.cells[2] in registry) is (line.expected is not LineResult.cardholder_not_found)
