@@ -152,8 +152,10 @@ class BatchValidator:
     _all_minor: int = 0
     _sub_fen_yuan: Decimal = field(default_factory=Decimal)
     _unreadable_amounts: int = 0
-    _results: dict[LineResult, int] = field(default_factory=dict)
+    # Counts indexed by result number: a list, since hashing an IntEnum member runs Python code.
+    _results: list[int] = field(default_factory=lambda: [0] * len(LineResult))
     _persons: set[int] = field(default_factory=set)
+    _last_person: int = 0
     _hash: "hashlib._Hash" = field(default_factory=hashlib.sha256)
 
     def check(self, line: BatchLine) -> LineOutcome:
@@ -166,12 +168,12 @@ class BatchValidator:
         amount_minor, amount_result, amount_detail = self._amount(line.amount)
         result, detail, cardholder = self._decide(line, id_number, name_key, pan,
                                                   amount_minor, amount_result, amount_detail)
-        self._results[result] = self._results.get(result, 0) + 1
+        self._results[result] += 1
         if result is LineResult.ok:
             assert amount_minor is not None
             self.accepted_count += 1
             self.accepted_minor += amount_minor
-            self._persons.add(id_key(id_number))
+            self._persons.add(self._last_person)
         amount_text = str(amount_minor) if amount_minor is not None else normalise_cell(line.amount)
         self._hash.update(FIELD_SEPARATOR.join((
             id_number, name_key, pan, amount_text, normalise_cell(line.item), LINE_SEPARATOR,
@@ -206,7 +208,8 @@ class BatchValidator:
         if amount_minor > self.context.per_person_max_minor:
             return (LineResult.amount_over_limit,
                     f"more than the per-person maximum {format_minor(self.context.per_person_max_minor)}", cardholder)
-        if id_key(id_number) in self._persons:
+        self._last_person = id_key(id_number)
+        if self._last_person in self._persons:
             return LineResult.duplicate_in_batch, "this person has an earlier accepted line", cardholder
         if self.context.already_paid(id_number):
             return LineResult.already_paid_in_period, "already paid by this programme in the period", cardholder
@@ -263,7 +266,7 @@ class BatchValidator:
             lines_count=self.lines_count,
             accepted_count=self.accepted_count,
             accepted_minor=self.accepted_minor,
-            results={r.name: n for r, n in sorted(self._results.items())},
+            results={LineResult(r).name: n for r, n in enumerate(self._results) if n},
             content_sha256=self._hash.hexdigest(),
         )
 
