@@ -6,7 +6,7 @@ Columns (Chinese or English headers, any order; ``*`` required):
 | --- | --- |
 | ``sequence`` | 序号, no, seq |
 | ``name`` * | 姓名, 户名, name |
-| ``id_number`` * | 身份证号, 身份证号码, 公民身份号码, 社会保障号码, id_number, id |
+| ``id_number`` * | 身份证号, 身份证号码, 公民身份号码, 社会保障号码, id_number |
 | ``card_number`` * | 社会保障卡号, 社保卡号, 银行卡号, 卡号, 账号, card_number, account_number |
 | ``amount`` * | 金额, 金额（元）, 发放金额, amount |
 | ``item`` | 补贴项目, 项目, item |
@@ -37,7 +37,7 @@ BATCH_COLUMNS = ColumnSpec(
         "序号": "sequence", "no": "sequence", "seq": "sequence",
         "姓名": "name", "户名": "name", "name": "name",
         "身份证号": "id_number", "身份证号码": "id_number", "公民身份号码": "id_number",
-        "社会保障号码": "id_number", "id_number": "id_number", "id": "id_number",
+        "社会保障号码": "id_number", "id_number": "id_number",
         "社会保障卡号": "card_number", "社保卡号": "card_number", "银行卡号": "card_number",
         "卡号": "card_number", "账号": "card_number", "card_number": "card_number",
         "account_number": "card_number",

@@ -6,7 +6,7 @@ from stdnum.cn import ric
 
 from engine.disbursement.resident_id import IdCheck, check_id
 from engine.disbursement.results import LineResult
-from engine.synthetic import PROFILE_AGES, Population, Profile, batch_lines, write_batch_xlsx
+from engine.synthetic import PROFILE_AGES, Population, batch_lines, write_batch_xlsx
 
 TODAY = datetime.date(2026, 1, 1)
 

@@ -3,6 +3,6 @@
 Pure parts (no database): normalising and parsing line fields (:mod:`.text`,
 :mod:`.amount`, :mod:`.resident_id`, :mod:`.bank_card`), the per-line result codes
 (:mod:`.results`), line validation against a registry lookup (:mod:`.validation`),
-cardholder registry import rows (:mod:`.registry`) and the batch state table
-(:mod:`.lifecycle`). File formats are read by :mod:`adapters.batch_file`.
+cardholder registry import rows (:mod:`.registry`), the batch state table
+(:mod:`.lifecycle`) and the department's CSV result file (:mod:`.result_file`). File formats are read by :mod:`adapters.batch_file`.
 """
