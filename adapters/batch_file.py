@@ -78,8 +78,11 @@ class BatchLine(msgspec.Struct, frozen=True):
 class BatchSource(Protocol):
     """A batch file as lines plus the totals it declares (CSV, XLSX, pain.001).
 
-    ``lines()`` is iterated once; ``declared_totals()`` is complete only after it is exhausted
-    (a totals row comes last).
+    ``lines()`` is iterated once and numbers its lines 1, 2, 3, ... in file order (for
+    pain.001: the ``CdtTrfTxInf`` elements in document order, across ``PmtInf`` blocks);
+    ``declared_totals()`` is complete only after it is exhausted (a totals row comes last;
+    pain.001 gives ``GrpHdr/NbOfTxs`` and ``CtrlSum``, and each ``PmtInf``'s, as entries).
+    Malformed input raises an ``AdapterError`` naming the position.
     """
 
     name: str

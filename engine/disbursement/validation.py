@@ -19,6 +19,11 @@ Checks, in the priority order of :class:`~engine.disbursement.results.LineResult
     first good line is paid, later ones are flagged);
 13. ``already_paid_in_period``: the history lookup says this person was paid in the period.
 
+The lookups are called once per line that reaches them. A store reading from PostgreSQL
+prefetches instead: it takes the lines in chunks, fetches the chunk's cardholders and
+payment history in one query each into dicts, and passes ``dict.get``-based callables that
+read whichever chunk is current.
+
 The content hash covers every line's normalised fields (identity number, name, card
 number, amount in fen or as written if unreadable, item), so the same batch in UTF-8, GBK or XLSX has
 the same hash; approval binds to it.

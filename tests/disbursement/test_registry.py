@@ -82,3 +82,17 @@ def test_synthetic_cardholder_file_imports_cleanly_and_matches_the_registry(tmp_
     assert [r.result for r in rows] == [ImportResult.ok] * 500
     assert [(r.id_number, r.name, r.card_number, r.status, r.categories, r.bank_code) for r in rows] == [
         (p.id_number, p.name, p.card_number, p.status, p.categories, p.bank_code) for p in people]
+
+
+def test_cardholder_xlsx_with_numeric_cells(tmp_path, bins):
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["身份证号码", "姓名", "社会保障卡号", "状态", "类别"])
+    book.active.append(["510121195803142150", "张三", "6222026465816998396", "正常", "老年人"])
+    book.active.append([510112198711023688, "李四", "6214825837354017807", "正常", None])
+    book.active.append(["51340119720505003X", "王五", 6259083065450331, "正常", None])
+    book.save(tmp_path / "cardholders.xlsx")
+    rows = list(check_cardholder_rows(cardholder_lines(tmp_path / "cardholders.xlsx"), bins, TODAY))
+    assert [r.result for r in rows] == [ImportResult.ok, ImportResult.id_in_scientific_notation,
+                                        ImportResult.invalid_card_number]
