@@ -368,6 +368,29 @@ class GtfsFares:
 # -- file loaders ----------------------------------------------------------------------
 
 
+def stop_coordinates(folder: Path) -> dict[str, tuple[float, float]]:
+    """``stop_id`` -> (``stop_lat``, ``stop_lon``) from the feed's ``stops.txt`` (for the
+    impossible-travel alert, which needs only approximate distances).
+
+    Raises
+    ------
+    FareRulesError
+        A missing column or a coordinate that is not a number in range.
+    """
+    coordinates = {}
+    for row in read_rows(Path(folder) / "stops.txt", ("stop_id",)):
+        if row["stop_lat"] is None or row["stop_lon"] is None:
+            continue
+        try:
+            lat, lon = float(row.required("stop_lat")), float(row.required("stop_lon"))
+        except ValueError:
+            raise FareRulesError(f"{row.where('stop_lat')}: not a number") from None
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise FareRulesError(f"{row.where('stop_lat')}: ({lat}, {lon}) out of range")
+        coordinates[row.required("stop_id")] = (lat, lon)
+    return coordinates
+
+
 def _agency_timezone(folder: Path) -> ZoneInfo:
     rows = list(read_rows(folder / "agency.txt", ("agency_timezone",)))
     zones = {row.required("agency_timezone") for row in rows}
@@ -516,4 +539,4 @@ def _load_transfer_rules(folder: Path, leg_rules: tuple[LegRule, ...], products)
 
 
 __all__ = ["Calendar", "FareMedium", "FareProduct", "GtfsFares", "LegPrice", "LegRule", "RiderCategory",
-           "Timeframe"]
+           "Timeframe", "stop_coordinates"]
