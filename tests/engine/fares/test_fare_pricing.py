@@ -121,9 +121,9 @@ def test_applied_rules_and_totals(engine):
         (Rule.DISTANCE_FARE, 300), (Rule.CONCESSION, -150), (Rule.TRANSFER, -100)]
     assert last.applied[0].detail == "4649 m"   # 1.018 + 0.833 + 0.779 + 1.058 + 0.961 km
     assert (last.fare_minor, last.day_total_minor, last.daily_cap_minor, last.week_total_minor,
-            last.weekly_cap_minor) == (50, 250, 2000, 250, 8000)  # bus 100 + metro 50
+            last.weekly_cap_minor) == (50, 250, 2000, 250, 8000)  # adult bus 200 + student metro 50
     assert (last.rider_category_id, last.transit_date) == ("student", date(2026, 3, 2))
-    assert results[0].rider_category_id == "student"
+    assert results[0].rider_category_id == "adult"
 
 
 def test_cap_reports_the_cut(engine):
