@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from engine.fares.days import transit_date, week_start
-from engine.fares.errors import FareRulesError, UnpriceableError
+from engine.fares.errors import BadTapError, FareRulesError, UnpriceableError
 from engine.fares.money import AMOUNT_MINOR_MAX
 from engine.fares.networks import FareNetwork, GtfsFareNetwork, LegFare, Pairing
 from engine.fares.riders import RiderCategoryRule, RiderProfile, RiderRules
@@ -42,7 +42,13 @@ from engine.fares.state import CardFareState, OpenEntry, SubJourney
 from engine.fares.transfers import LegTimes, TransferRule, find_transfer_rule, leg_cost_after_transfer
 
 
-class TapOrderError(UnpriceableError):
+def _aware(moment: datetime, field: str) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise BadTapError(f"{field}: must carry a time zone (UTC)")
+    return moment
+
+
+class TapOrderError(BadTapError):
     """A tap older than the card's last priced tap: taps are priced in time order per card."""
 
 
@@ -187,12 +193,12 @@ class FareEngine:
         Raises
         ------
         UnpriceableError
-            Unknown network or station, a tap kind the network does not use (an entry
-            tap on a single-tap bus), or no fare rule for the leg.
+            Unknown network or station, or no fare rule for the leg.
+        BadTapError
+            A tap kind the network does not use (an entry tap on a single-tap bus), or
+            a naive ``tapped_at_utc``.
         TapOrderError
-            The tap is older than the card's last priced tap.
-        ValueError
-            ``tapped_at_utc`` is naive.
+            The tap is older than the card's last priced tap (a ``BadTapError``).
         """
         network = self.networks.get(tap.network_id)
         if network is None:
@@ -201,9 +207,9 @@ class FareEngine:
             raise UnpriceableError(f"station_id {tap.station_id!r}: not on network {tap.network_id!r}")
         single = network.pairing is Pairing.SINGLE
         if single != (tap.kind is TapKind.SINGLE):
-            raise UnpriceableError(f"kind {tap.kind.value!r}: network {tap.network_id!r} takes "
+            raise BadTapError(f"kind {tap.kind.value!r}: network {tap.network_id!r} takes "
                                    f"{'single' if single else 'entry and exit'} taps")
-        at = tap.tapped_at_utc
+        at = _aware(tap.tapped_at_utc, "tapped_at_utc")
         state = self._rolled(state, at)
         local = at.astimezone(self.timezone)
         base = self.riders.base_category(tap.rider, local.date())
@@ -253,6 +259,7 @@ class FareEngine:
         nothing changes and the fare is 0.
         """
         entry = state.open_entry
+        now_utc = _aware(now_utc, "now_utc")
         if entry is None or (now_utc - entry.entered_at_utc).total_seconds() <= self.journey_max_s:
             at = state.last_tapped_at_utc or now_utc
             return self._capped(self._rolled(state, at), 0, [], self._base(rider, at), at,

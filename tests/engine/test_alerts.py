@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import msgspec
 import pytest
 
-from engine.alerts import (RECENT_TAPS_MAX, AlertConfigError, AlertState, AlertThresholds, AlertType, CardUsage,
+from engine.alerts import (RECENT_TAPS_MAX, AlertError, AlertState, AlertThresholds, AlertType, CardUsage,
                            check_usage, distance_from, haversine_m)
 from engine.fares.config import packaged_config
 from engine.fares.stations import StationNetwork
@@ -86,9 +86,9 @@ def test_thresholds_from_toml(tmp_path):
     path.write_text("[alerts]\natc_jump_max = 20\nburst_window_s = 30\n", encoding="utf-8")
     assert AlertThresholds.load(path) == AlertThresholds(atc_jump_max=20, burst_window_s=30)
     path.write_text("[alerts]\natc_jump = 20\n", encoding="utf-8")
-    with pytest.raises(AlertConfigError, match="atc_jump"):
+    with pytest.raises(AlertError, match="atc_jump"):
         AlertThresholds.load(path)
-    with pytest.raises(AlertConfigError, match="burst_taps_max: must be positive"):
+    with pytest.raises(AlertError, match="burst_taps_max: must be positive"):
         AlertThresholds(burst_taps_max=0)
 
 

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from engine.fares.config import load_engine
-from engine.fares.errors import UnpriceableError
+from engine.fares.errors import BadTapError, UnpriceableError
 from engine.fares.gtfs import GtfsFares
 from engine.fares.networks import GtfsFareNetwork, Pairing
 from engine.fares.pricing import FareEngine, Rule, TapFacts, TapKind, TapOrderError
@@ -168,20 +168,22 @@ def test_age_is_taken_on_the_local_date():
 
 
 def test_entry_tap_on_a_bus_and_unknown_stations_are_refused(engine):
-    with pytest.raises(UnpriceableError, match="takes single taps"):
+    with pytest.raises(BadTapError, match="takes single taps"):
         engine.price_tap(CardFareState(), tap("entry", "bus:s", local(2, 10)))
-    with pytest.raises(UnpriceableError, match="takes entry and exit taps"):
+    with pytest.raises(BadTapError, match="takes entry and exit taps"):
         engine.price_tap(CardFareState(), tap("single", "sihe", local(2, 10)))
     with pytest.raises(UnpriceableError, match="'chunxilu'"):
         engine.price_tap(CardFareState(), tap("entry", "chunxilu", local(2, 10)))
     with pytest.raises(UnpriceableError, match="'subway'"):
         engine.price_tap(CardFareState(), tap("entry", "subway:x", local(2, 10)))
-    with pytest.raises(ValueError, match="time zone"):
+    with pytest.raises(BadTapError, match="time zone"):
         engine.price_tap(CardFareState(), tap("single", "bus:s", datetime(2026, 3, 2, 10)))
 
 
 def test_taps_out_of_order_are_refused(engine):
     state = engine.price_tap(CardFareState(), tap("single", "bus:s", local(2, 10))).state
+    with pytest.raises(BadTapError, match="time zone"):
+        engine.price_tap(state, tap("single", "bus:s", datetime(2026, 3, 2, 10)))
     with pytest.raises(TapOrderError, match="before the card's last tap"):
         engine.price_tap(state, tap("single", "bus:s", local(2, 9)))
 
