@@ -55,6 +55,8 @@ def load_engine(path: Path | None = None, *, shared_data: Path | None = None) ->
     path = Path(path) if path is not None else packaged_config()
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FareRulesError(f"{path}: file not found") from None
     except tomllib.TOMLDecodeError as error:
         raise FareRulesError(f"{path.name}: {error}") from None
     unknown = set(document) - TOP_KEYS

@@ -122,7 +122,10 @@ class RiderRules:
             text = resources.files("engine.fares").joinpath("data/rider_rules.toml").read_text(encoding="utf-8")
             name = "rider_rules.toml"
         else:
-            text, name = Path(path).read_text(encoding="utf-8"), Path(path).name
+            try:
+                text, name = Path(path).read_text(encoding="utf-8"), Path(path).name
+            except FileNotFoundError:
+                raise FareRulesError(f"{path}: file not found") from None
         try:
             document = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
