@@ -67,6 +67,11 @@ CASES = {
     "short ride": (ride("tianfuguangchang", "luomashi", local(2, 10)), [0, 200]),
     "exit at the entry station": (ride("tianfuguangchang", "tianfuguangchang", local(2, 10), minutes=5), [0, 200]),
     "exit without entry: maximum fare": ([tap("exit", "tianfuguangchang", local(2, 10))], [800]),
+    "entry twice at one gate within 2 min: no missing exit": (
+        [tap("entry", "sihe", local(2, 10)), tap("entry", "sihe", local(2, 10, 2)),
+         tap("exit", "luomashi", local(2, 10, 40))], [0, 0, 500]),  # 16.881 km
+    "entry twice at one gate after 2 min: missing exit": (
+        [tap("entry", "sihe", local(2, 10)), tap("entry", "sihe", local(2, 10, 3))], [0, 800]),
     "entry after entry: missing exit charged": (
         [tap("entry", "sihe", local(2, 10)), tap("entry", "gaoxin", local(2, 12)),
          tap("exit", "luomashi", local(2, 12, 40))], [0, 800, 400]),

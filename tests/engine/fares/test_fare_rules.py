@@ -83,6 +83,10 @@ def test_inexact_amounts_are_refused(text, message):
         to_minor(text, "CNY", "x")
 
 
+def test_decimal_sums_stay_exact():
+    assert sum(to_minor(text, "CNY", "x") for text in ("0.10", "0.20", "0.30")) == to_minor("0.60", "CNY", "x")
+
+
 def test_unknown_currency():
     with pytest.raises(FareRulesError, match="'XYZ'"):
         to_minor("1", "XYZ", "x")
