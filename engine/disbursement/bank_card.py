@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from stdnum import luhn
 
 from engine.disbursement.errors import CardNumberError
-from engine.disbursement.text import normalise_cell
+from engine.disbursement.text import normalise_after
 from engine.reference_data import reference_file
 
 BIN_FILE = "identity/cn_bank_bin/bin.csv"
@@ -45,7 +45,7 @@ def compact_pan(text: str) -> str:
     >>> compact_pan(" ６２２２ 0264-6581 6998 396 ")
     '6222026465816998396'
     """
-    return normalise_cell(text).replace(" ", "").replace("-", "")
+    return normalise_after(text, lambda cell: cell.replace(" ", "").replace("-", ""))
 
 
 class BinTable:

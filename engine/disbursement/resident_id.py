@@ -25,7 +25,7 @@ from enum import IntEnum
 
 from stdnum.cn.ric import calc_check_digit
 
-from engine.disbursement.text import normalise_cell
+from engine.disbursement.text import normalise_after
 
 ID_LENGTH = 18
 BIRTH_YEAR_MIN = 1900
@@ -49,7 +49,7 @@ def normalise_id(text: str) -> str:
     >>> normalise_id(" ５１０１２１１９５８０３１４２１５ｘ ")
     '51012119580314215X'
     """
-    return normalise_cell(text).upper()
+    return normalise_after(text, str.upper)
 
 
 def check_id(number: str, today: datetime.date) -> tuple[IdCheck, str]:

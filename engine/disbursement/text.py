@@ -26,6 +26,19 @@ def normalise_cell(text: str) -> str:
     return unicodedata.normalize("NFKC", text).strip()
 
 
+def normalise_after(text: str, change) -> str:
+    """``change`` applied to the normalised cell, then normalised again.
+
+    Removing separators or changing case can put a base letter next to a combining mark
+    (``U¯`` becomes ``U`` + U+0304, which NFKC composes) or whitespace at an end (``-\t5``);
+    normalising again keeps every normaliser idempotent.
+
+    >>> normalise_after("U\u00af", lambda s: s.replace(" ", ""))
+    'Ū'
+    """
+    return normalise_cell(change(normalise_cell(text)))
+
+
 def canonical_name(text: str) -> str:
     """A personal name reduced for comparison: NFKC, no whitespace, one kind of middle dot.
 
@@ -37,4 +50,4 @@ def canonical_name(text: str) -> str:
     >>> canonical_name("阿依古丽•买买提") == canonical_name("阿依古丽·买买提")
     True
     """
-    return "".join(normalise_cell(text).split()).translate(MIDDLE_DOTS)
+    return normalise_after(text, lambda cell: "".join(cell.split())).translate(MIDDLE_DOTS)
