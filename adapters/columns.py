@@ -150,7 +150,7 @@ class Table:
             if len(cells) > width:
                 raise FileFormatError(
                     f"{self.name}: row {row_number} has more cells than the header "
-                    f"({len(cells)} > {width}); is a value with a comma not quoted?"
+                    f"({len(cells)} > {width}): a value with an unquoted comma, or a value beside the table?"
                 )
             if len(cells) < needed:
                 cells = cells + [""] * (needed - len(cells))

@@ -82,6 +82,13 @@ def cell_text(value: object) -> str:
     return str(value)
 
 
+def _without_trailing_empty(values: tuple[object, ...]) -> tuple[object, ...]:
+    end = len(values)
+    while end and (values[end - 1] is None or values[end - 1] == ""):
+        end -= 1
+    return values[:end]
+
+
 def xlsx_rows(path: Path) -> Iterator[Row]:
     """Rows of the first worksheet of the XLSX file at ``path``.
 
@@ -102,6 +109,9 @@ def xlsx_rows(path: Path) -> Iterator[Row]:
             ) from None
         try:
             for values in workbook.worksheets[0].iter_rows(values_only=True):
+                # Empty cells after the last value carry nothing (a formatted but empty
+                # column); dropping them keeps the width check for CSV commas meaningful.
+                values = _without_trailing_empty(values)
                 numeric = frozenset(
                     i for i, v in enumerate(values)
                     if isinstance(v, (int, float)) and not isinstance(v, bool)

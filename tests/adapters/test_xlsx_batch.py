@@ -56,3 +56,12 @@ def test_broken_xlsx_is_refused(tmp_path):
     path.write_bytes(b"PK\x03\x04" + b"\x00" * 50)
     with pytest.raises(FileFormatError, match="not a readable XLSX"):
         list(TabularBatchFile(path).lines())
+
+
+def test_empty_cells_beyond_the_header_are_ignored_values_are_refused(tmp_path):
+    row = [1, "张三", "510121195803142150", "6222026465816998396", 300, "高龄津贴"]
+    path = workbook(tmp_path, [HEADER, row + [None, None, ""]])
+    assert [line.line for line in TabularBatchFile(path).lines()] == [1]
+    path = workbook(tmp_path, [HEADER, row + [None, "备注写在表外"]], name="note.xlsx")
+    with pytest.raises(FileFormatError, match="more cells than the header"):
+        list(TabularBatchFile(path).lines())
