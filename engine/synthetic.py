@@ -103,6 +103,14 @@ class Person(msgspec.Struct, frozen=True):
                                 self.card_number[-4:], self.bank_code, self.categories)
 
 
+def _years_before(day: datetime.date, years: int) -> datetime.date:
+    """The same day ``years`` earlier (28 February for a 29 February without a match)."""
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:
+        return day.replace(year=day.year - years, day=28)
+
+
 def _age(birth: datetime.date, on: datetime.date) -> int:
     return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
 
@@ -148,8 +156,8 @@ class Population:
     def id_number(self, rng: random.Random, profile: Profile) -> str:
         """A valid identity number of a person in ``profile``, drawn with ``rng``."""
         age_min, age_max = PROFILE_AGES[profile]
-        latest = self.today.replace(year=self.today.year - age_min) - datetime.timedelta(days=1)
-        earliest = self.today.replace(year=self.today.year - age_max - 1) + datetime.timedelta(days=1)
+        latest = _years_before(self.today, age_min) - datetime.timedelta(days=1)
+        earliest = _years_before(self.today, age_max + 1) + datetime.timedelta(days=1)
         birth = earliest + datetime.timedelta(days=rng.randrange((latest - earliest).days + 1))
         first17 = f"{rng.choice(self.counties)}{birth:%Y%m%d}{rng.randrange(1000):03d}"
         return first17 + check_character(first17)

@@ -79,3 +79,9 @@ def test_drawn_people_form_a_registry_covering_the_batch(population, tmp_path):
     registry = {p.id_number for p in drawn}
     for line in planned:
         assert (line.cells[2] in registry) is (line.expected is not LineResult.cardholder_not_found)
+
+
+def test_leap_day_reference_date(shared_data):
+    population = Population(seed=1, today=datetime.date(2028, 2, 29),
+                            environ={"ONECARD_REFERENCE_DATA": str(shared_data)})
+    assert len(list(population.people(50))) == 50
