@@ -36,7 +36,9 @@ def normalise_after(text: str, change) -> str:
     >>> normalise_after("U\u00af", lambda s: s.replace(" ", ""))
     'Ū'
     """
-    return normalise_cell(change(normalise_cell(text)))
+    cell = normalise_cell(text)
+    changed = change(cell)
+    return cell if changed == cell else normalise_cell(changed)
 
 
 def canonical_name(text: str) -> str:
