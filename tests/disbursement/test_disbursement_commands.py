@@ -1,0 +1,50 @@
+import csv
+import json
+
+from engine.cli import main
+
+
+def test_batch_check_lists_every_bad_line_and_writes_the_result_file(tmp_path, capsys):
+    batch, cardholders, result = tmp_path / "b.csv", tmp_path / "c.csv", tmp_path / "r.csv"
+    assert main(["synthetic", "batch", str(batch), "--lines", "30", "--encoding", "gbk", "--bad", "amount_precision=1",
+                 "--bad", "invalid_id_checksum=1", "--bad", "duplicate_in_batch=1", "--cardholders", str(cardholders)]) == 0
+    capsys.readouterr()
+    assert main(["batch", "check", str(batch), "--cardholders", str(cardholders), "--per-person-max", "500",
+                 "--result", str(result), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["lines"], report["accepted"]) == (30, 27)
+    assert sorted(r["reason"] for r in report["rejected"]) == ["amount_precision", "duplicate_in_batch",
+                                                                "invalid_id_checksum"]
+    with open(result, encoding="utf-8-sig", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [int(r["line"]) for r in rows] == list(range(1, 31))
+    assert {r["status"] for r in rows} == {"accepted", "rejected"}
+    assert {r["reason"] for r in rows if r["status"] == "rejected"} == {r["reason"] for r in report["rejected"]}
+
+
+def test_batch_check_refuses_a_file_whose_totals_do_not_match(tmp_path, capsys):
+    batch, cardholders = tmp_path / "b.csv", tmp_path / "c.csv"
+    main(["synthetic", "batch", str(batch), "--lines", "5", "--cardholders", str(cardholders)])
+    text = batch.read_text(encoding="utf-8").replace("合计,共5人", "合计,共6人")
+    batch.write_text(text, encoding="utf-8")
+    capsys.readouterr()
+    assert main(["batch", "check", str(batch), "--cardholders", str(cardholders), "--per-person-max", "500"]) == 1
+    assert "totals row declares 6 lines, the file has 5" in capsys.readouterr().err
+
+
+def test_cardholders_check_reports_rows_without_numbers(tmp_path, capsys):
+    path = tmp_path / "c.csv"
+    path.write_text("身份证号码,姓名,社会保障卡号,状态\n510121195803142151,张三,6222026465816998396,正常\n"
+                    "510121195803142150,张三,6222026465816998396,正常\n", encoding="utf-8")
+    # Bad rows are outcomes, not a failure of the command: exit 0.
+    assert main(["cardholders", "check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "2 rows: 1 ok, 1 rejected" in out and "line 1: invalid_id_checksum" in out
+    assert "510121195803142151" not in out and "6222026465816998396" not in out
+
+
+def test_unreadable_file_is_a_clear_refusal(tmp_path, capsys):
+    path = tmp_path / "c.csv"
+    path.write_bytes(b"\xff\xfe\xfd\x00")
+    assert main(["cardholders", "check", str(path)]) == 1
+    assert "not valid UTF-8" in capsys.readouterr().err
