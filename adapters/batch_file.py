@@ -115,10 +115,12 @@ class TabularBatchFile:
         self._table = Table(file_rows(self.path, encoding), BATCH_COLUMNS, self.name)
 
     def lines(self) -> Iterator[BatchLine]:
+        """The data lines, numbered from 1; iterate once (raises while iterating, see above)."""
         for line, values, numeric in self._table:
             yield BatchLine(line, *values, numeric_fields=numeric)
 
     def declared_totals(self) -> list[DeclaredTotals]:
+        """Header totals and the totals row, in file order (complete after :meth:`lines`)."""
         return list(self._table.declared)
 
     @property

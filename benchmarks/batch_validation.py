@@ -67,6 +67,7 @@ def _timed(label: str, lines: int, run) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark (see the module docstring); return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"{LINES_QUICK:,} lines instead of {LINES_FULL:,}")
     parser.add_argument("--lines", type=int, help="number of lines (overrides --quick)")
