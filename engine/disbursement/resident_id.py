@@ -20,6 +20,7 @@ Deliberate choices (see ``identity/cn_identity_numbers.md`` in the reference dat
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from enum import IntEnum
 
@@ -29,6 +30,7 @@ from engine.disbursement.text import normalise_after
 
 ID_LENGTH = 18
 BIRTH_YEAR_MIN = 1900
+BIRTH_DATES_CACHED_MAX = 65_536
 
 _FORMAT = re.compile(r"[0-9]{17}[0-9X]")
 _SCIENTIFIC = re.compile(r"[0-9](?:\.[0-9]+)?E\+?[0-9]{1,3}")
@@ -67,21 +69,13 @@ def check_id(number: str, today: datetime.date) -> tuple[IdCheck, str]:
     >>> check_id("510112203001012152", datetime.date(2026, 1, 1))
     (<IdCheck.invalid_format: 1>, 'birth date 2030-01-01 is in the future')
     """
-    if _SCIENTIFIC.fullmatch(number):
-        return IdCheck.scientific_notation, "number was converted to scientific notation (format the column as text)"
     if len(number) != ID_LENGTH or not _FORMAT.fullmatch(number):
-        if len(number) == 15 and number.isdigit():
-            return IdCheck.invalid_format, "15-digit legacy number; the 18-character number is required"
-        return IdCheck.invalid_format, f"must be 17 digits and a digit or X, got {len(number)} characters"
-    try:
-        birth = datetime.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
-    except ValueError:
-        return IdCheck.invalid_format, "birth date does not exist"
-    if birth > today:
-        return IdCheck.invalid_format, f"birth date {birth.isoformat()} is in the future"
-    if birth.year < BIRTH_YEAR_MIN:
-        return IdCheck.invalid_format, f"birth year {birth.year} is before {BIRTH_YEAR_MIN}"
-    if number[17] != check_character(number[:17]):
+        return _malformed(number)
+    birth_problem = _birth_date_problem(number[6:14], today)
+    if birth_problem:
+        return IdCheck.invalid_format, birth_problem
+    # calc_check_digit ignores the number's own last character.
+    if number[17] != calc_check_digit(number):
         if number.endswith("000"):
             return IdCheck.invalid_checksum, (
                 "check character is wrong and the number ends in 000: "
@@ -89,6 +83,30 @@ def check_id(number: str, today: datetime.date) -> tuple[IdCheck, str]:
             )
         return IdCheck.invalid_checksum, "check character is wrong"
     return IdCheck.valid, ""
+
+
+def _malformed(number: str) -> tuple[IdCheck, str]:
+    if _SCIENTIFIC.fullmatch(number):
+        return IdCheck.scientific_notation, "number was converted to scientific notation (format the column as text)"
+    if len(number) == 15 and number.isdigit():
+        return IdCheck.invalid_format, "15-digit legacy number; the 18-character number is required"
+    return IdCheck.invalid_format, f"must be 17 digits and a digit or X, got {len(number)} characters"
+
+
+# Birth dates repeat across a batch (tens of thousands of distinct days in a century), so
+# their checks are cached: parsing a date is a large part of checking a number.
+@functools.lru_cache(maxsize=BIRTH_DATES_CACHED_MAX)
+def _birth_date_problem(yyyymmdd: str, today: datetime.date) -> str:
+    """``""`` if the date exists and lies between ``BIRTH_YEAR_MIN`` and ``today``, else why not."""
+    try:
+        birth = datetime.date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:]))
+    except ValueError:
+        return "birth date does not exist"
+    if birth > today:
+        return f"birth date {birth.isoformat()} is in the future"
+    if birth.year < BIRTH_YEAR_MIN:
+        return f"birth year {birth.year} is before {BIRTH_YEAR_MIN}"
+    return ""
 
 
 def check_character(first17: str) -> str:
