@@ -78,6 +78,11 @@ def parse_amount_minor(text: str) -> int:
     ...
     engine.disbursement.errors.AmountPrecisionError: amount '12.345' has more than 2 decimals
     """
+    plain = _PLAIN.fullmatch(text)
+    if plain:
+        # The common case, "150.50": at most two decimals, no sign, marks or separators.
+        whole, fraction = plain.groups()
+        return int(whole) * FEN_PER_YUAN + (int(fraction.ljust(FRACTION_DIGITS_MAX, "0")) if fraction else 0)
     negative, whole, fraction = _parts(text)
     kept, extra = fraction[:FRACTION_DIGITS_MAX], fraction[FRACTION_DIGITS_MAX:]
     if extra.strip("0"):
