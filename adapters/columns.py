@@ -102,9 +102,8 @@ def _is_blank(cells: list[str]) -> bool:
 
 
 def _is_totals_label(cell: str) -> bool:
-    # Most first cells are sequence numbers or names; only short non-numeric ones need the
-    # (slower) header normalisation.
-    return len(cell) <= TOTALS_LABEL_CHARS_MAX and not cell.isdigit() and header_key(cell) in TOTALS_ROW_LABELS
+    # Only short cells need the (slower) header normalisation.
+    return len(cell) <= TOTALS_LABEL_CHARS_MAX and header_key(cell) in TOTALS_ROW_LABELS
 
 
 def _first_filled(cells: list[str]) -> str:
@@ -139,11 +138,13 @@ class Table:
             positions[self.spec.fields.index(self.spec.amount_field)]
             if self.spec.amount_field else None
         )
+        totals_possible = self.spec.amount_field is not None
         line = 0
         for row_number, (cells, numeric) in enumerate(self.rows, start=self._header_row + 1):
             if _is_blank(cells):
                 continue
-            if self.spec.amount_field and _is_totals_label(_first_filled(cells)):
+            # Most rows start with a sequence number, which is never a totals label.
+            if totals_possible and not cells[0].isdigit() and _is_totals_label(_first_filled(cells)):
                 self._read_totals_row(cells, amount_position, row_number)
                 self._refuse_rows_after_totals()
                 return
