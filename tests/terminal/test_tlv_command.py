@@ -1,5 +1,7 @@
 """``onecard tlv decode``: tree with names, JSON, and clean errors."""
 
+import json
+
 from engine.cli import main
 
 
@@ -14,11 +16,9 @@ def test_decode_prints_tree_with_tag_names(capsys):
     )
 
 
-def test_decode_json():
-    import subprocess, sys, json
-    out = subprocess.run([sys.executable, "-m", "engine.cli", "tlv", "decode", "--json", "77059F36020001"],
-                         capture_output=True, text=True, check=True).stdout
-    assert json.loads(out) == [{"tag": "77", "name": "Response Message Template Format 2", "length": 5,
+def test_decode_json(capsys):
+    assert main(["tlv", "decode", "--json", "77059F36020001"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"tag": "77", "name": "Response Message Template Format 2", "length": 5,
                                 "children": [{"tag": "9F36", "name": "Application Transaction Counter (ATC)",
                                               "length": 2, "value": "0001"}]}]
 
