@@ -154,18 +154,31 @@ def _terminal_elements(tap: Tap) -> dict[str, bytes]:
 
 
 def transaction_data(tap: Tap, session_key_derivation: str) -> bytes:
-    """The exact bytes the card MACed into ``tap.arqc``, for the card's scheme.
-
-    ``cdol1_data || AIP || ATC || part``, where ``part`` is the CVR (IAD bytes 3-6) for
-    ``none`` (Visa CVN 10) and ``pboc``, the 6-byte CVR (IAD bytes 2-7) for ``mastercard``,
-    and the whole IAD for ``emv_csk`` and ``common_r``.
+    """The exact bytes the card MACed into ``tap.arqc`` (see :func:`mac_input`).
 
     >>> tap = msgspec.json.decode(EXAMPLE_TAP_JSON, type=Tap)
     >>> transaction_data(tap, "none").hex().upper()[-24:]
     '112233445800000103A00000'
-
     """
-    iad = bytes.fromhex(tap.iad)
+    return mac_input(session_key_derivation, bytes.fromhex(tap.cdol1_data),
+                     bytes.fromhex(tap.aip), tap.atc.to_bytes(2, "big"), bytes.fromhex(tap.iad))
+
+
+def mac_input(session_key_derivation: str, cdol1_data: bytes, aip: bytes, atc: bytes,
+              iad: bytes) -> bytes:
+    """What a card of this session key method MACs for its application cryptogram.
+
+    ``cdol1_data || AIP (2 bytes) || ATC (2 bytes) || part``, where ``part`` is the CVR
+    (IAD bytes 3-6) for ``none`` (Visa CVN 10) and ``pboc``, the 6-byte CVR (IAD bytes
+    2-7) for ``mastercard``, and the whole IAD for ``emv_csk`` and ``common_r``; this
+    matches how the reference vectors (``../shared/data/emv``) were assembled.
+
+    Raises
+    ------
+    ValueError
+        An unknown method.
+    """
+    assert len(aip) == 2 and len(atc) == 2
     if session_key_derivation in ("none", "pboc"):
         part = iad[3:7]
     elif session_key_derivation == "mastercard":
@@ -174,8 +187,7 @@ def transaction_data(tap: Tap, session_key_derivation: str) -> bytes:
         part = iad
     else:
         raise ValueError(f"session_key_derivation: unknown method {session_key_derivation!r}")
-    return (bytes.fromhex(tap.cdol1_data) + bytes.fromhex(tap.aip) + tap.atc.to_bytes(2, "big")
-            + part)
+    return cdol1_data + aip + atc + part
 
 
 def tap_from_card(

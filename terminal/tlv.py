@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from terminal.emv_tags import tag_name  # noqa: F401 - re-exported for callers
+from terminal.emv_tags import tag_format, tag_name
 from terminal.errors import TlvError
 
 TAG_BYTES_MAX = 4
@@ -280,3 +280,27 @@ def format_tree(nodes: Iterable[Tlv], indent: int = 0) -> str:
         else:
             lines.append(f"{head} {node.value.hex().upper()}".rstrip())
     return "\n".join(lines)
+
+
+def build_dol(dol: Iterable[tuple[str, int]], values: dict[str, bytes]) -> bytes:
+    """The data for a DOL from the terminal's ``values`` (EMV 4.4 Book 3, 5.4).
+
+    A tag the terminal does not know is sent as zeros. A value of another length is fitted:
+    numeric (``n``) values keep their rightmost bytes or get leading zeros, compressed
+    numeric (``cn``) values get trailing ``FF``, others keep their leftmost bytes or get
+    trailing zeros.
+
+    >>> build_dol([("9F02", 6), ("9F37", 4), ("9F66", 2)], {"9F02": b"\\x02\\x00", "9F37": b"ABCDE"}).hex()
+    '000000000200414243440000'
+    """
+    parts: list[bytes] = []
+    for tag, length in dol:
+        value = values.get(tag, bytes(length))
+        kind = tag_format(tag)
+        if kind == "n":
+            value = value[-length:] if len(value) > length else value.rjust(length, b"\x00")
+        else:
+            pad = b"\xff" if kind == "cn" else b"\x00"
+            value = value[:length].ljust(length, pad)
+        parts.append(value if length else b"")
+    return b"".join(parts)
