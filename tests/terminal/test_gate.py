@@ -19,7 +19,7 @@ from terminal.tap import Tap
 KEY = b"k" * 32
 SALT = bytes(range(16))
 PAN = "6217000010012345677"
-DENIED_PAN = "6217000010000000008"
+DENIED_PAN = "6217000010000000003"
 
 
 class FakeEngine:
