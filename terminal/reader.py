@@ -245,6 +245,7 @@ class PcscReader:
         self._reader_name = reader_name
         self._card_wait_s = card_wait_s
         self._connection = None
+        self._service = None
 
     def __enter__(self) -> "PcscReader":
         from smartcard.CardRequest import CardRequest
@@ -257,11 +258,13 @@ class PcscReader:
             raise ReaderError(f"reader {reader}: no card presented within {self._card_wait_s} s") from None
         except CardConnectionException as error:
             raise ReaderError(f"reader {reader}: cannot connect to the card ({error})") from None
+        # Keep the card service: it disconnects the card when it is garbage collected.
+        self._service = service
         self._connection = service.connection
         return self
 
     def __exit__(self, *exc_info) -> None:
-        connection, self._connection = self._connection, None
+        connection, self._connection, self._service = self._connection, None, None
         if connection is not None:
             try:
                 connection.disconnect()
@@ -296,11 +299,11 @@ def pcsc_readers() -> list:
         pyscard is not installed or pcscd is not running.
     """
     try:
+        from smartcard.pcsc.PCSCExceptions import BaseSCardException
         from smartcard.System import readers
-        from smartcard.Exceptions import ListReadersException
     except ImportError:
         raise ReaderError("pyscard is not installed (pip install 'onecard[reader]')") from None
     try:
         return list(readers())
-    except ListReadersException as error:
+    except BaseSCardException as error:
         raise ReaderError(f"cannot list PC/SC readers; is pcscd running? ({error})") from None

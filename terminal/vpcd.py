@@ -54,6 +54,15 @@ _last_disconnect_s = 0.0
 _disconnect_lock = threading.Lock()
 
 
+def wait_until_card_gone() -> None:
+    """Sleep until pcscd has noticed the last card of this process leave the virtual reader
+    (``RECONNECT_DELAY_S`` after its link closed)."""
+    with _disconnect_lock:
+        wait_s = _last_disconnect_s + RECONNECT_DELAY_S - time.monotonic()
+    if wait_s > 0:
+        time.sleep(wait_s)
+
+
 class VpcdLink:
     """A context manager that inserts ``card`` into the virtual reader while it is open.
 
@@ -89,10 +98,7 @@ class VpcdLink:
             Nothing listens at the vpcd address (pcscd with vsmartcard-vpcd not running).
         """
         assert self._socket is None, "already connected"
-        with _disconnect_lock:
-            wait_s = _last_disconnect_s + RECONNECT_DELAY_S - time.monotonic()
-        if wait_s > 0:
-            time.sleep(wait_s)
+        wait_until_card_gone()
         try:
             sock = socket.create_connection(self._address, timeout=CONNECT_TIMEOUT_S)
         except OSError as error:
