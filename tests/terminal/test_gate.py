@@ -5,82 +5,23 @@ import sqlite3
 
 import msgspec
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
-from adapters.errors import SignatureError
 from adapters.signing import Verifier
 from terminal.card import Card
 from terminal.errors import GateError
-from terminal.gate import DenyList, GateClient, TapDecision, card_hash
+from terminal.gate import GateClient, TapDecision, card_hash
 from terminal.reader import read_tap
 from terminal.tap import Tap
 
-KEY = b"k" * 32
-SALT = bytes(range(16))
+from conftest import DENIED_PAN, KEY, SALT
+
 PAN = "6217000010012345677"
-DENIED_PAN = "6217000010000000003"
-
-
-class FakeEngine:
-    """Signed POST /v1/taps (one or a list, idempotent by tap_id) and GET /v1/deny-list."""
-
-    def __init__(self):
-        self.verifier = Verifier({"g1": KEY})
-        self.taps: dict[str, bytes] = {}
-        self.requests = 0
-        self.status_override: int | None = None
-        self.deny_list = DenyList(7, SALT.hex(), [card_hash(SALT, DENIED_PAN)])
-        self.app = web.Application()
-        self.app.router.add_post("/v1/taps", self.post_taps)
-        self.app.router.add_get("/v1/deny-list", self.get_deny_list)
-
-    async def _checked(self, request):
-        self.requests += 1
-        if self.status_override:
-            return web.Response(status=self.status_override)
-        body = await request.read()
-        try:
-            self.verifier.verify(request.method, request.path_qs, request.headers, body)
-        except SignatureError as error:
-            return web.Response(status=401, text=str(error))
-        return body
-
-    async def post_taps(self, request):
-        body = await self._checked(request)
-        if isinstance(body, web.Response):
-            return body
-        try:
-            taps = msgspec.json.decode(body, type=Tap | list[Tap])
-        except msgspec.ValidationError as error:
-            return web.Response(status=400, text=str(error))
-        many = isinstance(taps, list)
-        decisions = [self._decide(tap) for tap in (taps if many else [taps])]
-        return web.Response(body=msgspec.json.encode(decisions if many else decisions[0]),
-                            content_type="application/json")
-
-    def _decide(self, tap):
-        self.taps.setdefault(tap.tap_id, msgspec.json.encode(tap))
-        if card_hash(SALT, tap.pan) in self.deny_list.cards:
-            return TapDecision(tap.tap_id, "decline", "deny_list")
-        return TapDecision(tap.tap_id, "approve", amount=tap.amount)
-
-    async def get_deny_list(self, request):
-        body = await self._checked(request)
-        if isinstance(body, web.Response):
-            return body
-        return web.Response(body=msgspec.json.encode(self.deny_list), content_type="application/json")
 
 
 @pytest.fixture
-async def engine():
-    fake = FakeEngine()
-    server = TestServer(fake.app, host="127.0.0.1", port=0)
-    await server.start_server()
-    fake.url = str(server.make_url("")).rstrip("/")
-    fake.server = server
-    yield fake
-    await server.close()
+def engine(fake_engine):
+    fake_engine.add_gate("g1", KEY)
+    return fake_engine
 
 
 def _tap(number, pan=PAN):
