@@ -9,9 +9,6 @@ them: see ``.ci/run``).
 from __future__ import annotations
 
 import shutil
-import subprocess
-import time
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -20,48 +17,24 @@ from aiohttp.test_utils import TestServer
 
 from adapters.errors import SignatureError
 from adapters.signing import Verifier
+from terminal import vpcd
 from terminal.gate import DenyList, TapDecision, card_hash
 from terminal.tap import Tap
 
-VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
-READER_PREFIX = "Virtual PCD 00 00"
-START_WAIT_S = 10.0
 KEY = b"k" * 32
 SALT = bytes(range(16))
 DENIED_PAN = "6217000010000000003"
-
-
-def _virtual_reader_names() -> list[str]:
-    from terminal.errors import ReaderError
-    from terminal.reader import pcsc_readers
-
-    try:
-        return [str(reader) for reader in pcsc_readers() if str(reader).startswith(READER_PREFIX)]
-    except ReaderError:
-        return []
 
 
 @pytest.fixture(scope="session")
 def pcscd_virtual_reader():
     """The PC/SC name of the virtual reader, with pcscd running for the whole session."""
     pytest.importorskip("smartcard", reason="pyscard is not installed (pip install pyscard)")
-    pcscd = shutil.which("pcscd") or ("/usr/sbin/pcscd" if Path("/usr/sbin/pcscd").exists() else None)
-    if pcscd is None or not VPCD_DRIVER.exists():
+    pcscd = shutil.which("pcscd") or shutil.which("pcscd", path="/usr/sbin:/sbin")
+    if pcscd is None or not vpcd.VPCD_DRIVER.exists():
         pytest.skip("pcscd or vsmartcard-vpcd not installed (apt-get install pcscd vsmartcard-vpcd)")
-    names = _virtual_reader_names()
-    process = None
-    if not names:
-        process = subprocess.Popen([pcscd, "--foreground"], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + START_WAIT_S
-        while not names and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.1)
-            names = _virtual_reader_names()
-        if not names:
-            process.terminate()
-            process.wait()
-            pytest.fail(f"pcscd did not show the reader {READER_PREFIX!r} within {START_WAIT_S} s")
-    yield names[0]
+    process = vpcd.start_pcscd()
+    yield vpcd.virtual_reader_name()
     if process is not None:
         process.terminate()
         process.wait(timeout=10)
