@@ -106,7 +106,8 @@ class Card:
             raise ValueError("aip must be 2 bytes")
         self.aip = bytes(aip)
         self.iad = IAD_BY_KIND[kind] if iad is None else bytes(iad)
-        self._records = _records(pan, psn, expiry_yymmdd)
+        self._records = {key: _ok(record) for key, record in _records(pan, psn, expiry_yymmdd).items()}
+        self._responses = self._fixed_responses()
         self.reset()
 
     @classmethod
@@ -121,6 +122,20 @@ class Card:
     def __repr__(self) -> str:
         masked = self.pan[:6] + "*" * 6 + self.pan[-4:]
         return f"Card(scheme={self.scheme_name!r}, pan={masked!r}, psn={self.psn!r}, atc={self.atc})"
+
+    def _fixed_responses(self) -> dict[str, bytes]:
+        """The answers that never change, encoded once at personalisation."""
+        entry = tlv.template("61", tlv.primitive("4F", self.aid),
+                             tlv.primitive("50", self.label.encode()), tlv.primitive("87", b"\x01"))
+        ppse = tlv.template("6F", tlv.primitive("84", PPSE_NAME),
+                            tlv.template("A5", tlv.template("BF0C", entry)))
+        fields = [tlv.primitive("50", self.label.encode()), tlv.primitive("87", b"\x01")]
+        if self.pdol:
+            fields.append(tlv.primitive("9F38", self.pdol))
+        fields.append(tlv.primitive("5F2D", b"zhen"))
+        fci = tlv.template("6F", tlv.primitive("84", self.aid), tlv.template("A5", *fields))
+        gpo = tlv.template("77", tlv.primitive("82", self.aip), tlv.primitive("94", AFL))
+        return {"ppse": _ok(ppse), "fci": _ok(fci), "gpo": _ok(gpo)}
 
     def reset(self) -> None:
         """Power on or reset: no application selected, no transaction in progress."""
@@ -151,19 +166,11 @@ class Card:
         if command.p2 == 0x02:
             return _sw(0x6A82)  # one application only: there is no "next" occurrence
         if command.data == PPSE_NAME:
-            entry = tlv.template("61", tlv.primitive("4F", self.aid),
-                                 tlv.primitive("50", self.label.encode()),
-                                 tlv.primitive("87", b"\x01"))
-            proprietary = tlv.template("A5", tlv.template("BF0C", entry))
-            return _ok(tlv.template("6F", tlv.primitive("84", PPSE_NAME), proprietary))
+            return self._responses["ppse"]
         if command.data != self.aid:
             return _sw(0x6A82)
-        fields = [tlv.primitive("50", self.label.encode()), tlv.primitive("87", b"\x01")]
-        if self.pdol:
-            fields.append(tlv.primitive("9F38", self.pdol))
-        fields.append(tlv.primitive("5F2D", b"zhen"))
         self._selected = True
-        return _ok(tlv.template("6F", tlv.primitive("84", self.aid), tlv.template("A5", *fields)))
+        return self._responses["fci"]
 
     def _get_processing_options(self, command: Command) -> bytes:
         if not self._selected:
@@ -178,7 +185,7 @@ class Card:
             return _sw(0x6985)  # the counter is exhausted: the card is finished
         self.atc += 1
         self._in_transaction = True
-        return _ok(tlv.template("77", tlv.primitive("82", self.aip), tlv.primitive("94", AFL)))
+        return self._responses["gpo"]
 
     def _read_record(self, command: Command) -> bytes:
         if command.p2 & 0x07 != 0x04:
@@ -186,7 +193,7 @@ class Card:
         if not self._selected:
             return _sw(0x6985)
         record = self._records.get((command.p2 >> 3, command.p1))
-        return _ok(record) if record is not None else _sw(0x6A83)
+        return record if record is not None else _sw(0x6A83)
 
     def _generate_ac(self, command: Command) -> bytes:
         if not self._in_transaction:
