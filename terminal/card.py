@@ -149,15 +149,10 @@ class Card:
             return _sw(0x6700)
         if parsed.cla & 0xF0 not in (0x00, 0x80):
             return _sw(0x6E00)
-        handler = {
-            iso7816.INS_SELECT: self._select,
-            iso7816.INS_GET_PROCESSING_OPTIONS: self._get_processing_options,
-            iso7816.INS_READ_RECORD: self._read_record,
-            iso7816.INS_GENERATE_AC: self._generate_ac,
-        }.get(parsed.ins)
+        handler = _HANDLERS.get(parsed.ins)
         if handler is None:
             return _sw(0x6D00)
-        return handler(parsed)
+        return getattr(self, handler)(parsed)
 
     def _select(self, command: Command) -> bytes:
         if command.p1 != 0x04 or command.p2 not in (0x00, 0x02):
@@ -213,6 +208,14 @@ class Card:
             "77", tlv.primitive("9F27", bytes([cid])), tlv.primitive("9F36", atc),
             tlv.primitive("9F26", cryptogram), tlv.primitive("9F10", self.iad),
         ))
+
+
+_HANDLERS = {
+    iso7816.INS_SELECT: "_select",
+    iso7816.INS_GET_PROCESSING_OPTIONS: "_get_processing_options",
+    iso7816.INS_READ_RECORD: "_read_record",
+    iso7816.INS_GENERATE_AC: "_generate_ac",
+}
 
 
 def _records(pan: str, psn: str, expiry_yymmdd: str) -> dict[tuple[int, int], tlv.Tlv]:

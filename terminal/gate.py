@@ -10,7 +10,8 @@ What happens to a tap:
 - the engine answers 2xx: its decision is returned;
 - the engine is unreachable, times out or answers 5xx: the tap is written to the local
   queue (SQLite, ``synchronous=FULL``, so it survives a power cut) and the gate decides
-  offline: decline if the card is on the local deny list, else approve. :meth:`GateClient.flush`
+  offline: decline if the card is on the local deny list (reason ``offline_deny_list``),
+  else approve (reason ``offline``); see :func:`decided_offline`. :meth:`GateClient.flush`
   uploads queued taps later, oldest first, with their original ``tap_id``, so the engine
   charges each exactly once;
 - the engine answers 4xx: the request itself is wrong (bad signature, invalid tap);
@@ -42,8 +43,8 @@ TAP_TIMEOUT_S = 1.0
 DENY_LIST_TIMEOUT_S = 10.0
 UPLOAD_BATCH_MAX = 100
 DENY_LIST_ENTRIES_MAX = 10_000_000
-REASON_OFFLINE = "offline"
-REASON_DENY_LIST = "deny_list"
+REASON_OFFLINE = "offline"  # approved by the gate alone, queued for upload
+REASON_OFFLINE_DENY_LIST = "offline_deny_list"  # declined by the gate's deny list copy, queued
 
 assert 0 < TAP_TIMEOUT_S <= DENY_LIST_TIMEOUT_S and UPLOAD_BATCH_MAX >= 1
 
@@ -85,6 +86,11 @@ class DenyList(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     salt: Annotated[str, msgspec.Meta(pattern="^([0-9A-Fa-f]{2}){16,64}$")]
     cards: Annotated[list[Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]],
                      msgspec.Meta(max_length=DENY_LIST_ENTRIES_MAX)]
+
+
+def decided_offline(decision: TapDecision) -> bool:
+    """Whether the gate decided alone because the engine was unreachable (tap queued)."""
+    return decision.reason in (REASON_OFFLINE, REASON_OFFLINE_DENY_LIST)
 
 
 def card_hash(salt: bytes, pan: str) -> str:
@@ -204,7 +210,7 @@ class GateClient:
         except _Unreachable:
             self._enqueue(tap.tap_id, body)
             if self.is_denied(tap.pan):
-                return TapDecision(tap.tap_id, "decline", REASON_DENY_LIST)
+                return TapDecision(tap.tap_id, "decline", REASON_OFFLINE_DENY_LIST)
             return TapDecision(tap.tap_id, "approve", REASON_OFFLINE)
         if status >= 400:
             raise GateError(f"engine refused tap {tap.tap_id}: {status} {answer[:200].decode(errors='replace')}")

@@ -166,8 +166,7 @@ def _exchange(transmit: Transmit, apdu: bytes, name: str) -> bytes:
 
 
 def _select_application(transmit: Transmit) -> tuple[bytes, list[tlv.Tlv]]:
-    select = lambda name: iso7816.command(0x00, iso7816.INS_SELECT, 0x04, 0x00, name)  # noqa: E731
-    ppse = tlv.decode(_exchange(transmit, select(PPSE_NAME), "SELECT PPSE"))
+    ppse = tlv.decode(_exchange(transmit, _select(PPSE_NAME), "SELECT PPSE"))
     candidates = []
     for node in tlv.walk(ppse):
         if node.tag == "61":
@@ -180,11 +179,16 @@ def _select_application(transmit: Transmit) -> tuple[bytes, list[tlv.Tlv]]:
     last_error: CardStatusError | None = None
     for _, _, aid in sorted(candidates):
         try:
-            return aid, tlv.decode(_exchange(transmit, select(aid), f"SELECT {aid.hex().upper()}"))
+            return aid, tlv.decode(_exchange(transmit, _select(aid), f"SELECT {aid.hex().upper()}"))
         except CardStatusError as error:
             last_error = error
     assert last_error is not None
     raise last_error
+
+
+def _select(name: bytes) -> bytes:
+    """SELECT by DF name, first occurrence (ISO/IEC 7816-4 P1 = 04, P2 = 00)."""
+    return iso7816.command(0x00, iso7816.INS_SELECT, 0x04, 0x00, name)
 
 
 def _processing_options(nodes: list[tlv.Tlv]) -> tuple[bytes, bytes]:

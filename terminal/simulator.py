@@ -137,6 +137,7 @@ class Simulation:
         self.cards = [Card.issue(schemes[index % len(schemes)], self.issuer_master_keys[schemes[index % len(schemes)]],
                                  _pan(bin_prefix, seed, index), f"{index % 3:02d}")
                       for index in range(cards)]
+        self._cards_by_pan = {card.pan: card for card in self.cards}
         denied_count = max(1, round(cards * DENIED_SHARE)) if bad_share else 0
         self.denied_pans = frozenset(card.pan for card in self.cards[cards - denied_count:])
         self._riders = self.cards[:cards - denied_count]
@@ -154,7 +155,7 @@ class Simulation:
 
     def scheme_of(self, pan: str) -> str:
         """The scheme name of the simulated card ``pan``."""
-        return next(card.scheme_name for card in self.cards if card.pan == pan)
+        return self._cards_by_pan[pan].scheme_name
 
     def taps(self, count: int) -> Iterator[SimulatedTap]:
         """The next ``count`` taps, in local-time order."""
@@ -167,7 +168,7 @@ class Simulation:
             fault = self._random.choice((Fault.wrong_arqc, Fault.replayed_atc, Fault.deny_listed))
         if fault is Fault.deny_listed:
             pan = self._random.choice(sorted(self.denied_pans))
-            card = next(card for card in self.cards if card.pan == pan)
+            card = self._cards_by_pan[pan]
             return SimulatedTap(self._read(card, self._random.choice(self.gates)), fault)
         card = self._random.choice(self._riders)
         if fault is Fault.replayed_atc and card.atc >= 1:
@@ -211,10 +212,11 @@ class Simulation:
 async def send_taps(taps: Iterable[Tap], engine_url: str, gate_keys: dict[str, bytes],
                     queue_dir: Path, *, concurrency: int = CONCURRENCY_DEFAULT) -> Counter:
     """Send taps to the engine through one :class:`GateClient` per gate, up to
-    ``concurrency`` in flight; return a Counter of ``"decision/reason"`` strings.
+    ``concurrency`` in flight; return a Counter of outcomes: ``"approve"`` or
+    ``"decision/reason"`` (e.g. ``"decline/arqc_invalid"``).
 
     Taps the engine could not take are queued under ``queue_dir`` (one SQLite file per
-    gate) and counted as ``"approve/offline"`` or ``"decline/deny_list"``.
+    gate) and counted as ``"approve/offline"`` or ``"decline/offline_deny_list"``.
 
     Raises
     ------
@@ -234,7 +236,7 @@ async def send_taps(taps: Iterable[Tap], engine_url: str, gate_keys: dict[str, b
             await client.__aenter__()
         async with semaphore:
             decision = await client.submit(tap)
-        outcomes[f"{decision.decision}/{decision.reason}"] += 1
+        outcomes[f"{decision.decision}/{decision.reason}" if decision.reason else decision.decision] += 1
 
     try:
         pending: set[asyncio.Task] = set()

@@ -12,7 +12,7 @@ from pathlib import Path
 from engine.config import Config
 from engine.errors import UsageError
 from engine.output import add_command, emit
-from terminal.gate import TAP_TIMEOUT_S, GateClient
+from terminal.gate import TAP_TIMEOUT_S, GateClient, decided_offline
 from terminal.reader import CARD_WAIT_S, CURRENCY_CNY, PcscReader, pcsc_readers, read_tap
 
 GATE_KEY_ENV = "ONECARD_GATE_KEY"
@@ -58,7 +58,10 @@ def _tap(args: argparse.Namespace) -> int:
 
     async def send():
         async with GateClient(args.engine, args.gate_id, key, queue, timeout_s=args.timeout_s) as gate:
-            return await gate.submit(tap), gate.queued
+            decision = await gate.submit(tap)
+            if not decided_offline(decision) and gate.queued:
+                await gate.flush()  # the engine is back: upload what waited while it was not
+            return decision, gate.queued
 
     decision, queued = asyncio.run(send())
     text = f"{tap.tap_id} {decision.decision}" + (f" ({decision.reason})" if decision.reason else "")

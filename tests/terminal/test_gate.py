@@ -9,7 +9,7 @@ import pytest
 from adapters.signing import Verifier
 from terminal.card import Card
 from terminal.errors import GateError
-from terminal.gate import GateClient, TapDecision, card_hash
+from terminal.gate import GateClient, TapDecision, card_hash, decided_offline
 from terminal.reader import read_tap
 from terminal.tap import Tap
 
@@ -106,8 +106,11 @@ async def test_deny_list_is_fetched_kept_on_disk_and_used_offline(engine, tmp_pa
         assert gate.deny_list_version == 7
         with pytest.raises(GateError, match="deny list: engine unreachable"):
             await gate.refresh_deny_list()
-        assert (await gate.submit(_tap(9, pan=DENIED_PAN))).decision == "decline"
-        assert (await gate.submit(_tap(10))).decision == "approve"
+        declined = await gate.submit(_tap(9, pan=DENIED_PAN))
+        approved = await gate.submit(_tap(10))
+        assert (declined.decision, declined.reason) == ("decline", "offline_deny_list")
+        assert (approved.decision, approved.reason) == ("approve", "offline")
+        assert decided_offline(declined) and decided_offline(approved) and gate.queued == 2
     stored = sqlite3.connect(queue).execute("SELECT body FROM deny_list").fetchone()[0]
     assert DENIED_PAN.encode() not in stored and card_hash(SALT, DENIED_PAN).encode() in stored
 

@@ -103,6 +103,8 @@ def test_mac_input_layouts_per_session_key_method():
     assert mac_input("mastercard", b"D", b"AI", b"AT", iad) == b"DAIAT" + bytes.fromhex("A00003220000")
     assert mac_input("none", b"D", b"AI", b"AT", iad) == b"DAIAT" + iad[3:7]
     assert mac_input("emv_csk", b"D", b"AI", b"AT", iad) == b"DAIAT" + iad
+    with pytest.raises(ValueError, match="iad: 7 bytes, too short for the CVR at bytes 2-7"):
+        mac_input("mastercard", b"", b"AI", b"AT", bytes(7))
     with pytest.raises(ValueError, match="unknown method 'x'"):
         mac_input("x", b"", b"AI", b"AT", b"")
 

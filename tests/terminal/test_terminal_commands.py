@@ -37,6 +37,25 @@ async def test_reader_tap_sends_a_signed_tap(pcscd_virtual_reader, fake_engine, 
     assert list(fake_engine.taps) == [result["tap"]["tap_id"]]
 
 
+async def test_reader_tap_queues_while_the_engine_is_down_and_uploads_when_back(
+        pcscd_virtual_reader, fake_engine, tmp_path):
+    fake_engine.add_gate("G8", KEY)
+    env = {"ONECARD_HOME": str(tmp_path), "ONECARD_GATE_KEY": KEY.hex()}
+    arguments = ["reader", "tap", "--engine", fake_engine.url, "--reader", pcscd_virtual_reader,
+                 "--gate-id", "G8"]
+    card = Card.issue("emv-csk-3des", bytes(16), "6217000010012345677", "01")
+    fake_engine.status_override = 503
+    with VpcdLink(card):
+        code, out, err = await _cli(*arguments, env_extra=env)
+    assert (code, err) == (0, "") and out.endswith(" approve (offline); 1 tap(s) queued for upload\n")
+    assert fake_engine.taps == {}
+    fake_engine.status_override = None
+    with VpcdLink(card):
+        code, out, err = await _cli(*arguments, env_extra=env)
+    assert (code, err) == (0, "") and out.endswith(" approve\n")
+    assert [json.loads(body)["atc"] for body in fake_engine.taps.values()] == [2, 1]
+
+
 async def test_reader_tap_without_key_is_a_usage_error(fake_engine, tmp_path):
     code, out, err = await _cli("reader", "tap", "--engine", fake_engine.url,
                                 env_extra={"ONECARD_HOME": str(tmp_path), "ONECARD_GATE_KEY": ""})
