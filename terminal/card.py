@@ -106,6 +106,8 @@ class Card:
             raise ValueError("aip must be 2 bytes")
         self.aip = bytes(aip)
         self.iad = IAD_BY_KIND[kind] if iad is None else bytes(iad)
+        self._pdol_length = sum(length for _, length in tlv.decode_dol(pdol))
+        self._gpo_data_header = b"\x83" + tlv.encode_length(self._pdol_length)  # tag 83, Book 3 6.5.8
         self._records = {key: _ok(record) for key, record in _records(pan, psn, expiry_yymmdd).items()}
         self._responses = self._fixed_responses()
         self.reset()
@@ -170,11 +172,10 @@ class Card:
     def _get_processing_options(self, command: Command) -> bytes:
         if not self._selected:
             return _sw(0x6985)
-        pdol_length = sum(length for _, length in tlv.decode_dol(self.pdol))
-        expected = tlv.primitive("83", bytes(pdol_length)).encode()[:2]
         if command.p1 or command.p2:
             return _sw(0x6A86)
-        if command.data[:2] != expected or len(command.data) != 2 + pdol_length:
+        header = self._gpo_data_header
+        if not command.data.startswith(header) or len(command.data) != len(header) + self._pdol_length:
             return _sw(0x6700)
         if self.atc >= ATC_MAX:
             return _sw(0x6985)  # the counter is exhausted: the card is finished
