@@ -4,11 +4,15 @@ import datetime
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from hsm import scheme as schemes
 from terminal import tlv
 from terminal.card import Card
 from terminal.errors import CardStatusError, TapError
 from terminal.reader import read_card, read_tap, terminal_data
+from terminal.tap import transaction_data
 
 PAN = "6217000010012345677"
 WHEN = datetime.datetime(2026, 11, 30, 8, 15, 3, tzinfo=datetime.timezone(datetime.timedelta(hours=8)))
@@ -152,3 +156,20 @@ def test_aac_card_gives_tap_error():
 def test_amount_out_of_range_is_refused():
     with pytest.raises(TapError, match="amount: -1 outside"):
         terminal_data(-1, WHEN)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(sorted(schemes.SCHEMES)), st.integers(0, 999_999_999_999), st.binary(min_size=4, max_size=4),
+       st.dates(datetime.date(2000, 1, 1), datetime.date(2099, 12, 31)), st.integers(0, 65000))
+def test_any_transaction_gives_a_tap_whose_arqc_verifies(scheme_name, amount, un, day, atc):
+    imk = bytes(range(16))
+    card = Card.issue(scheme_name, imk, PAN, "01", atc=atc)
+    when = datetime.datetime.combine(day, datetime.time(12), WHEN.tzinfo)
+    tap = read_tap(card.transmit, amount=amount, tap_id="t", gate_id="g", station="s", direction="single",
+                   local_time=when, un=un)
+    assert (tap.amount, tap.un, tap.transaction_date, tap.atc) == (amount, un.hex().upper(), day, atc + 1)
+    scheme = schemes.SCHEMES[scheme_name]
+    session = schemes.session_key(scheme, schemes.icc_master_key(scheme, imk, PAN, "01"), tap.atc.to_bytes(2, "big"),
+                                  un=un if scheme.session_key_derivation == "mastercard" else b"")
+    assert schemes.verify_application_cryptogram(
+        scheme, session, transaction_data(tap, scheme.session_key_derivation), bytes.fromhex(tap.arqc))
