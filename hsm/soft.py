@@ -27,10 +27,10 @@ from hsm.errors import KeyExistsError, KeyNotFoundError, KeyStoreError, RefusedE
 from hsm.metadata import describe_key, key_size
 from hsm.metrics import ARQC_RESULTS, CARD_KEY_CACHE
 from hsm.scheme import (
-    SCHEMES,
     Scheme,
     generate_arpc,
     master_key_input,
+    scheme_named,
     session_key_input,
     verify_application_cryptogram,
 )
@@ -48,9 +48,12 @@ class _Key:
     def __init__(self, info: KeyInfo, versions: list[bytes]) -> None:
         self.info = info
         self.versions = versions
-        self.scheme: Scheme | None = SCHEMES.get(info.scheme or "") if info.key_type == "imk-ac" else None
-        if info.key_type == "imk-ac" and self.scheme is None:
-            raise KeyStoreError(f"key {info.label!r} names an unknown scheme")
+        self.scheme: Scheme | None = None
+        if info.key_type == "imk-ac":
+            try:
+                self.scheme = scheme_named(info.scheme or "")
+            except ValueError:
+                raise KeyStoreError(f"key {info.label!r} names an unknown scheme") from None
         self.encryptor = (
             Cipher(block_cipher(info.alg, versions[-1]), _ECB).encryptor() if self.scheme else None
         )
