@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
 from hsm.ciphers import KEY_SIZE, key_check_value
 from hsm.datakeys import DATA_KEY_SIZE, message_mac
 from hsm.errors import HsmValueError
@@ -51,6 +53,9 @@ def kcv_hex(key_type: str, alg: str, key: bytes) -> str:
     """The key check value of ``key`` (3 bytes, upper-case hex), see :class:`KeyInfo`."""
     if key_type == "imk-ac":
         return key_check_value(alg, key).hex().upper()
+    if key_type == "field-enc":
+        encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+        return encryptor.update(bytes(16))[:3].hex().upper()
     return message_mac(key, bytes(DATA_KEY_SIZE))[:3].hex().upper()
 
 
