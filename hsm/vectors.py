@@ -155,28 +155,40 @@ def arpc_inputs(expected: ArpcCase) -> dict[str, bytes | None]:
 
 
 def check_case(case: VectorCase, verifier: Verifier) -> list[str]:
-    """The failures of one case (empty when it passes); a ``ValueError`` of the engine on a
-    valid case is a failure, on an invalid case a refusal (a pass)."""
-    try:
-        return _failures(case, verifier)
-    except ValueError as error:
-        return [f"refused: {error}"] if case.expect == "valid" else []
+    """The failures of one case (empty when it passes).
 
-
-def _failures(case: VectorCase, verifier: Verifier) -> list[str]:
+    A ``ValueError`` of the engine is a failure of that step on a valid case ("refused:
+    ..."), and a pass for the verification of an invalid case.
+    """
     failures = []
     if case.expect == "valid":
-        failures += _intermediate_failures(case, verifier)
+        failures += _step("keys", lambda: _intermediate_failures(case, verifier))
     if case.kind == "arqc":
-        verified = verifier.verify(case)
-        if verified != (case.expect == "valid"):
+        try:
+            verified = verifier.verify(case)
+        except ValueError as error:
+            verified = None
+            if case.expect == "valid":
+                failures.append(f"ARQC refused: {error}")
+        if verified is not None and verified != (case.expect == "valid"):
             failures.append("ARQC verified" if verified else "ARQC did not verify")
     if case.expect == "valid":
         for index, expected in enumerate(case.arpc):
-            arpc = verifier.arpc(case, expected)
-            if arpc != from_hex("arpc_hex", expected.arpc_hex):
-                failures.append(f"arpc[{index}] (method {expected.method}) differs")
+            failures += _step(f"arpc[{index}]", lambda: _arpc_failures(case, verifier, index, expected))
     return failures
+
+
+def _step(name: str, run) -> list[str]:
+    try:
+        return run()
+    except ValueError as error:
+        return [f"{name} refused: {error}"]
+
+
+def _arpc_failures(case: VectorCase, verifier: Verifier, index: int, expected: ArpcCase) -> list[str]:
+    if verifier.arpc(case, expected) != from_hex("arpc_hex", expected.arpc_hex):
+        return [f"arpc[{index}] (method {expected.method}) differs"]
+    return []
 
 
 def _intermediate_failures(case: VectorCase, verifier: Verifier) -> list[str]:
