@@ -23,9 +23,7 @@ import argparse
 import asyncio
 import hmac
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,12 +33,11 @@ from pathlib import Path
 from hsm.scheme import SCHEMES, application_cryptogram, icc_master_key, session_key
 from hsm.service import ArqcRequest, ArqcResult
 from hsm.soft import SoftKeyService
+from hsm.softhsm import create_token, softhsm_available
 
 IMK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 SCHEME_NAME = "emv-csk-3des"
 BATCH_SIZE = 256
-SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
-TOKEN_PIN = "bench-4711"
 
 
 def _requests(label: str, cards: int, count: int, first_pan: int = 0) -> list[ArqcRequest]:
@@ -109,35 +106,25 @@ async def _soft(folder: Path, quick: bool) -> dict[str, float]:
     warm = _requests("imk", 1000, count)
     await _run_batches(service, warm[:1000])  # fill the cache
     warm_rate, batch_ms = await _run_batches(service, warm)
-    single_us = await _single_latencies_us(service, warm[: 2000])
+    single_us = await _single_latencies_us(service, warm[:2000])
     await service.close()
     print(f"soft cold:  {cold_rate:10.0f} verifications/s")
-    print(f"soft warm:  {warm_rate:10.0f} verifications/s  batch of {BATCH_SIZE} ms {_percentiles(batch_ms)}"
-          f"  single call us {_percentiles(single_us)}")
+    print(
+        f"soft warm:  {warm_rate:10.0f} verifications/s"
+        f"  batch of {BATCH_SIZE} ms {_percentiles(batch_ms)}"
+        f"  single call us {_percentiles(single_us)}"
+    )
     return {"soft_cold_per_s": cold_rate, "soft_per_s": warm_rate, "warm": warm}
-
-
-def _softhsm_env(folder: Path) -> dict[str, str] | None:
-    if shutil.which("softhsm2-util") is None or not Path(SOFTHSM_MODULE).exists():
-        return None
-    (folder / "tokens").mkdir()
-    config = folder / "softhsm2.conf"
-    config.write_text(f"directories.tokendir = {folder / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
-    os.environ["SOFTHSM2_CONF"] = str(config)
-    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "bench", "--so-pin", "so-" + TOKEN_PIN,
-                    "--pin", TOKEN_PIN], check=True, capture_output=True)
-    return {"ONECARD_HSM_BACKEND": "pkcs11", "ONECARD_PKCS11_MODULE": SOFTHSM_MODULE,
-            "ONECARD_PKCS11_TOKEN": "bench", "ONECARD_PKCS11_PIN": TOKEN_PIN}
 
 
 async def _pkcs11(folder: Path, quick: bool) -> dict[str, float]:
     from engine.config import Config
     from hsm.service import open_key_service
 
-    environ = _softhsm_env(folder)
-    if environ is None:
+    if not softhsm_available():
         print("pkcs11:     skipped (softhsm2 not installed)")
         return {"pkcs11_per_s": 0.0, "raw_per_s": 0.0}
+    environ = create_token(folder / "softhsm", "bench", "bench-4711")
     service = open_key_service(Config(home=folder, database_url=None), environ=environ)
     await service.import_key("imk", "imk-ac", "3des", IMK, SCHEME_NAME)
     count = 4000 if quick else 20_000
@@ -146,7 +133,10 @@ async def _pkcs11(folder: Path, quick: bool) -> dict[str, float]:
     rate, batch_ms = await _run_batches(service, requests)
     raw = await service._call(_raw_rate, service, requests)
     await service.close()
-    print(f"pkcs11:     {rate:10.0f} verifications/s  batch of {BATCH_SIZE} ms {_percentiles(batch_ms)}")
+    print(
+        f"pkcs11:     {rate:10.0f} verifications/s"
+        f"  batch of {BATCH_SIZE} ms {_percentiles(batch_ms)}"
+    )
     print(f"softhsm raw:{raw:10.0f} mechanism sequences/s (same calls, no service)")
     return {"pkcs11_per_s": rate, "raw_per_s": raw}
 
@@ -167,7 +157,9 @@ def _raw_rate(service, requests: list[ArqcRequest]) -> float:
         key = service._derive(cards[request.pan], "3DES", data, encrypt=True)
         left = service._derive(cards[request.pan], "3DES", data[:8] * 2, encrypt=True)
         blocks = pad(request.transaction_data, 8, 2)
-        chain = left.encrypt(blocks[:-8], mechanism=Mechanism.DES3_CBC, mechanism_param=bytes(8))[-8:]
+        chain = left.encrypt(blocks[:-8], mechanism=Mechanism.DES3_CBC, mechanism_param=bytes(8))[
+            -8:
+        ]
         key.encrypt(blocks[-8:], mechanism=Mechanism.DES3_CBC, mechanism_param=chain)
         key.destroy()
         left.destroy()
@@ -182,7 +174,10 @@ async def main_async(quick: bool) -> str:
         token = await _pkcs11(Path(folder), quick)
     ratio = soft["soft_per_s"] / pyemv_rate
     token_ratio = token["pkcs11_per_s"] / token["raw_per_s"] if token["raw_per_s"] else 0.0
-    print(f"soft warm / pyemv = {ratio:.2f} (target >= 3); pkcs11 / raw = {token_ratio:.2f} (target >= 0.5)")
+    print(
+        f"soft warm / pyemv = {ratio:.2f} (target >= 3); "
+        f"pkcs11 / raw = {token_ratio:.2f} (target >= 0.5)"
+    )
     return (
         f"soft_per_s={soft['soft_per_s']:.0f} pyemv_per_s={pyemv_rate:.0f} "
         f"pkcs11_per_s={token['pkcs11_per_s']:.0f} ratio={ratio:.2f} "
@@ -192,7 +187,9 @@ async def main_async(quick: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.arqc", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.arqc", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--quick", action="store_true", help="smaller run (< 1 minute)")
     args = parser.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):

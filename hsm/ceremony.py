@@ -20,8 +20,10 @@ def combine_components(
 
     >>> components = [bytes.fromhex("11" * 16), bytes.fromhex("1032547698BADCFEEFCDAB8967452301")]
     >>> key, lines = combine_components("3DES", components, [], bytes.fromhex("08D7B4"))
-    >>> key.hex().upper(), lines
-    ('0123456789ABCDEFFEDCBA9876543210', ['component 1 KCV 82E136', 'component 2 KCV 8A6416', 'key KCV 08D7B4'])
+    >>> key.hex().upper()
+    '0123456789ABCDEFFEDCBA9876543210'
+    >>> lines
+    ['component 1 KCV 82E136', 'component 2 KCV 8A6416', 'key KCV 08D7B4']
 
     Raises
     ------
@@ -29,15 +31,22 @@ def combine_components(
         Fewer than two components, a component's KCV or the key's KCV not as expected.
     """
     if not COMPONENTS_MIN <= len(components) <= COMPONENTS_MAX:
-        raise CeremonyError(f"give {COMPONENTS_MIN} to {COMPONENTS_MAX} components, got {len(components)}")
+        raise CeremonyError(
+            f"give {COMPONENTS_MIN} to {COMPONENTS_MAX} components, got {len(components)}"
+        )
     if component_kcvs and len(component_kcvs) != len(components):
-        raise CeremonyError(f"give one --component-kcv per component ({len(components)}), got {len(component_kcvs)}")
+        raise CeremonyError(
+            f"give one --component-kcv per component ({len(components)}), got {len(component_kcvs)}"
+        )
     lines, key = [], 0
     for index, component in enumerate(components, start=1):
         actual = key_check_value(alg, component)
         lines.append(f"component {index} KCV {actual.hex().upper()}")
         if component_kcvs and actual[: len(component_kcvs[index - 1])] != component_kcvs[index - 1]:
-            raise CeremonyError(f"component {index} KCV is {actual.hex().upper()}, expected {component_kcvs[index - 1].hex().upper()}")
+            raise CeremonyError(
+                f"component {index} KCV is {actual.hex().upper()}, "
+                f"expected {component_kcvs[index - 1].hex().upper()}"
+            )
         key ^= int.from_bytes(component, "big")
     combined = key.to_bytes(KEY_SIZE, "big")
     if combined in components:
@@ -45,5 +54,7 @@ def combine_components(
     actual = key_check_value(alg, combined)
     lines.append(f"key KCV {actual.hex().upper()}")
     if actual[: len(kcv)] != kcv or not kcv:
-        raise CeremonyError(f"key KCV is {actual.hex().upper()}, expected {kcv.hex().upper()}; nothing imported")
+        raise CeremonyError(
+            f"key KCV is {actual.hex().upper()}, expected {kcv.hex().upper()}; nothing imported"
+        )
     return combined, lines

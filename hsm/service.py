@@ -75,7 +75,8 @@ class ArqcRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def __repr__(self) -> str:
         # The PAN is personal data: only its last four digits are shown.
-        return f"ArqcRequest(key_label={self.key_label!r}, pan='…{self.pan[-4:]}', atc={self.atc.hex()})"
+        pan = f"…{self.pan[-4:]}"
+        return f"ArqcRequest(key_label={self.key_label!r}, pan={pan!r}, atc={self.atc.hex()})"
 
 
 class ArqcResult(IntEnum):

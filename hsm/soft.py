@@ -25,7 +25,7 @@ from hsm.ciphers import block_cipher
 from hsm.derivation import derived_key
 from hsm.errors import KeyExistsError, KeyNotFoundError, KeyStoreError, RefusedError
 from hsm.metadata import describe_key, key_size
-from hsm.metrics import ARQC_RESULTS, CARD_KEY_CACHE
+from hsm.metrics import ARQC_RESULTS
 from hsm.scheme import (
     Scheme,
     generate_arpc,
@@ -34,7 +34,16 @@ from hsm.scheme import (
     session_key_input,
     verify_application_cryptogram,
 )
-from hsm.service import ArqcRequest, ArqcResult, KeyInfo, KeyService, KeyType, check_batch, check_label, refuse_arpc
+from hsm.service import (
+    ArqcRequest,
+    ArqcResult,
+    KeyInfo,
+    KeyService,
+    KeyType,
+    check_batch,
+    check_label,
+    refuse_arpc,
+)
 
 CARD_KEYS_MAX = 65_536
 _ECB = modes.ECB()
@@ -59,7 +68,8 @@ class _Key:
         )
 
     def __repr__(self) -> str:
-        return f"_Key(label={self.info.label!r}, type={self.info.key_type}, versions={len(self.versions)})"
+        info = self.info
+        return f"_Key(label={info.label!r}, type={info.key_type}, versions={len(self.versions)})"
 
 
 class _CardKey:
@@ -86,11 +96,16 @@ class SoftKeyService(KeyService):
         self._keys: dict[str, _Key] = {}
         self._store_mtime_ns = -1
         self._card_keys: LruCache[tuple[str, str, str], _CardKey] = LruCache(card_keys_max)
-        self._result_counters = {result: ARQC_RESULTS.labels(self.backend, result.name) for result in ArqcResult}
+        self._result_counters = {
+            result: ARQC_RESULTS.labels(self.backend, result.name) for result in ArqcResult
+        }
         self._reload()
 
     def __repr__(self) -> str:
-        return f"SoftKeyService(folder={str(self._folder)!r}, keys={len(self._keys)}, card_keys={self._card_keys!r})"
+        folder = str(self._folder)
+        return (
+            f"SoftKeyService(folder={folder!r}, keys={len(self._keys)}, cache={self._card_keys!r})"
+        )
 
     @classmethod
     def init(cls, folder: Path) -> bool:
@@ -139,7 +154,9 @@ class SoftKeyService(KeyService):
         card = self._card_keys.get(cache_key)
         if card is None:
             scheme = imk.scheme
-            master_key = derived_key(scheme.alg, imk.encryptor.update(master_key_input(scheme, pan, psn)))
+            master_key = derived_key(
+                scheme.alg, imk.encryptor.update(master_key_input(scheme, pan, psn))
+            )
             card = _CardKey(scheme, master_key)
             self._card_keys.put(cache_key, card)
         return card
@@ -156,7 +173,9 @@ class SoftKeyService(KeyService):
     def _verify(self, request: ArqcRequest) -> ArqcResult:
         try:
             scheme, _, session_key = self._ac_keys(request)
-            verified = verify_application_cryptogram(scheme, session_key, request.transaction_data, request.arqc)
+            verified = verify_application_cryptogram(
+                scheme, session_key, request.transaction_data, request.arqc
+            )
         except KeyNotFoundError:
             return ArqcResult.key_not_found
         except (ValueError, TypeError, AttributeError):
@@ -184,7 +203,12 @@ class SoftKeyService(KeyService):
         scheme, master_key, session_key = self._ac_keys(request)
         chosen = session_key if key == "session_key" else master_key
         return generate_arpc(
-            scheme, chosen, request.arqc, method, arc=arc, csu=csu,
+            scheme,
+            chosen,
+            request.arqc,
+            method,
+            arc=arc,
+            csu=csu,
             proprietary_auth_data=proprietary_auth_data,
         )
 
@@ -196,15 +220,21 @@ class SoftKeyService(KeyService):
     async def tokenize_pan(self, pan: str, label: str = "pan-token") -> str:
         return datakeys.pan_token(self._key(label, "pan-token").versions[-1], pan)
 
-    async def encrypt_field(self, plaintext: bytes, associated_data: bytes, label: str = "field-enc") -> bytes:
+    async def encrypt_field(
+        self, plaintext: bytes, associated_data: bytes, label: str = "field-enc"
+    ) -> bytes:
         key = self._key(label, "field-enc")
         return datakeys.seal_field(key.versions[-1], len(key.versions), plaintext, associated_data)
 
-    async def decrypt_field(self, sealed: bytes, associated_data: bytes, label: str = "field-enc") -> bytes:
+    async def decrypt_field(
+        self, sealed: bytes, associated_data: bytes, label: str = "field-enc"
+    ) -> bytes:
         key = self._key(label, "field-enc")
         version = datakeys.field_version(sealed)
         if not 0 < version <= len(key.versions):
-            raise RefusedError(f"sealed field names key version {version}, which {label!r} does not have")
+            raise RefusedError(
+                f"sealed field names key version {version}, which {label!r} does not have"
+            )
         plaintext = datakeys.open_field(key.versions[version - 1], sealed, associated_data)
         if plaintext is None:
             raise RefusedError("sealed field or its associated data was altered")
@@ -214,7 +244,9 @@ class SoftKeyService(KeyService):
 
     def _store(self, info: KeyInfo, versions: list[bytes]) -> KeyInfo:
         stored = [s for s in keystore.read_store(self._folder) if s.info.label != info.label]
-        wrapped = [keystore.wrap(self._master_key, info, n, key) for n, key in enumerate(versions, start=1)]
+        wrapped = [
+            keystore.wrap(self._master_key, info, n, key) for n, key in enumerate(versions, start=1)
+        ]
         stored.append(keystore.StoredKey(info=info, wrapped=wrapped))
         keystore.write_store(self._folder, sorted(stored, key=lambda s: s.info.label))
         self._reload()
@@ -225,7 +257,9 @@ class SoftKeyService(KeyService):
         if check_label(label) in self._keys:
             raise KeyExistsError(f"a key labelled {label!r} already exists")
 
-    async def import_key(self, label: str, key_type: KeyType, alg: str, key: bytes, scheme: str | None = None) -> KeyInfo:
+    async def import_key(
+        self, label: str, key_type: KeyType, alg: str, key: bytes, scheme: str | None = None
+    ) -> KeyInfo:
         info = describe_key(label, key_type, alg, key, scheme)
         self._refuse_taken(label)
         return self._store(info, [bytes(key)])
@@ -248,9 +282,13 @@ class SoftKeyService(KeyService):
         if current is None:
             raise KeyNotFoundError(f"no key labelled {label!r}")
         if current.info.key_type in ("imk-ac", "pan-token"):
-            raise RefusedError(f"{current.info.key_type} keys do not rotate (import a new label instead)")
+            raise RefusedError(
+                f"{current.info.key_type} keys do not rotate (import a new label instead)"
+            )
         key = os.urandom(key_size(current.info.key_type))
-        info = describe_key(label, current.info.key_type, "", key, None, version=len(current.versions) + 1)
+        info = describe_key(
+            label, current.info.key_type, "", key, None, version=len(current.versions) + 1
+        )
         return self._store(info, current.versions + [key])
 
     async def close(self) -> None:

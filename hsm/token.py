@@ -42,19 +42,27 @@ import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.exceptions import PKCS11Error
 
+from hsm.arpc import ARC_SIZE, ARPC_1_SIZE, ARPC_2_SIZE, CSU_SIZE, PROPRIETARY_AUTH_DATA_SIZE_MAX
 from hsm.cache import LruCache
-from hsm.cryptogram import CRYPTOGRAM_SIZE, cryptograms_equal, TRANSACTION_DATA_SIZE_MAX
+from hsm.cryptogram import CRYPTOGRAM_SIZE, TRANSACTION_DATA_SIZE_MAX, cryptograms_equal
 from hsm.datakeys import FIELD_FORMAT, FIELD_HEADER_SIZE, NONCE_SIZE, TOKEN_SIZE, field_version
 from hsm.errors import KeyExistsError, KeyNotFoundError, RefusedError, TokenError, UnsupportedError
 from hsm.inputs import require_length, require_pan
 from hsm.mac import pad
 from hsm.metadata import describe_key, key_size, utc_now
 from hsm.metrics import ARQC_RESULTS
-from hsm.arpc import ARC_SIZE, ARPC_1_SIZE, ARPC_2_SIZE, CSU_SIZE, PROPRIETARY_AUTH_DATA_SIZE_MAX
 from hsm.scheme import Scheme, master_key_input, scheme_named, session_key_input
-from hsm.service import DATA_KEY_ALGS, ArqcRequest, ArqcResult, KeyInfo, KeyService
+from hsm.service import (
+    DATA_KEY_ALGS,
+    ArqcRequest,
+    ArqcResult,
+    KeyInfo,
+    KeyService,
+    check_batch,
+    check_label,
+    refuse_arpc,
+)
 from hsm.service import KeyType as ServiceKeyType
-from hsm.service import check_batch, check_label, refuse_arpc
 
 CARD_KEYS_MAX = 4096
 _INFO_DECODER = msgspec.json.Decoder(KeyInfo)
@@ -69,7 +77,9 @@ def _string_data(data: bytes) -> tuple[bytes, ctypes.Array]:
     return struct.pack("PL", ctypes.addressof(buffer), len(data)), buffer
 
 
-def _secret_template(key_type: KeyType, *, derive=False, encrypt=False, decrypt=False, sign=False, token=False) -> dict:
+def _secret_template(
+    key_type: KeyType, *, derive=False, encrypt=False, decrypt=False, sign=False, token=False
+) -> dict:
     # Every capability is spelled out so no library default can add one; the value is
     # never readable (SENSITIVE) and never leaves wrapped (EXTRACTABLE false).
     return {
@@ -92,7 +102,10 @@ def _secret_template(key_type: KeyType, *, derive=False, encrypt=False, decrypt=
 
 
 _TOKEN_KEY_TYPES = {"3DES": KeyType.DES2, "AES-128": KeyType.AES}
-_DERIVE_MECHANISMS = {"3DES": Mechanism.DES3_ECB_ENCRYPT_DATA, "AES-128": Mechanism.AES_ECB_ENCRYPT_DATA}
+_DERIVE_MECHANISMS = {
+    "3DES": Mechanism.DES3_ECB_ENCRYPT_DATA,
+    "AES-128": Mechanism.AES_ECB_ENCRYPT_DATA,
+}
 
 
 def _require_token_alg(alg: str, label: str) -> KeyType:
@@ -144,14 +157,20 @@ class TokenKeyService(KeyService):
         self._session = session
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pkcs11")
         self._imks: dict[str, _Imk] = {}
-        self._card_keys: LruCache[tuple[str, str, str], _CardKeys] = LruCache(card_keys_max, _CardKeys.destroy)
-        self._result_counters = {result: ARQC_RESULTS.labels(self.backend, result.name) for result in ArqcResult}
+        self._card_keys: LruCache[tuple[str, str, str], _CardKeys] = LruCache(
+            card_keys_max, _CardKeys.destroy
+        )
+        self._result_counters = {
+            result: ARQC_RESULTS.labels(self.backend, result.name) for result in ArqcResult
+        }
 
     def __repr__(self) -> str:
         return f"TokenKeyService(imks={len(self._imks)}, card_keys={self._card_keys!r})"
 
     @classmethod
-    def open(cls, module: str, token_label: str, pin: str, card_keys_max: int = CARD_KEYS_MAX) -> "TokenKeyService":
+    def open(
+        cls, module: str, token_label: str, pin: str, card_keys_max: int = CARD_KEYS_MAX
+    ) -> "TokenKeyService":
         """Log in to the token labelled ``token_label`` through the PKCS#11 ``module``.
 
         Raises
@@ -164,7 +183,9 @@ class TokenKeyService(KeyService):
             token = pkcs11.lib(module).get_token(token_label=token_label)
             session = token.open(user_pin=pin, rw=True)
         except (PKCS11Error, RuntimeError, OSError) as error:
-            raise TokenError(f"cannot open PKCS#11 token {token_label!r} via {module}: {type(error).__name__}") from None
+            raise TokenError(
+                f"cannot open PKCS#11 token {token_label!r} via {module}: {type(error).__name__}"
+            ) from None
         return cls(session, card_keys_max)
 
     async def _call(self, function, *args):
@@ -211,7 +232,11 @@ class TokenKeyService(KeyService):
             parameter = data  # python-pkcs11 packs CKM_AES_ECB_ENCRYPT_DATA itself
             template[Attribute.VALUE_LEN] = 16  # DES keys have a fixed length; AES keys must say
         key = parent.derive_key(
-            key_type, 128, mechanism=_DERIVE_MECHANISMS[alg], mechanism_param=parameter, template=template
+            key_type,
+            128,
+            mechanism=_DERIVE_MECHANISMS[alg],
+            mechanism_param=parameter,
+            template=template,
         )
         del buffer
         return key
@@ -222,7 +247,9 @@ class TokenKeyService(KeyService):
         if card is None:
             alg = imk.scheme.alg
             data = master_key_input(imk.scheme, pan, psn)
-            master_key = self._derive(imk.key, alg, data, derive=True, encrypt=True, sign=alg != "3DES")
+            master_key = self._derive(
+                imk.key, alg, data, derive=True, encrypt=True, sign=alg != "3DES"
+            )
             left = None
             if imk.scheme.session_key_derivation == "none" and alg == "3DES":
                 left = self._derive(imk.key, alg, data[:_DES_BLOCK] * 2, encrypt=True)
@@ -230,12 +257,19 @@ class TokenKeyService(KeyService):
             self._card_keys.put(cache_key, card)
         return card
 
-    def _ac_keys(self, imk: _Imk, card: _CardKeys, request: ArqcRequest, which: str = "session_key"):
+    def _ac_keys(
+        self, imk: _Imk, card: _CardKeys, request: ArqcRequest, which: str = "session_key"
+    ):
         """(key, its KL || KL for 3DES or None, temporary keys to destroy)."""
         data = session_key_input(imk.scheme, request.atc, request.un, request.r)
         if data is None or which == "icc_master_key":
             if imk.scheme.alg == "3DES" and card.left is None:
-                left = self._derive(imk.key, "3DES", master_key_input(imk.scheme, request.pan, request.psn)[:8] * 2, encrypt=True)
+                left = self._derive(
+                    imk.key,
+                    "3DES",
+                    master_key_input(imk.scheme, request.pan, request.psn)[:8] * 2,
+                    encrypt=True,
+                )
                 return card.master_key, left, [left]
             return card.master_key, card.left, []
         alg = imk.scheme.alg
@@ -252,8 +286,12 @@ class TokenKeyService(KeyService):
         blocks = pad(data, _DES_BLOCK, padding)
         chain = bytes(_DES_BLOCK)
         if len(blocks) > _DES_BLOCK:
-            chain = left.encrypt(blocks[:-_DES_BLOCK], mechanism=Mechanism.DES3_CBC, mechanism_param=chain)[-_DES_BLOCK:]
-        return key.encrypt(blocks[-_DES_BLOCK:], mechanism=Mechanism.DES3_CBC, mechanism_param=chain)
+            chain = left.encrypt(
+                blocks[:-_DES_BLOCK], mechanism=Mechanism.DES3_CBC, mechanism_param=chain
+            )[-_DES_BLOCK:]
+        return key.encrypt(
+            blocks[-_DES_BLOCK:], mechanism=Mechanism.DES3_CBC, mechanism_param=chain
+        )
 
     def _verify(self, request: ArqcRequest) -> ArqcResult:
         try:
@@ -298,7 +336,11 @@ class TokenKeyService(KeyService):
             if csu is None:
                 raise ValueError("csu is required for ARPC method 2")
             require_length("csu", csu, CSU_SIZE)
-            require_length("proprietary_auth_data", proprietary_auth_data, *range(PROPRIETARY_AUTH_DATA_SIZE_MAX + 1))
+            require_length(
+                "proprietary_auth_data",
+                proprietary_auth_data,
+                *range(PROPRIETARY_AUTH_DATA_SIZE_MAX + 1),
+            )
         else:
             raise ValueError(f"ARPC method must be 1 or 2, got {method!r}")
         card = self._card(imk, request.pan, request.psn)
@@ -306,10 +348,14 @@ class TokenKeyService(KeyService):
         alg = imk.scheme.alg
         try:
             if method == 1:
-                block = (int.from_bytes(request.arqc, "big") ^ int.from_bytes(arc + bytes(6), "big")).to_bytes(8, "big")
+                block = (
+                    int.from_bytes(request.arqc, "big") ^ int.from_bytes(arc + bytes(6), "big")
+                ).to_bytes(8, "big")
                 block_size = _DES_BLOCK if alg == "3DES" else 16
                 mechanism = Mechanism.DES3_ECB if alg == "3DES" else Mechanism.AES_ECB
-                return key.encrypt(block.ljust(block_size, b"\0"), mechanism=mechanism)[:ARPC_1_SIZE]
+                return key.encrypt(block.ljust(block_size, b"\0"), mechanism=mechanism)[
+                    :ARPC_1_SIZE
+                ]
             data = request.arqc + csu + proprietary_auth_data
             return self._mac(alg, key, left, data, 2)[:ARPC_2_SIZE]
         finally:
@@ -347,24 +393,34 @@ class TokenKeyService(KeyService):
         nonce = os.urandom(NONCE_SIZE)
         header = bytes([FIELD_FORMAT]) + info.version.to_bytes(4, "big") + nonce
         parameters = pkcs11.GCMParams(nonce, header + associated_data, 128)
-        return header + key.encrypt(plaintext, mechanism=Mechanism.AES_GCM, mechanism_param=parameters)
+        return header + key.encrypt(
+            plaintext, mechanism=Mechanism.AES_GCM, mechanism_param=parameters
+        )
 
     def _open(self, label: str, sealed: bytes, associated_data: bytes) -> bytes:
         version = field_version(sealed)
         keys = {info.version: key for info, key in self._versions(label, "field-enc")}
         if version not in keys:
-            raise RefusedError(f"sealed field names key version {version}, which {label!r} does not have")
+            raise RefusedError(
+                f"sealed field names key version {version}, which {label!r} does not have"
+            )
         header = sealed[:FIELD_HEADER_SIZE]
         parameters = pkcs11.GCMParams(header[5:], header + associated_data, 128)
         try:
-            return keys[version].decrypt(sealed[FIELD_HEADER_SIZE:], mechanism=Mechanism.AES_GCM, mechanism_param=parameters)
+            return keys[version].decrypt(
+                sealed[FIELD_HEADER_SIZE:], mechanism=Mechanism.AES_GCM, mechanism_param=parameters
+            )
         except PKCS11Error:
             raise RefusedError("sealed field or its associated data was altered") from None
 
-    async def encrypt_field(self, plaintext: bytes, associated_data: bytes, label: str = "field-enc") -> bytes:
+    async def encrypt_field(
+        self, plaintext: bytes, associated_data: bytes, label: str = "field-enc"
+    ) -> bytes:
         return await self._call(self._seal, label, bytes(plaintext), bytes(associated_data))
 
-    async def decrypt_field(self, sealed: bytes, associated_data: bytes, label: str = "field-enc") -> bytes:
+    async def decrypt_field(
+        self, sealed: bytes, associated_data: bytes, label: str = "field-enc"
+    ) -> bytes:
         return await self._call(self._open, label, bytes(sealed), bytes(associated_data))
 
     # Key management
@@ -376,16 +432,26 @@ class TokenKeyService(KeyService):
     def _import(self, label, key_type, alg, key: bytes, scheme) -> KeyInfo:
         info = describe_key(label, key_type, alg, key, scheme)
         if key_type != "imk-ac":
-            raise RefusedError("only imk-ac keys are imported; data keys are generated in the token")
+            raise RefusedError(
+                "only imk-ac keys are imported; data keys are generated in the token"
+            )
         token_type = _require_token_alg(info.alg, label)
         self._refuse_taken(label)
         template = _secret_template(token_type, derive=True, token=True)
-        template.update({Attribute.VALUE: bytes(key), Attribute.LABEL: label, Attribute.ID: msgspec.json.encode(info)})
+        template.update(
+            {
+                Attribute.VALUE: bytes(key),
+                Attribute.LABEL: label,
+                Attribute.ID: msgspec.json.encode(info),
+            }
+        )
         del template[Attribute.VALUE_LEN]
         self._session.create_object(template)
         return info
 
-    async def import_key(self, label: str, key_type: ServiceKeyType, alg: str, key: bytes, scheme: str | None = None) -> KeyInfo:
+    async def import_key(
+        self, label: str, key_type: ServiceKeyType, alg: str, key: bytes, scheme: str | None = None
+    ) -> KeyInfo:
         return await self._call(self._import, label, key_type, alg, key, scheme)
 
     def _generate(self, label: str, key_type: ServiceKeyType, version: int) -> KeyInfo:
@@ -405,14 +471,20 @@ class TokenKeyService(KeyService):
         # Modifiable only so that CKA_ID can take the metadata once the KCV is known;
         # PKCS#11 never lets SENSITIVE go back to false or EXTRACTABLE back to true.
         template[Attribute.MODIFIABLE] = True
-        key = self._session.generate_key(token_type, size_bits, mechanism=mechanism, template=template)
+        key = self._session.generate_key(
+            token_type, size_bits, mechanism=mechanism, template=template
+        )
         if key_type == "field-enc":
             kcv = key.encrypt(bytes(16), mechanism=Mechanism.AES_ECB)[:3]
         else:
             kcv = key.sign(bytes(32), mechanism=Mechanism.SHA256_HMAC)[:3]
         info = KeyInfo(
-            label=check_label(label), key_type=key_type, alg=DATA_KEY_ALGS[key_type],
-            kcv=kcv.hex().upper(), created_utc=utc_now(), version=version,
+            label=check_label(label),
+            key_type=key_type,
+            alg=DATA_KEY_ALGS[key_type],
+            kcv=kcv.hex().upper(),
+            created_utc=utc_now(),
+            version=version,
         )
         key[Attribute.ID] = msgspec.json.encode(info)
         return info

@@ -174,7 +174,9 @@ def check_case(case: VectorCase, verifier: Verifier) -> list[str]:
             failures.append("ARQC verified" if verified else "ARQC did not verify")
     if case.expect == "valid":
         for index, expected in enumerate(case.arpc):
-            failures += _step(f"arpc[{index}]", lambda: _arpc_failures(case, verifier, index, expected))
+            failures += _step(
+                f"arpc[{index}]", lambda n=index, e=expected: _arpc_failures(case, verifier, n, e)
+            )
     return failures
 
 
@@ -185,7 +187,9 @@ def _step(name: str, run) -> list[str]:
         return [f"{name} refused: {error}"]
 
 
-def _arpc_failures(case: VectorCase, verifier: Verifier, index: int, expected: ArpcCase) -> list[str]:
+def _arpc_failures(
+    case: VectorCase, verifier: Verifier, index: int, expected: ArpcCase
+) -> list[str]:
     if verifier.arpc(case, expected) != from_hex("arpc_hex", expected.arpc_hex):
         return [f"arpc[{index}] (method {expected.method}) differs"]
     return []
@@ -194,7 +198,10 @@ def _arpc_failures(case: VectorCase, verifier: Verifier, index: int, expected: A
 def _intermediate_failures(case: VectorCase, verifier: Verifier) -> list[str]:
     failures = []
     keys = verifier.keys(case)
-    given = ((case.icc_master_key_hex, case.icc_master_key_kcv), (case.session_key_hex, case.session_key_kcv))
+    given = (
+        (case.icc_master_key_hex, case.icc_master_key_kcv),
+        (case.session_key_hex, case.session_key_kcv),
+    )
     for name, key, (key_hex, kcv_hex) in zip(("icc_master_key", "session_key"), keys, given):
         if key_hex is not None and not _same_key(case, key, from_hex(name, key_hex, 16)):
             failures.append(f"{name} differs")
@@ -227,7 +234,9 @@ class ServiceVerifier:
         self._arpcs: dict[tuple[int, int], bytes | ValueError] = {}
 
     @classmethod
-    async def prepare(cls, service, cases: list[VectorCase], label_prefix: str = "vectors-") -> "ServiceVerifier":
+    async def prepare(
+        cls, service, cases: list[VectorCase], label_prefix: str = "vectors-"
+    ) -> "ServiceVerifier":
         from hsm.service import ArqcRequest
 
         verifier = cls()
@@ -250,7 +259,9 @@ class ServiceVerifier:
                     psn=case.pan_sequence_number,
                     atc=inputs["atc"],
                     un=inputs["un"],
-                    transaction_data=from_hex("transaction_data_hex", case.transaction_data_hex or ""),
+                    transaction_data=from_hex(
+                        "transaction_data_hex", case.transaction_data_hex or ""
+                    ),
                     arqc=from_hex("arqc_hex", case.arqc_hex or ""),
                     r=inputs["r"],
                 )
@@ -265,7 +276,10 @@ class ServiceVerifier:
             for index, expected in enumerate(case.arpc):
                 try:
                     verifier._arpcs[(id(case), index)] = await service.generate_arpc(
-                        requests[id(case)], expected.method, key=expected.key, **arpc_inputs(expected)
+                        requests[id(case)],
+                        expected.method,
+                        key=expected.key,
+                        **arpc_inputs(expected),
                     )
                 except ValueError as error:
                     verifier._arpcs[(id(case), index)] = error

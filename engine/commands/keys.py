@@ -30,20 +30,33 @@ def register(subparsers) -> None:
     group = subparsers.add_parser("keys", help="key ceremony: init, import, generate, list, rotate")
     commands = group.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
 
-    add_command(commands, "init", "create the key store (soft backend) or check the token").set_defaults(handler=_init)
+    add_command(
+        commands, "init", "create the key store (soft backend) or check the token"
+    ).set_defaults(handler=_init)
 
     imported = add_command(commands, "import", "import an issuer master key from components")
     imported.add_argument("--label", required=True)
     imported.add_argument("--type", dest="key_type", required=True, choices=["imk-ac"])
     imported.add_argument("--alg", required=True, choices=sorted(IMK_ALGS))
     imported.add_argument(
-        "--scheme", required=True,
+        "--scheme",
+        required=True,
         help=f"one of {', '.join(sorted(SCHEMES))}, or ALG:A|B:SESSION_KEY_DERIVATION:AC_MAC",
     )
-    imported.add_argument("--component", action="append", default=[], metavar="HEX",
-                          help="a key component (16 bytes of hex; '-' to type it unseen); at least two")
-    imported.add_argument("--component-kcv", action="append", default=[], metavar="HEX",
-                          help="the expected KCV of each component, in order (optional)")
+    imported.add_argument(
+        "--component",
+        action="append",
+        default=[],
+        metavar="HEX",
+        help="a key component (16 bytes of hex; '-' to type it unseen); at least two",
+    )
+    imported.add_argument(
+        "--component-kcv",
+        action="append",
+        default=[],
+        metavar="HEX",
+        help="the expected KCV of each component, in order (optional)",
+    )
     imported.add_argument("--kcv", required=True, metavar="HEX", help="the expected KCV of the key")
     imported.set_defaults(handler=_import)
 
@@ -52,9 +65,13 @@ def register(subparsers) -> None:
     generated.add_argument("--type", dest="key_type", required=True, choices=sorted(DATA_KEY_ALGS))
     generated.set_defaults(handler=_generate)
 
-    add_command(commands, "list", "list keys: label, type, algorithm, KCV, created").set_defaults(handler=_list)
+    add_command(commands, "list", "list keys: label, type, algorithm, KCV, created").set_defaults(
+        handler=_list
+    )
 
-    rotated = add_command(commands, "rotate", "give a data key a new version (old data stays readable)")
+    rotated = add_command(
+        commands, "rotate", "give a data key a new version (old data stays readable)"
+    )
     rotated.add_argument("--label", required=True)
     rotated.set_defaults(handler=_rotate)
 
@@ -81,7 +98,11 @@ def _init(args: argparse.Namespace) -> int:
     # vendor's tool initialises) is usable.
     keys = _run(lambda service: service.list_keys())
     verb = "created" if created else "opened"
-    emit(args, f"{verb} {backend} key store ({len(keys)} keys)", {"backend": backend, "created": created, "keys": len(keys)})
+    emit(
+        args,
+        f"{verb} {backend} key store ({len(keys)} keys)",
+        {"backend": backend, "created": created, "keys": len(keys)},
+    )
     return 0
 
 
@@ -98,12 +119,17 @@ def _import(args: argparse.Namespace) -> int:
     alg = IMK_ALGS[args.alg]
     components = [_read_component(n, text) for n, text in enumerate(args.component, start=1)]
     try:
-        component_kcvs = [from_hex(f"--component-kcv {n}", text) for n, text in enumerate(args.component_kcv, start=1)]
+        component_kcvs = [
+            from_hex(f"--component-kcv {n}", text)
+            for n, text in enumerate(args.component_kcv, start=1)
+        ]
         kcv = from_hex("--kcv", args.kcv)
     except ValueError as error:
         raise UsageError(str(error)) from None
     key, lines = combine_components(alg, components, component_kcvs, kcv)
-    info = _run(lambda service: service.import_key(args.label, args.key_type, args.alg, key, args.scheme))
+    info = _run(
+        lambda service: service.import_key(args.label, args.key_type, args.alg, key, args.scheme)
+    )
     for line in lines:
         print(line, file=sys.stderr if args.json else sys.stdout)
     emit(args, info.label, info)
@@ -120,7 +146,8 @@ def _list(args: argparse.Namespace) -> int:
     keys = _run(lambda service: service.list_keys())
     rows = [f"{'LABEL':<24} {'TYPE':<10} {'ALG':<12} {'KCV':<7} {'VER':>3}  CREATED (UTC)  SCHEME"]
     rows += [
-        f"{k.label:<24} {k.key_type:<10} {k.alg:<12} {k.kcv:<7} {k.version:>3}  {k.created_utc}  {k.scheme or ''}"
+        f"{k.label:<24} {k.key_type:<10} {k.alg:<12} {k.kcv:<7} {k.version:>3}  "
+        f"{k.created_utc}  {k.scheme or ''}"
         for k in keys
     ]
     emit(args, "\n".join(rows), keys)

@@ -22,19 +22,46 @@ def home(tmp_path, monkeypatch):
 
 
 def _import(*extra: str) -> list[str]:
-    return ["keys", "import", "--label", "imk-bank1", "--type", "imk-ac", "--alg", "3des",
-            "--scheme", "emv-csk-3des", "--component", COMPONENT_1, "--component", COMPONENT_2, *extra]
+    return [
+        "keys",
+        "import",
+        "--label",
+        "imk-bank1",
+        "--type",
+        "imk-ac",
+        "--alg",
+        "3des",
+        "--scheme",
+        "emv-csk-3des",
+        "--component",
+        COMPONENT_1,
+        "--component",
+        COMPONENT_2,
+        *extra,
+    ]
 
 
 def test_ceremony_imports_and_lists(home, capsys) -> None:
     capsys.readouterr()
-    assert main(_import("--kcv", "08d7b4", "--component-kcv", "82E136", "--component-kcv", "8A6416")) == 0
+    assert (
+        main(_import("--kcv", "08d7b4", "--component-kcv", "82E136", "--component-kcv", "8A6416"))
+        == 0
+    )
     out = capsys.readouterr().out
-    assert out.splitlines() == ["component 1 KCV 82E136", "component 2 KCV 8A6416", "key KCV 08D7B4", "imk-bank1"]
+    assert out.splitlines() == [
+        "component 1 KCV 82E136",
+        "component 2 KCV 8A6416",
+        "key KCV 08D7B4",
+        "imk-bank1",
+    ]
     assert main(["keys", "list", "--json"]) == 0
     (listed,) = json.loads(capsys.readouterr().out)
     assert {k: listed[k] for k in ("label", "key_type", "alg", "kcv", "version", "scheme")} == {
-        "label": "imk-bank1", "key_type": "imk-ac", "alg": "3DES", "kcv": "08D7B4", "version": 1,
+        "label": "imk-bank1",
+        "key_type": "imk-ac",
+        "alg": "3DES",
+        "kcv": "08D7B4",
+        "version": 1,
         "scheme": "emv-csk-3des",
     }
     assert main(["keys", "list"]) == 0
@@ -43,12 +70,19 @@ def test_ceremony_imports_and_lists(home, capsys) -> None:
     assert COMPONENT_1 not in table.upper() and "0123456789ABCDEF" not in table.upper()
 
 
-@pytest.mark.parametrize("extra, message, code", [
-    (["--kcv", "08D7B5"], "key KCV is 08D7B4, expected 08D7B5; nothing imported", 1),
-    (["--kcv", "08D7B4", "--component-kcv", "82E136", "--component-kcv", "000000"], "component 2 KCV is 8A6416", 1),
-    (["--kcv", "08D7B4", "--component-kcv", "82E136"], "one --component-kcv per component", 1),
-    (["--kcv", "0G"], "--kcv must be hex digits", 2),
-])
+@pytest.mark.parametrize(
+    "extra, message, code",
+    [
+        (["--kcv", "08D7B5"], "key KCV is 08D7B4, expected 08D7B5; nothing imported", 1),
+        (
+            ["--kcv", "08D7B4", "--component-kcv", "82E136", "--component-kcv", "000000"],
+            "component 2 KCV is 8A6416",
+            1,
+        ),
+        (["--kcv", "08D7B4", "--component-kcv", "82E136"], "one --component-kcv per component", 1),
+        (["--kcv", "0G"], "--kcv must be hex digits", 2),
+    ],
+)
 def test_ceremony_refusals_import_nothing(home, capsys, extra, message, code) -> None:
     assert main(_import(*extra)) == code
     error = capsys.readouterr().err
@@ -59,8 +93,22 @@ def test_ceremony_refusals_import_nothing(home, capsys, extra, message, code) ->
 
 
 def test_one_component_is_not_enough(home, capsys) -> None:
-    argv = ["keys", "import", "--label", "x", "--type", "imk-ac", "--alg", "3des", "--scheme",
-            "emv-csk-3des", "--component", COMPONENT_1, "--kcv", "82E136"]
+    argv = [
+        "keys",
+        "import",
+        "--label",
+        "x",
+        "--type",
+        "imk-ac",
+        "--alg",
+        "3des",
+        "--scheme",
+        "emv-csk-3des",
+        "--component",
+        COMPONENT_1,
+        "--kcv",
+        "82E136",
+    ]
     assert main(argv) == 1
     assert "give 2 to 9 components, got 1" in capsys.readouterr().err
 
@@ -97,7 +145,10 @@ def test_check_vectors_reports_each_failing_case(shared_data, tmp_path, capsys) 
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
         f"FAIL {cases[0]['id']}: ARQC did not verify"
-        + "".join(f"; arpc[{n}] refused: no ARPC for an ARQC that did not verify (arqc_mismatch)" for n in range(3)),
+        + "".join(
+            f"; arpc[{n}] refused: no ARPC for an ARQC that did not verify (arqc_mismatch)"
+            for n in range(3)
+        ),
         f"FAIL {cases[1]['id']}: arpc[0] (method 1) differs",
         f"FAIL {negative['id']}: ARQC did not verify",
         "70 passed, 3 failed",

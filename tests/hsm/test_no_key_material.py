@@ -37,7 +37,8 @@ async def _database_dump(pool) -> bytes:
     async with pool.acquire() as connection:
         tables = await connection.fetch(
             "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') AND table_type = 'BASE TABLE'"
+            "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') "
+            "AND table_type = 'BASE TABLE'"
         )
         rows = []
         for table in tables:
@@ -58,8 +59,20 @@ async def test_no_key_material_anywhere(tmp_path, monkeypatch, capsys, caplog, p
 
     # The ceremony, including its refusals.
     assert await cli("keys", "init") == 0
-    base = ["keys", "import", "--type", "imk-ac", "--alg", "3des", "--scheme", "emv-csk-3des",
-            "--component", COMPONENT_1.hex(), "--component", COMPONENT_2.hex()]
+    base = [
+        "keys",
+        "import",
+        "--type",
+        "imk-ac",
+        "--alg",
+        "3des",
+        "--scheme",
+        "emv-csk-3des",
+        "--component",
+        COMPONENT_1.hex(),
+        "--component",
+        COMPONENT_2.hex(),
+    ]
     assert await cli(*base, "--label", "imk", "--kcv", "08D7B5") == 1
     assert await cli(*base, "--label", "imk", "--kcv", "08D7B4") == 0
     assert await cli(*base, "--label", "imk", "--kcv", "08D7B4") == 1
@@ -73,12 +86,18 @@ async def test_no_key_material_anywhere(tmp_path, monkeypatch, capsys, caplog, p
     card_key = icc_master_key(scheme, IMK, PAN, PSN)
     ac_key = session_key(scheme, card_key, ATC)
     data = bytes(range(40))
-    good = ArqcRequest("imk", PAN, PSN, ATC, b"", data, application_cryptogram(scheme, ac_key, data))
+    good = ArqcRequest(
+        "imk", PAN, PSN, ATC, b"", data, application_cryptogram(scheme, ac_key, data)
+    )
     bad = ArqcRequest("imk", PAN, PSN, ATC, b"", data, bytes(8))
-    await service.verify_arqc_batch([good, bad, ArqcRequest("imk", "x", PSN, ATC, b"", data, bytes(8))])
+    await service.verify_arqc_batch(
+        [good, bad, ArqcRequest("imk", "x", PSN, ATC, b"", data, bytes(8))]
+    )
     await service.generate_arpc(good, 1, arc=b"00")
     await service.generate_arpc(good, 2, csu=bytes(4), key="icc_master_key")
-    await service.verify_mac("bank-mac", b"pacs.008", await service.generate_mac("bank-mac", b"pacs.008"))
+    await service.verify_mac(
+        "bank-mac", b"pacs.008", await service.generate_mac("bank-mac", b"pacs.008")
+    )
     await service.tokenize_pan(PAN)
     sealed = await service.encrypt_field(b"name", b"row:1")
     failing_calls = [
@@ -95,13 +114,23 @@ async def test_no_key_material_anywhere(tmp_path, monkeypatch, capsys, caplog, p
             await call()
         seen += [str(caught.value), repr(caught.value)]
 
-    secrets = {"issuer master key": IMK, "component 1": COMPONENT_1, "component 2": COMPONENT_2,
-               "ICC master key": card_key, "session key": ac_key, "local master key":
-               (tmp_path / "keys" / "master.key").read_bytes()}
+    secrets = {
+        "issuer master key": IMK,
+        "component 1": COMPONENT_1,
+        "component 2": COMPONENT_2,
+        "ICC master key": card_key,
+        "session key": ac_key,
+        "local master key": (tmp_path / "keys" / "master.key").read_bytes(),
+    }
     for label, key in service._keys.items():
         for version, value in enumerate(key.versions, start=1):
             secrets[f"{label} v{version}"] = value
-    seen += [repr(service), repr(good), repr(list(service._keys.values())), repr(service._card_keys)]
+    seen += [
+        repr(service),
+        repr(good),
+        repr(list(service._keys.values())),
+        repr(service._card_keys),
+    ]
     seen += [repr(info) for info in await service.list_keys()]
     await service.close()
 

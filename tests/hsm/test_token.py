@@ -49,12 +49,23 @@ async def test_results_and_arpc_refusal(token) -> None:
     scheme = SCHEMES["emv-csk-3des"]
     sk = session_key(scheme, icc_master_key(scheme, IMK, "4761739001010010", "01"), b"\x00\x07")
     data = bytes(range(37))
-    good = ArqcRequest(label, "4761739001010010", "01", b"\x00\x07", b"", data, application_cryptogram(scheme, sk, data))
+    good = ArqcRequest(
+        label,
+        "4761739001010010",
+        "01",
+        b"\x00\x07",
+        b"",
+        data,
+        application_cryptogram(scheme, sk, data),
+    )
     bad = ArqcRequest(label, "4761739001010010", "01", b"\x00\x07", b"", data, bytes(8))
     short = ArqcRequest(label, "4761739001010010", "01", b"\x00", b"", data, bytes(8))
     nobody = ArqcRequest("nobody", "4761739001010010", "01", b"\x00\x07", b"", data, bytes(8))
     assert await token.verify_arqc_batch([good, bad, short, nobody]) == [
-        ArqcResult.verified, ArqcResult.arqc_mismatch, ArqcResult.input_invalid, ArqcResult.key_not_found,
+        ArqcResult.verified,
+        ArqcResult.arqc_mismatch,
+        ArqcResult.input_invalid,
+        ArqcResult.key_not_found,
     ]
     assert len(await token.generate_arpc(good, 1, arc=b"00")) == 8
     with pytest.raises(RefusedError):
@@ -88,8 +99,18 @@ async def test_no_key_value_can_be_read_out_of_the_token(token) -> None:
     await token.generate_key(_label("mac"), "bank-mac")
     scheme = SCHEMES["visa-cvn10"]
     mk = icc_master_key(scheme, IMK, "4761739001010010", "00")
-    request = ArqcRequest(label, "4761739001010010", "00", b"\x00\x01", b"", b"x", application_cryptogram(scheme, mk, b"x"))
-    assert await token.verify_arqc(request) == ArqcResult.verified  # leaves derived card keys cached
+    request = ArqcRequest(
+        label,
+        "4761739001010010",
+        "00",
+        b"\x00\x01",
+        b"",
+        b"x",
+        application_cryptogram(scheme, mk, b"x"),
+    )
+    assert (
+        await token.verify_arqc(request) == ArqcResult.verified
+    )  # leaves derived card keys cached
     session = token._session
     objects = list(session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY}))
     assert len(objects) >= 5  # token keys plus the cached derived session objects
@@ -101,7 +122,9 @@ async def test_no_key_value_can_be_read_out_of_the_token(token) -> None:
         with pytest.raises(PKCS11Error):
             key[Attribute.VALUE]
     wrapping = session.generate_key(
-        KeyType.AES, 256, template={Attribute.TOKEN: False, Attribute.WRAP: True, Attribute.EXTRACTABLE: False}
+        KeyType.AES,
+        256,
+        template={Attribute.TOKEN: False, Attribute.WRAP: True, Attribute.EXTRACTABLE: False},
     )
     for key in objects:
         with pytest.raises(PKCS11Error):
@@ -111,5 +134,8 @@ async def test_no_key_value_can_be_read_out_of_the_token(token) -> None:
 
 async def test_bad_pin_is_a_clear_error(softhsm, tmp_path) -> None:
     with pytest.raises(TokenError, match="cannot open PKCS#11 token") as caught:
-        open_key_service(Config(home=tmp_path, database_url=None), environ={**softhsm, "ONECARD_PKCS11_PIN": "wrong-pin"})
+        open_key_service(
+            Config(home=tmp_path, database_url=None),
+            environ={**softhsm, "ONECARD_PKCS11_PIN": "wrong-pin"},
+        )
     assert "wrong-pin" not in str(caught.value)
