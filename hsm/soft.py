@@ -178,7 +178,7 @@ class SoftKeyService(KeyService):
             )
         except KeyNotFoundError:
             return ArqcResult.key_not_found
-        except (ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError):
             return ArqcResult.input_invalid
         return ArqcResult.verified if verified else ArqcResult.arqc_mismatch
 

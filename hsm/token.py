@@ -304,7 +304,7 @@ class TokenKeyService(KeyService):
                 raise ValueError("transaction_data too long")
             card = self._card(imk, request.pan, request.psn)
             key, left, temporary = self._ac_keys(imk, card, request)
-        except (ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError):
             return ArqcResult.input_invalid
         try:
             padding = 1 if imk.scheme.ac_mac == "alg3_pad1" else 2

@@ -220,3 +220,20 @@ async def test_card_key_cache_is_bounded(tmp_path) -> None:
     await service.verify_arqc_batch([_request(pan=pan) for pan in pans])
     assert len(service._card_keys) == 3
     assert "entries=3" in repr(service)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"pan": None},
+        {"psn": 1},
+        {"atc": "0001"},
+        {"un": None},
+        {"transaction_data": None},
+        {"arqc": "0011223344556677"},
+        {"r": bytes(8)},
+    ],
+)
+async def test_malformed_fields_are_input_invalid_not_exceptions(service, fields) -> None:
+    await service.import_key("imk", "imk-ac", "3des", IMK, "mastercard-skd")
+    assert await service.verify_arqc(_request(**fields)) == ArqcResult.input_invalid

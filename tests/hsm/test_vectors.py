@@ -67,3 +67,15 @@ def test_bad_vector_files_are_refused(tmp_path, text, message) -> None:
     path.write_bytes(text)
     with pytest.raises(ValueError, match=message):
         load_cases(path)
+
+
+def test_hex_case_never_matters(shared_data) -> None:
+    for case in _cases(shared_data):
+        lowered = msgspec.convert(
+            {
+                key: value.lower() if key.endswith("_hex") and isinstance(value, str) else value
+                for key, value in msgspec.to_builtins(case).items()
+            },
+            VectorCase,
+        )
+        assert check_case(lowered, PureVerifier()) == []
