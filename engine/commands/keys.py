@@ -127,11 +127,12 @@ def _import(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
     key, lines = combine_components(alg, components, component_kcvs, kcv)
+    # The officers see the check values before the store or token accepts the key.
+    for line in lines:
+        print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
     info = _run(
         lambda service: service.import_key(args.label, args.key_type, args.alg, key, args.scheme)
     )
-    for line in lines:
-        print(line, file=sys.stderr if args.json else sys.stdout)
     emit(args, info.label, info)
     return 0
 
