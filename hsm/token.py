@@ -13,7 +13,9 @@ Tested against SoftHSM2 2.6.1 through python-pkcs11. What runs where:
   extractable key from a sensitive one).
 - MAC algorithm 3 runs in the token: 3DES-CBC under KL || KL over every block but the
   last, then 3DES-CBC under KL || KR from that chaining value. KL || KL is derived
-  alongside KL || KR from the same parent by encrypting the first input block twice.
+  alongside KL || KR from the same parent by encrypting the first input block twice, so
+  no single-DES mechanism is needed (SoftHSM 2.6.1 only has those with OpenSSL's legacy
+  provider loaded).
 - CMAC uses ``CKM_AES_CMAC``; bank MACs and PAN tokens ``CKM_SHA256_HMAC``; sealed fields
   ``CKM_AES_GCM``.
 - SM4 has no PKCS#11 mechanism SoftHSM2 implements: SM4 keys are refused with
