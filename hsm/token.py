@@ -278,7 +278,11 @@ class TokenKeyService(KeyService):
         key = self._derive(card.master_key, alg, data, encrypt=True, sign=alg != "3DES")
         if alg != "3DES":
             return key, None, [key]
-        left = self._derive(card.master_key, alg, data[:_DES_BLOCK] * 2, encrypt=True)
+        try:
+            left = self._derive(card.master_key, alg, data[:_DES_BLOCK] * 2, encrypt=True)
+        except PKCS11Error:
+            key.destroy()
+            raise
         return key, left, [key, left]
 
     @staticmethod
