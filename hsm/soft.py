@@ -41,7 +41,6 @@ from hsm.service import (
     KeyService,
     KeyType,
     check_batch,
-    check_label,
     refuse_arpc,
 )
 
@@ -242,54 +241,66 @@ class SoftKeyService(KeyService):
 
     # Key management
 
-    def _store(self, info: KeyInfo, versions: list[bytes]) -> KeyInfo:
-        stored = [s for s in keystore.read_store(self._folder) if s.info.label != info.label]
-        wrapped = [
-            keystore.wrap(self._master_key, info, n, key) for n, key in enumerate(versions, start=1)
-        ]
-        stored.append(keystore.StoredKey(info=info, wrapped=wrapped))
-        keystore.write_store(self._folder, sorted(stored, key=lambda s: s.info.label))
+    def _store(self, info: KeyInfo, versions: list[bytes], *, replace: bool) -> KeyInfo:
+        """Write ``info`` and its key versions under the store lock.
+
+        Raises
+        ------
+        KeyExistsError
+            ``replace`` is false and the label is taken.
+        """
+        with keystore.store_lock(self._folder):
+            self._write(info, versions, replace=replace)
         self._reload()
         return info
 
-    def _refuse_taken(self, label: str) -> None:
-        self._reload()
-        if check_label(label) in self._keys:
-            raise KeyExistsError(f"a key labelled {label!r} already exists")
+    def _write(self, info: KeyInfo, versions: list[bytes], *, replace: bool) -> None:
+        # The caller holds the store lock.
+        stored = keystore.read_store(self._folder)
+        others = [s for s in stored if s.info.label != info.label]
+        if not replace and len(others) != len(stored):
+            raise KeyExistsError(f"a key labelled {info.label!r} already exists")
+        wrapped = [
+            keystore.wrap(self._master_key, info, number, key)
+            for number, key in enumerate(versions, start=1)
+        ]
+        others.append(keystore.StoredKey(info=info, wrapped=wrapped))
+        keystore.write_store(self._folder, sorted(others, key=lambda s: s.info.label))
 
     async def import_key(
         self, label: str, key_type: KeyType, alg: str, key: bytes, scheme: str | None = None
     ) -> KeyInfo:
         info = describe_key(label, key_type, alg, key, scheme)
-        self._refuse_taken(label)
-        return self._store(info, [bytes(key)])
+        return self._store(info, [bytes(key)], replace=False)
 
     async def generate_key(self, label: str, key_type: KeyType) -> KeyInfo:
         if key_type == "imk-ac":
             raise RefusedError("imk-ac keys are imported from components, not generated")
         key = os.urandom(key_size(key_type))
-        info = describe_key(label, key_type, "", key, None)
-        self._refuse_taken(label)
-        return self._store(info, [key])
+        return self._store(describe_key(label, key_type, "", key, None), [key], replace=False)
 
     async def list_keys(self) -> list[KeyInfo]:
         self._reload()
         return [self._keys[label].info for label in sorted(self._keys)]
 
     async def rotate_key(self, label: str) -> KeyInfo:
+        # The lock spans reading the current versions and writing the new list, so two
+        # rotations at once cannot lose a version (and with it the fields sealed under it).
+        with keystore.store_lock(self._folder):
+            self._reload()
+            current = self._keys.get(label)
+            if current is None:
+                raise KeyNotFoundError(f"no key labelled {label!r}")
+            if current.info.key_type in ("imk-ac", "pan-token"):
+                raise RefusedError(
+                    f"{current.info.key_type} keys do not rotate (import a new label instead)"
+                )
+            key = os.urandom(key_size(current.info.key_type))
+            version = len(current.versions) + 1
+            info = describe_key(label, current.info.key_type, "", key, None, version=version)
+            self._write(info, current.versions + [key], replace=True)
         self._reload()
-        current = self._keys.get(label)
-        if current is None:
-            raise KeyNotFoundError(f"no key labelled {label!r}")
-        if current.info.key_type in ("imk-ac", "pan-token"):
-            raise RefusedError(
-                f"{current.info.key_type} keys do not rotate (import a new label instead)"
-            )
-        key = os.urandom(key_size(current.info.key_type))
-        info = describe_key(
-            label, current.info.key_type, "", key, None, version=len(current.versions) + 1
-        )
-        return self._store(info, current.versions + [key])
+        return info
 
     async def close(self) -> None:
         self._card_keys.clear()

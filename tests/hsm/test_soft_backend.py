@@ -237,3 +237,14 @@ async def test_card_key_cache_is_bounded(tmp_path) -> None:
 async def test_malformed_fields_are_input_invalid_not_exceptions(service, fields) -> None:
     await service.import_key("imk", "imk-ac", "3des", IMK, "mastercard-skd")
     assert await service.verify_arqc(_request(**fields)) == ArqcResult.input_invalid
+
+
+async def test_two_services_on_one_store_keep_each_others_keys(tmp_path) -> None:
+    SoftKeyService.init(tmp_path)
+    first, second = SoftKeyService.open(tmp_path), SoftKeyService.open(tmp_path)
+    await first.generate_key("fields", "field-enc")
+    await second.generate_key("bank1", "bank-mac")
+    await first.rotate_key("fields")
+    assert [(k.label, k.version) for k in await second.list_keys()] == [("bank1", 1), ("fields", 2)]
+    with pytest.raises(KeyExistsError):
+        await second.generate_key("fields", "field-enc")
