@@ -13,7 +13,6 @@ the event loop thread rather than paying for a thread hand-off.
 from __future__ import annotations
 
 import os
-from collections import Counter
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -25,7 +24,7 @@ from hsm.ciphers import block_cipher
 from hsm.derivation import derived_key
 from hsm.errors import KeyExistsError, KeyNotFoundError, KeyStoreError, RefusedError
 from hsm.metadata import describe_key, key_size
-from hsm.metrics import ARQC_RESULTS
+from hsm.metrics import ArqcCounters
 from hsm.scheme import (
     Scheme,
     generate_arpc,
@@ -95,9 +94,7 @@ class SoftKeyService(KeyService):
         self._keys: dict[str, _Key] = {}
         self._store_mtime_ns = -1
         self._card_keys: LruCache[tuple[str, str, str], _CardKey] = LruCache(card_keys_max)
-        self._result_counters = {
-            result: ARQC_RESULTS.labels(self.backend, result.name) for result in ArqcResult
-        }
+        self._arqc_counters = ArqcCounters(self.backend)
         self._reload()
 
     def __repr__(self) -> str:
@@ -184,8 +181,7 @@ class SoftKeyService(KeyService):
     async def verify_arqc_batch(self, requests: Sequence[ArqcRequest]) -> list[ArqcResult]:
         check_batch(requests)
         results = [self._verify(request) for request in requests]
-        for result, count in Counter(results).items():
-            self._result_counters[result].inc(count)
+        self._arqc_counters.count(results)
         return results
 
     async def generate_arpc(

@@ -35,7 +35,6 @@ import asyncio
 import ctypes
 import os
 import struct
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, Sequence
 
@@ -52,7 +51,7 @@ from hsm.errors import KeyExistsError, KeyNotFoundError, RefusedError, TokenErro
 from hsm.inputs import require_length, require_pan
 from hsm.mac import pad
 from hsm.metadata import describe_key, key_size, utc_now
-from hsm.metrics import ARQC_RESULTS
+from hsm.metrics import ArqcCounters
 from hsm.scheme import Scheme, master_key_input, scheme_named, session_key_input
 from hsm.service import (
     DATA_KEY_ALGS,
@@ -162,9 +161,7 @@ class TokenKeyService(KeyService):
         self._card_keys: LruCache[tuple[str, str, str], _CardKeys] = LruCache(
             card_keys_max, _CardKeys.destroy
         )
-        self._result_counters = {
-            result: ARQC_RESULTS.labels(self.backend, result.name) for result in ArqcResult
-        }
+        self._arqc_counters = ArqcCounters(self.backend)
 
     def __repr__(self) -> str:
         return f"TokenKeyService(imks={len(self._imks)}, card_keys={self._card_keys!r})"
@@ -328,8 +325,7 @@ class TokenKeyService(KeyService):
     async def verify_arqc_batch(self, requests: Sequence[ArqcRequest]) -> list[ArqcResult]:
         check_batch(requests)
         results = await self._call(self._verify_batch, list(requests))
-        for result, count in Counter(results).items():
-            self._result_counters[result].inc(count)
+        self._arqc_counters.count(results)
         return results
 
     def _arpc(self, request, method, arc, csu, proprietary_auth_data, which) -> bytes:
