@@ -72,7 +72,9 @@ class ValidationContext:
     already_paid : Callable[[str], bool]
         Whether this identity number was already paid by the programme in the period.
     pan_token : Callable[[str], str]
-        The key service's token of a compact PAN, compared with ``CardholderRecord.pan_token``.
+        The key service's token of a compact PAN (``hsm.service.KeyService.tokenize_pan``,
+        32 hex digits), compared with ``CardholderRecord.pan_token``. The key service is
+        async, so the store tokenises a chunk's card numbers first and passes a dict lookup.
     per_person_max_minor : int
         The programme's per-person maximum per period, in fen (> 0).
     today : datetime.date
