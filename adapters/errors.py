@@ -70,3 +70,7 @@ class DeliveryRefusedError(AdapterError, PermissionError):
 
 class FileDropConflictError(AdapterError, FileExistsError):
     """A file of the same name but different content was already dropped."""
+
+
+class FileDropNameError(AdapterError, ValueError):
+    """A file drop name is not a plain file name (``[A-Za-z0-9._-]``, no leading dot)."""

@@ -12,7 +12,7 @@ idempotently by EndToEndId (a final status wins over an interim one, see
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from adapters.errors import MessageError
@@ -152,6 +152,32 @@ def parse(data: bytes) -> StatusReport:
         group_reason_code=group_reason,
         transactions=tuple(transactions),
     )
+
+
+def resolve(statuses: Iterable[TransactionStatus]
+            ) -> tuple[dict[str, TransactionStatus], list[TransactionStatus]]:
+    """The status that stands for each EndToEndId, from statuses in arrival order.
+
+    Duplicates and out-of-order arrivals are harmless: the first final status
+    (``ACSC``/``RJCT``) of an EndToEndId wins and is never replaced by an interim one
+    (``ACSP``, ``PDNG``) that arrives later; an interim status stands only until a final
+    one arrives. A second, *different* final status is returned in ``conflicts`` (for an
+    operator) and changes nothing.
+
+    >>> standing, conflicts = resolve([TransactionStatus("E1", "ACSC"),
+    ...     TransactionStatus("E1", "ACSP"), TransactionStatus("E1", "ACSC")])
+    >>> standing["E1"].status, conflicts
+    ('ACSC', [])
+    """
+    standing: dict[str, TransactionStatus] = {}
+    conflicts: list[TransactionStatus] = []
+    for item in statuses:
+        current = standing.get(item.original_end_to_end_id)
+        if current is None or current.status not in reasons.FINAL_STATUSES:
+            standing[item.original_end_to_end_id] = item
+        elif item.status in reasons.FINAL_STATUSES and item.status != current.status:
+            conflicts.append(item)
+    return standing, conflicts
 
 
 def _reason(document, element) -> str:
