@@ -74,3 +74,8 @@ class FileDropConflictError(AdapterError, FileExistsError):
 
 class FileDropNameError(AdapterError, ValueError):
     """A file drop name is not a plain file name (``[A-Za-z0-9._-]``, no leading dot)."""
+
+
+class MessageIdConflictError(MessageError):
+    """A MsgId already used for a message with different content (same id, other body:
+    a modified request, never a second effect)."""
