@@ -113,8 +113,9 @@ def parse(data: bytes) -> StatusReport:
     Raises
     ------
     MessageError
-        Malformed, another message or version, invalid against the XSD, or no original
-        message id at all (subclasses name the element and line).
+        Malformed, another message or version, invalid against the XSD, a status code
+        outside :data:`reasons.TRANSACTION_STATUSES`, or no original message id at all
+        (subclasses name the element and line).
     """
     document = read_document(data, (MESSAGE_DEFINITION,))
     report = document.find(document.root, "FIToFIPmtStsRpt")
@@ -134,9 +135,13 @@ def parse(data: bytes) -> StatusReport:
         if not (own_id or original_message_id):
             raise MessageError("no original message id (OrgnlGrpInfAndSts or OrgnlGrpInf)",
                                element="TxInfAndSts/OrgnlGrpInf", line=element.sourceline)
+        status = document.text(element, "TxSts", required=False) or group_status
+        if status not in reasons.TRANSACTION_STATUSES:
+            raise MessageError(f"unknown transaction status {status!r}", element="TxSts",
+                               line=element.sourceline)
         transactions.append(TransactionStatus(
             original_end_to_end_id=document.text(element, "OrgnlEndToEndId", required=False),
-            status=document.text(element, "TxSts", required=False) or group_status,
+            status=status,
             reason_code=_reason(document, element),
             original_message_id=own_id or original_message_id,
             additional_information=document.text(element, "StsRsnInf/AddtlInf",
