@@ -124,12 +124,14 @@ class Document:
         value = self.text(element, local_path)
         try:
             parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise MessageError(f"{value!r} is not an ISO date-time", element=local_path,
-                               line=element.sourceline) from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=dt.timezone.utc)
-        return parsed.astimezone(dt.timezone.utc)
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=dt.timezone.utc)
+            return parsed.astimezone(dt.timezone.utc)
+        except (ValueError, OverflowError):
+            # Valid xs:dateTime values Python cannot hold (24:00:00, year 0001 with a
+            # positive offset, more than 6 fraction digits) are refused, not guessed.
+            raise MessageError(f"{value!r} is not a supported ISO date-time",
+                               element=local_path, line=element.sourceline) from None
 
 
 def read_document(data: bytes, accepted: tuple[str, ...]) -> Document:
