@@ -23,7 +23,7 @@ EXPECTED = (
     "<SttlmInf><SttlmMtd>CLRG</SttlmMtd></SttlmInf>"
     "<InstgAgt><FinInstnId><Othr><Id>ONECARD</Id></Othr></FinInstnId></InstgAgt>"
     "<InstdAgt><FinInstnId><Othr><Id>ICBC</Id></Othr></FinInstnId></InstdAgt></GrpHdr>"
-    "<CdtTrfTxInf><PmtId><EndToEndId>OC00000000000000000000000014</EndToEndId></PmtId>"
+    "<CdtTrfTxInf><PmtId><EndToEndId>OC00000000000000000000000013</EndToEndId></PmtId>"
     '<IntrBkSttlmAmt Ccy="CNY">0.10</IntrBkSttlmAmt><ChrgBr>SLEV</ChrgBr>'
     "<Dbtr><Nm>Finance Bureau &lt;Subsidy&gt; &amp; Co</Nm></Dbtr>"
     "<DbtrAcct><Id><Othr><Id>FUND-001</Id></Othr></Id></DbtrAcct>"
