@@ -153,6 +153,8 @@ def read_document(data: bytes, accepted: tuple[str, ...]) -> Document:
         A Document of another definition or another version.
     SchemaValidationError
         The Document (or the AppHdr) is not valid against its XSD.
+    MessageError
+        The AppHdr's ``MsgDefIdr`` names another message than the Document.
     """
     assert accepted and all(name in schema.MESSAGE_DEFINITIONS for name in accepted)
     tree = schema.parse_plain(data)
@@ -174,7 +176,11 @@ def read_document(data: bytes, accepted: tuple[str, ...]) -> Document:
         # envelope, so the XSD sees exactly the Document.
         element = copy.deepcopy(element)
     schema.validate_element(element, definition)
-    return Document(definition, element, _business_header(root))
+    header = _business_header(root)
+    if header is not None and header.message_definition != definition:
+        raise MessageError(f"AppHdr says {header.message_definition} but the Document is "
+                           f"{definition}", element="AppHdr/MsgDefIdr")
+    return Document(definition, element, header)
 
 
 def _check_definition(definition: str, accepted: tuple[str, ...], line: int | None) -> None:

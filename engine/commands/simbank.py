@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
 from adapters.simbank import Faults, SimBank
 from engine.errors import UsageError
@@ -53,6 +54,8 @@ async def _serve(bank: SimBank, args: argparse.Namespace) -> None:
     url = await bank.start(args.host, args.port)
     emit(args, f"simbank {args.bank_code} listening on {url}", {"bank_code": args.bank_code,
                                                                    "url": url})
+    # Whoever started us (a test, the demo) reads the URL from a pipe while we keep running.
+    sys.stdout.flush()
     try:
         await asyncio.Event().wait()
     finally:
