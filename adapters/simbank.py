@@ -39,7 +39,8 @@ import msgspec
 from aiohttp import web
 
 from adapters import signing
-from adapters.errors import AdapterError, MessageError, MessageIdConflictError, SignatureError
+from adapters.errors import (AdapterError, ConfigurationError, MessageError, MessageIdConflictError,
+                             SignatureError)
 from adapters.iso20022 import camt053, ids, pacs002, pacs004, pacs008, schema
 
 HANG_S_DEFAULT = 30.0
@@ -74,9 +75,9 @@ class Faults:
                      "duplicate_rate", "out_of_order_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1, not {value}")
+                raise ConfigurationError(f"{name} must be between 0 and 1, not {value}")
         if self.delay_ms < 0 or self.hang_s < 0:
-            raise ValueError("delay_ms and hang_s must not be negative")
+            raise ConfigurationError("delay_ms and hang_s must not be negative")
 
 
 @dataclass

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import sys
 
+from adapters.errors import ConfigurationError
 from adapters.simbank import Faults, SimBank
 from engine.errors import UsageError
 from engine.output import add_command, emit
@@ -69,7 +70,7 @@ def _faults(args: argparse.Namespace) -> Faults:
                       timeout_rate=args.timeout_rate, duplicate_rate=args.duplicate_rate,
                       out_of_order_rate=args.out_of_order_rate, delay_ms=args.delay_ms,
                       hang_s=args.hang_s, seed=args.seed)
-    except ValueError as error:
+    except ConfigurationError as error:
         raise UsageError(str(error)) from None
 
 

@@ -24,7 +24,8 @@ def test_iso_validate_accepts_a_sample_and_names_the_bad_element(shared_data, tm
 
 
 def test_simbank_command_serves_http_until_stopped():
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    env["PYTHONPATH"] = str(REPO)
     process = subprocess.Popen(
         [sys.executable, "-m", "engine.cli", "simbank", "--port", "0", "--bank-code", "TEST",
          "--json"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
