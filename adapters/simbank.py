@@ -32,6 +32,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import random
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -272,15 +273,21 @@ class SimBank:
         ])
         return app
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on ``host:port`` (port 0: a free port); return the base URL."""
+    async def start(self, host: str = "127.0.0.1", port: int = 0,
+                    ssl_context: ssl.SSLContext | None = None) -> str:
+        """Serve on ``host:port`` (port 0: a free port); return the base URL.
+
+        With ``ssl_context`` the bank speaks HTTPS (set ``verify_mode`` to
+        ``CERT_REQUIRED`` with the engine's CA loaded for mutual TLS).
+        """
         assert self._runner is None, "already started"
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
         await site.start()
         bound_port = self._runner.addresses[0][1]
-        self.url = f"http://{host}:{bound_port}"
+        scheme = "https" if ssl_context else "http"
+        self.url = f"{scheme}://{host}:{bound_port}"
         return self.url
 
     async def stop(self) -> None:

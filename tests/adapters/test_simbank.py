@@ -3,6 +3,7 @@ and a full round of delivery + status + reconciliation that comes out clean."""
 
 import asyncio
 import datetime as dt
+import ssl
 
 import aiohttp
 import msgspec
@@ -14,6 +15,7 @@ from adapters.errors import DeliveryError, DeliveryRefusedError
 from adapters.iso20022 import camt053, ids, pacs002, pacs004, pacs008
 from adapters.reconcile import EngineTransfer, reconcile
 from adapters.simbank import Faults, SimBank
+from tls_material import write_tls_material
 
 KEY = bytes(range(32))
 NOW = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.timezone.utc)
@@ -236,3 +238,32 @@ async def test_injected_5xx_changes_nothing():
         await delivery.close()
         await bank.stop()
     assert bank.accounts == {} and bank.status_report(message.message_id) is None
+
+
+async def test_push_over_mutual_tls(tmp_path):
+    paths = write_tls_material(tmp_path)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(paths["server"], paths["server_key"])
+    server_context.load_verify_locations(paths["ca"])
+    server_context.verify_mode = ssl.CERT_REQUIRED
+    client_context = ssl.create_default_context(cafile=str(paths["ca"]))
+    client_context.load_cert_chain(paths["client"], paths["client_key"])
+    anonymous_context = ssl.create_default_context(cafile=str(paths["ca"]))
+    bank = SimBank("ICBC", keys={"ONECARD": KEY}, clock=lambda: NOW)
+    url = await bank.start(ssl_context=server_context)
+    assert url.startswith("https://127.0.0.1:")
+    [message] = _messages(_transfers(1))
+    policy = RetryPolicy(attempts_max=2, timeout_s=5)
+    with_certificate = HttpDelivery(url, key_id="ONECARD", key=KEY, ssl=client_context,
+                                    sleep=_no_sleep, policy=policy)
+    without_certificate = HttpDelivery(url, key_id="ONECARD", key=KEY, ssl=anonymous_context,
+                                       sleep=_no_sleep, policy=policy)
+    try:
+        answer = await with_certificate.push("/v1/pacs008", message.message_id, message.xml)
+        with pytest.raises(DeliveryError):
+            await without_certificate.push("/v1/pacs008", message.message_id, message.xml)
+    finally:
+        await with_certificate.close()
+        await without_certificate.close()
+        await bank.stop()
+    assert pacs002.parse(answer.body).transactions[0].status == "ACSC"

@@ -45,3 +45,10 @@ def test_simbank_command_serves_http_until_stopped():
 def test_simbank_command_refuses_bad_rates(capsys):
     assert main(["simbank", "--bank-code", "X", "--error-rate", "1.5"]) == 2
     assert capsys.readouterr().err == "onecard: error_rate must be between 0 and 1, not 1.5\n"
+
+
+def test_simbank_command_checks_tls_options(tmp_path, capsys):
+    assert main(["simbank", "--bank-code", "X", "--tls-key", "k.pem"]) == 2
+    assert capsys.readouterr().err == "onecard: --tls-key and --tls-client-ca need --tls-cert\n"
+    assert main(["simbank", "--bank-code", "X", "--tls-cert", str(tmp_path / "none.pem")]) == 2
+    assert "TLS files:" in capsys.readouterr().err
