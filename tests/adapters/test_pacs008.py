@@ -73,7 +73,7 @@ def test_values_outside_the_schema_are_refused_naming_the_element():
     too_long = pacs008.CreditTransfer("E1", 100, "CNY", "x" * 141, "1")
     with pytest.raises(SchemaValidationError, match=r"^Nm \(line 2\): \[facet 'maxLength'\]"):
         pacs008.build(HEADER, [too_long], "P008B")
-    with pytest.raises(AmountError, match="must be positive"):
+    with pytest.raises(AmountError, match="must be a positive int"):
         pacs008.build(HEADER, [pacs008.CreditTransfer("E1", 0, "CNY", "a", "1")], "P008B")
 
 
