@@ -42,7 +42,7 @@ from aiohttp import web
 from adapters import signing
 from adapters.errors import (AdapterError, ConfigurationError, MessageError, MessageIdConflictError,
                              SignatureError)
-from adapters.iso20022 import camt053, ids, pacs002, pacs004, pacs008, schema
+from adapters.iso20022 import camt053, ids, pacs002, pacs004, pacs008, reasons, schema
 
 HANG_S_DEFAULT = 30.0
 
@@ -51,7 +51,8 @@ HANG_S_DEFAULT = 30.0
 class Faults:
     """Fault injection rates (fractions 0..1 of requests or transactions) and delays.
 
-    ``reject_rate`` rejects a transaction with ``reject_reason`` (before crediting);
+    ``reject_rate`` rejects a transaction with ``reject_reason`` (before crediting; a code
+    of :data:`adapters.iso20022.reasons.STATUS_REASONS`);
     ``error_rate`` answers 503 before doing anything; ``lost_ack_rate`` applies the
     message and then answers 502 (the acknowledgement is lost); ``timeout_rate`` applies
     the message and answers only after ``hang_s`` (the client times out first);
@@ -79,6 +80,9 @@ class Faults:
                 raise ConfigurationError(f"{name} must be between 0 and 1, not {value}")
         if self.delay_ms < 0 or self.hang_s < 0:
             raise ConfigurationError("delay_ms and hang_s must not be negative")
+        if self.reject_reason not in reasons.STATUS_REASONS:
+            raise ConfigurationError(f"reject_reason {self.reject_reason!r} is not in the ISO "
+                                     f"reason table ({', '.join(sorted(reasons.STATUS_REASONS))})")
 
 
 @dataclass

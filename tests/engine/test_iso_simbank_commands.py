@@ -45,6 +45,9 @@ def test_simbank_command_serves_http_until_stopped():
 def test_simbank_command_refuses_bad_rates(capsys):
     assert main(["simbank", "--bank-code", "X", "--error-rate", "1.5"]) == 2
     assert capsys.readouterr().err == "onecard: error_rate must be between 0 and 1, not 1.5\n"
+    assert main(["simbank", "--bank-code", "X", "--reject-reason", "XX99"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "onecard: reject_reason 'XX99' is not in the ISO reason table (AB05, AC01,")
 
 
 def test_simbank_command_checks_tls_options(tmp_path, capsys):
