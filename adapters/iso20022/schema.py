@@ -40,7 +40,7 @@ MESSAGE_DEFINITIONS = frozenset({
 })
 
 # Inbound messages larger than this are refused before parsing; a pacs.008 of
-# ``pacs008.TRANSACTIONS_PER_MESSAGE_MAX`` transactions is about 6 MB.
+# ``pacs008.TRANSACTIONS_PER_MESSAGE_MAX`` transactions is about 3 MB.
 MESSAGE_BYTES_MAX = 64 * 1024 * 1024
 
 _NAMESPACE_IN_MESSAGE = re.compile(r"\{(?:urn|https?):[^}]*\}")
