@@ -15,8 +15,10 @@ Columns (Chinese or English headers, any order; ``*`` required):
 Totals declared in the file (header key-value rows, a totals row; see
 :mod:`adapters.columns`) come back as :class:`adapters.columns.DeclaredTotals`.
 
-The seam for other formats is :class:`BatchSource`: the pain.001 reader yields the same
-:class:`BatchLine` records and gives ``NbOfTxs``/``CtrlSum`` as declared totals.
+The seam for other formats is :class:`BatchSource`: a pain.001 file is read by
+:class:`adapters.pain001_batch.Pain001BatchFile` into the same :class:`BatchLine` records,
+with ``NbOfTxs``/``CtrlSum`` as declared totals; :func:`open_batch_file` picks the reader
+by the file's content.
 """
 
 from __future__ import annotations
@@ -28,7 +30,11 @@ from typing import Protocol
 import msgspec
 
 from adapters.columns import ColumnSpec, DeclaredTotals, Table
+from adapters.errors import FileFormatError
 from adapters.tabular_rows import file_rows
+from adapters.text_encoding import UTF8_BOM
+
+SNIFF_BYTES = 64
 
 BATCH_COLUMNS = ColumnSpec(
     fields=("id_number", "name", "card_number", "amount", "item", "remark", "sequence"),
@@ -127,3 +133,31 @@ class TabularBatchFile:
     def ignored_columns(self) -> tuple[str, ...]:
         """Header cells that map to no field (kept for the report; not validated)."""
         return self._table.ignored_columns
+
+
+def is_xml(path: Path) -> bool:
+    """Whether the file starts (after an optional UTF-8 BOM and whitespace) with ``<``."""
+    with open(path, "rb") as stream:
+        head = stream.read(SNIFF_BYTES)
+    return head.removeprefix(UTF8_BOM).lstrip().startswith(b"<")
+
+
+def open_batch_file(path: Path, encoding: str | None = None) -> BatchSource:
+    """The batch file at ``path`` as a :class:`BatchSource`: pain.001 XML, XLSX or CSV by content.
+
+    Raises
+    ------
+    FileFormatError
+        ``encoding`` given for an XML file (XML declares its own); other errors are raised
+        while iterating (see :class:`TabularBatchFile` and
+        :class:`adapters.pain001_batch.Pain001BatchFile`).
+    """
+    path = Path(path)
+    if is_xml(path):
+        if encoding is not None:
+            raise FileFormatError(f"{path.name}: is XML (pain.001); --encoding applies to CSV only")
+        # Imported here: the pain.001 module builds on this one.
+        from adapters.pain001_batch import Pain001BatchFile
+
+        return Pain001BatchFile(path)
+    return TabularBatchFile(path, encoding)

@@ -12,7 +12,7 @@ import argparse
 import datetime
 from pathlib import Path
 
-from adapters.batch_file import TabularBatchFile
+from adapters.batch_file import open_batch_file
 from engine.commands.cardholders import read_cardholders
 from engine.disbursement.amount import format_minor, parse_amount_minor
 from engine.disbursement.errors import AmountError
@@ -29,7 +29,7 @@ def register(subparsers) -> None:
     group = subparsers.add_parser("batch", help="disbursement batches")
     commands = group.add_subparsers(dest="batch_command", metavar="ACTION", required=True)
     check = add_command(commands, "check", "validate a batch file against a cardholder file; nothing is stored")
-    check.add_argument("file", type=Path)
+    check.add_argument("file", type=Path, help="batch file: CSV, XLSX or pain.001.001.09 XML")
     check.add_argument("--cardholders", type=Path, required=True, metavar="FILE",
                        help="cardholder file (CSV/XLSX) standing in for the registry")
     check.add_argument("--per-person-max", required=True, metavar="YUAN", help="programme per-person maximum")
@@ -50,7 +50,7 @@ def _check(args: argparse.Namespace) -> int:
                                         row.card_number[-4:], row.bank_code, row.categories)
         for row in read_cardholders(args.cardholders, None) if row.result is ImportResult.ok
     }
-    source = TabularBatchFile(args.file, args.encoding)
+    source = open_batch_file(args.file, args.encoding)
     validator = BatchValidator(ValidationContext(
         registry.get, lambda _: False, lambda pan: pan, per_person_max_minor,
         datetime.datetime.now(datetime.UTC).date()))
