@@ -253,6 +253,8 @@ class Transport(Protocol):
 
     async def send(self, message_id: str, xml: bytes) -> bytes: ...
 
+    async def close(self) -> None: ...
+
 
 class HttpTransport:
     """Push to the bank's ``POST /v1/pacs008`` over signed HTTP(S) (:class:`adapters.delivery.HttpDelivery`)."""
@@ -281,6 +283,9 @@ class FileTransport:
         except OSError as error:
             raise DeliveryError(f"file drop {message_id}: {error.__class__.__name__}") from None
         return b""
+
+    async def close(self) -> None:
+        """Nothing to release (the protocol's ``close`` for connection-holding transports)."""
 
 
 class Dispatcher:
@@ -361,3 +366,22 @@ class Dispatcher:
                 "UPDATE settlement_outbox SET state = $2, attempts = $3, last_error = $4,"
                 " next_attempt_at = now() + make_interval(secs => $5) WHERE message_id = $1",
                 message_id, state, attempts, error, delay_s)
+
+
+async def transports_for_banks(pool: asyncpg.Pool, pki_store) -> dict[str, Transport]:
+    """A transport for every ``push`` and ``file`` bank: HTTPS with the engine's client
+    certificate when the endpoint is ``https``, signed with key id ``ONECARD`` and the
+    engine's outbound key (``pki_store.engine_signing_key()``); a folder drop for ``file``."""
+    from engine.settlement.registry import list_banks
+
+    async with pool.acquire() as connection:
+        banks = await list_banks(connection)
+    transports: dict[str, Transport] = {}
+    for bank in banks:
+        if bank.delivery == "file":
+            transports[bank.bank_code] = FileTransport(delivery.FileDrop(bank.endpoint))
+        elif bank.delivery == "push":
+            ssl_context = pki_store.engine_client_context() if bank.endpoint.startswith("https:") else None
+            transports[bank.bank_code] = HttpTransport(delivery.HttpDelivery(
+                bank.endpoint, key_id="ONECARD", key=pki_store.engine_signing_key(), ssl=ssl_context))
+    return transports
