@@ -110,6 +110,9 @@ CREATE TABLE settlement_payments (
     -- The reversing transfer (rejection or return), at most one per payment.
     reversal_id        bytea,
     returned           boolean NOT NULL DEFAULT false,
+    -- When the final ACSC and the return were recorded (the bank books them those days).
+    accepted_at        timestamptz,
+    returned_at        timestamptz,
     updated_at         timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX settlement_payments_message ON settlement_payments (message_id);

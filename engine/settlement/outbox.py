@@ -149,7 +149,7 @@ async def apply_statuses(connection: asyncpg.Connection, ledger: Ledger, bank_co
         row = await _lock_payment(connection, bank_code, end_to_end_id)
         if row is None:
             outcome["unknown"].append(end_to_end_id)
-        elif row["status"] in FINAL_STATUSES or row["status"] == "RTND":
+        elif row["status"] in FINAL_STATUSES:
             same = row["status"] == item.status or item.status not in FINAL_STATUSES
             outcome["unchanged" if same else "conflicts"].append(end_to_end_id)
         elif item.status == "RJCT":
@@ -196,7 +196,7 @@ async def apply_returns(connection: asyncpg.Connection, ledger: Ledger, bank_cod
                                f"{row['amount_minor']} {row['currency']}", element="RtrdIntrBkSttlmAmt")
         await _reverse(connection, ledger, row)
         await connection.execute(
-            "UPDATE settlement_payments SET returned = true, reason_code = $2, updated_at = now()"
+            "UPDATE settlement_payments SET returned = true, reason_code = $2, returned_at = now(), updated_at = now()"
             " WHERE end_to_end_id = $1", item.original_end_to_end_id, item.reason_code)
         outcome["returned"].append(item.original_end_to_end_id)
     return Applied(**{key: tuple(value) for key, value in outcome.items()})
@@ -206,15 +206,17 @@ async def expected_statement(connection: asyncpg.Connection, bank_code: str, *,
                              booked_on: dt.date | None = None) -> list[reconcile.EngineTransfer]:
     """What the engine expects on ``bank_code``'s statement of the engine's account: a
     ``DBIT`` per accepted payout and a ``CRDT`` per return, by EndToEndId; with
-    ``booked_on``, only payouts whose status was recorded on that UTC date."""
+    ``booked_on``, only those whose acceptance (return) was recorded on that UTC date."""
     rows = await connection.fetch(
-        "SELECT end_to_end_id, amount_minor, currency, returned FROM settlement_payments"
-        " WHERE bank_code = $1 AND status = 'ACSC' AND ($2::date IS NULL OR (updated_at AT TIME ZONE 'UTC')::date = $2)"
-        " ORDER BY end_to_end_id", bank_code, booked_on)
+        "SELECT end_to_end_id, amount_minor, currency, (accepted_at AT TIME ZONE 'UTC')::date AS accepted_on,"
+        " (returned_at AT TIME ZONE 'UTC')::date AS returned_on FROM settlement_payments"
+        " WHERE bank_code = $1 AND status = 'ACSC' ORDER BY end_to_end_id", bank_code)
     expected = []
     for row in rows:
-        expected.append(reconcile.EngineTransfer(row["end_to_end_id"], row["amount_minor"], row["currency"], DEBIT))
-        if row["returned"]:
+        if booked_on is None or row["accepted_on"] == booked_on:
+            expected.append(reconcile.EngineTransfer(row["end_to_end_id"], row["amount_minor"], row["currency"],
+                                                     DEBIT))
+        if row["returned_on"] is not None and (booked_on is None or row["returned_on"] == booked_on):
             expected.append(reconcile.EngineTransfer(row["end_to_end_id"], row["amount_minor"], row["currency"],
                                                      CREDIT))
     return expected
@@ -228,7 +230,8 @@ async def _lock_payment(connection: asyncpg.Connection, bank_code: str, end_to_e
 
 async def _set_status(connection: asyncpg.Connection, end_to_end_id: str, status: str, reason_code: str) -> None:
     await connection.execute(
-        "UPDATE settlement_payments SET status = $2, reason_code = $3, updated_at = now() WHERE end_to_end_id = $1",
+        "UPDATE settlement_payments SET status = $2, reason_code = $3, updated_at = now(),"
+        " accepted_at = CASE WHEN $2 = 'ACSC' THEN now() END WHERE end_to_end_id = $1",
         end_to_end_id, status, reason_code)
 
 

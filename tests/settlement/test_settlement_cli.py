@@ -65,6 +65,10 @@ def test_cycle_commands_and_reconcile(db_url, tmp_path, monkeypatch, capsys):
                                   for e, amount in zip(e2e, (1_000, 2_000))]))
     assert main(["reconcile", str(clean), "--bank", "ICBC"]) == 0
     assert capsys.readouterr().out == "2 matched\nclean\n"
+    # Restricted to another day, the engine expects nothing: both entries are unknown to it.
+    assert main(["reconcile", str(clean), "--bank", "ICBC", "--date", "2000-01-01", "--json"]) == 1
+    view = msgspec.json.decode(capsys.readouterr().out)
+    assert [item["outcome"] for item in view["unmatched_statement"]] == ["UNKNOWN_TO_ENGINE"] * 2
 
     differing = tmp_path / "differing.xml"
     differing.write_bytes(_statement([

@@ -153,3 +153,25 @@ async def test_a_refused_message_is_failed_not_retried(pool, bank):
         row = await connection.fetchrow("SELECT state, attempts, last_error FROM settlement_outbox")
     assert (row["state"], row["attempts"]) == ("failed", 1)
     assert "HTTP 401" in row["last_error"]
+
+
+async def test_file_drop_delivery_is_atomic_and_repeatable(pool, tmp_path):
+    from adapters.delivery import FileDrop
+    from engine.settlement.outbox import FileTransport
+
+    folder = tmp_path / "sftp" / "ICBC"
+    world = await make_world(pool, delivery={"ICBC": ("file", str(folder))})
+    async with pool.acquire() as connection, connection.transaction():
+        await post_payouts(connection, world.ledger, [Payout(new_id(), world.payer_account, world.cards[0], 100,
+                                                             "ICBC", "P", "6222", "Fund")])
+    transport = FileTransport(FileDrop(folder))
+    dispatcher = Dispatcher(pool, world.ledger, {"ICBC": transport})
+    assert await dispatcher.run_once() == 1
+    assert await dispatcher.run_once() == 0
+    async with pool.acquire() as connection:
+        message_id, xml, state = await connection.fetchrow("SELECT message_id, xml, state FROM settlement_outbox")
+    assert state == "delivered"
+    assert [p.name for p in folder.iterdir()] == [f"{message_id}.xml"]
+    assert (folder / f"{message_id}.xml").read_bytes() == xml
+    # A second delivery of the same message (e.g. after a lost database write) is a no-op.
+    assert await transport.send(message_id, xml) == b""
