@@ -52,6 +52,7 @@ from engine.settlement.schedule import CloseSchedule
 from ledger.service import Ledger
 
 XML = "application/xml"
+NONCE_PRUNE_EVERY = 1_000
 
 
 class PositionView(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -125,6 +126,7 @@ class BankServices:
     ledger: Ledger
     cycles: Cycles
     verifier: signing.Verifier = field(repr=False)
+    requests_seen: int = 0
 
 
 BANK_SERVICES = web.AppKey("bank_services", BankServices)
@@ -153,6 +155,8 @@ async def bank_auth(request: web.Request, handler):
         return _problem(401, str(error))
     if key_id != common_name:
         return _problem(403, f"request signed as {key_id!r} but the certificate is {common_name!r}")
+    if not await _first_use_of_nonce(request.app[BANK_SERVICES], key_id, request.headers[signing.HEADER_NONCE]):
+        return _problem(401, f"{signing.HEADER_NONCE}: replayed request")
     request[BANK_CODE] = common_name
     try:
         return await handler(request)
@@ -164,6 +168,20 @@ async def bank_auth(request: web.Request, handler):
         return _problem(404, str(error))
     except ConflictError as error:
         return _problem(409, str(error))
+
+
+async def _first_use_of_nonce(services: BankServices, bank_code: str, nonce: str) -> bool:
+    # The verifier remembers nonces per process; the table refuses a replay sent to another
+    # engine process. Rows older than the allowed clock skew cannot be replayed anyway
+    # (their timestamp is refused), so they are pruned now and then.
+    async with services.pool.acquire() as connection:
+        services.requests_seen += 1
+        if services.requests_seen % NONCE_PRUNE_EVERY == 0:
+            await connection.execute("DELETE FROM settlement_nonces WHERE seen_at < now() - make_interval(secs => $1)",
+                                     2 * signing.CLOCK_SKEW_MS_MAX / 1000)
+        return bool(await connection.fetchval(
+            "INSERT INTO settlement_nonces (bank_code, nonce) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1",
+            bank_code, nonce))
 
 
 def create_bank_app(services: BankServices) -> web.Application:
@@ -246,8 +264,12 @@ async def _dispatch_forever(pool: asyncpg.Pool, ledger: Ledger, pki_store: pki.P
 async def _close_on_schedule(cycles: Cycles, schedule: CloseSchedule) -> None:
     while True:
         now = dt.datetime.now(dt.timezone.utc)
-        await asyncio.sleep((schedule.next_close_utc(now) - now).total_seconds())
-        await cycles.close_and_issue(actor="schedule")
+        due = schedule.next_close_utc(now)
+        await asyncio.sleep((due - now).total_seconds())
+        try:
+            await cycles.close_and_issue(actor="schedule", opened_before=due)
+        except (OSError, asyncpg.PostgresError):
+            continue  # the database is away at the scheduled time: the next close takes both days
 
 
 # -- handlers: decode, call the domain, encode -----------------------------------------

@@ -137,3 +137,13 @@ CREATE TABLE settlement_alerts (
     cap_minor     bigint NOT NULL,
     raised_at     timestamptz NOT NULL DEFAULT now()
 );
+
+-- Nonces of signed bank requests seen by any engine process (replays refused across
+-- processes); rows older than the allowed clock skew are pruned.
+CREATE TABLE settlement_nonces (
+    bank_code  text NOT NULL,
+    nonce      text NOT NULL,
+    seen_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (bank_code, nonce)
+);
+CREATE INDEX settlement_nonces_seen ON settlement_nonces (seen_at);

@@ -123,9 +123,13 @@ class Cycles:
         self._ledger = ledger
         self._engine_code = engine_code
 
-    async def close(self, *, actor: str = "operator") -> Cycle:
+    async def close(self, *, actor: str = "operator", opened_before: dt.datetime | None = None) -> Cycle | None:
         """Close the open cycle at a commit point, freeze every bank's position, record cap
         alerts, open the next cycle; return the closed cycle (state ``CLOSED``).
+
+        With ``opened_before`` (a scheduled close time), close only a cycle opened before
+        it and otherwise return ``None``: several engine processes running the same
+        schedule close each scheduled cycle once.
 
         Raises
         ------
@@ -134,9 +138,13 @@ class Cycles:
         """
         async with self._pool.acquire() as connection, connection.transaction():
             row = await connection.fetchrow(
-                "SELECT cycle_id, timestamp_after FROM settlement_cycles WHERE state = 'OPEN' FOR UPDATE")
+                "SELECT cycle_id, timestamp_after, opened_at FROM settlement_cycles WHERE state = 'OPEN' FOR UPDATE")
             if row is None:
+                if opened_before is not None:
+                    return None
                 raise CycleStateError("the open cycle was closed concurrently; retry")
+            if opened_before is not None and row["opened_at"] >= opened_before:
+                return None
             cycle_id, after = row["cycle_id"], row["timestamp_after"]
             cut = await connection.fetchval("SELECT timestamp_last FROM ledger_head")
             assert cut >= after, "the ledger clock never goes back"
@@ -230,10 +238,12 @@ class Cycles:
             await self._settle_if_confirmed(connection, cycle_id, actor)
             return await _cycle(connection, cycle_id)
 
-    async def close_and_issue(self, *, actor: str = "scheduler") -> Cycle:
-        """Close the open cycle and issue its instructions (what the schedule runs)."""
-        closed = await self.close(actor=actor)
-        return await self.issue(closed.cycle_id, actor=actor)
+    async def close_and_issue(self, *, actor: str = "scheduler", opened_before: dt.datetime | None = None
+                              ) -> Cycle | None:
+        """Close the open cycle and issue its instructions (what the schedule runs); ``None``
+        when ``opened_before`` is given and the open cycle is younger (see :meth:`close`)."""
+        closed = await self.close(actor=actor, opened_before=opened_before)
+        return None if closed is None else await self.issue(closed.cycle_id, actor=actor)
 
     async def show(self, cycle_id: int) -> Cycle:
         """The cycle ``cycle_id``.

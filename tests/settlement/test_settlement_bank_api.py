@@ -183,3 +183,18 @@ async def test_confirmations_take_the_cycle_to_settled(pool, api):
     assert states == ["PENDING_SETTLEMENT", "PENDING_SETTLEMENT", "SETTLED"]
     status, body = await clients["BOC"].json("POST", "/v1/cycles/9/confirm")
     assert status == 404 and "cycle 9" in body["error"]
+
+
+async def test_a_replay_to_another_engine_process_is_refused(pool, api):
+    _, store, url, clients = api
+    # A second engine process: its own verifier (empty nonce memory), the same database.
+    runner, _ = await start_bank_api(pool, store, BankApiSettings(port=0, dispatch=False))
+    try:
+        other = BankClient(f"https://127.0.0.1:{runner.addresses[0][1]}", store.bank("ICBC"))
+        headers = signing.sign(other.key, "GET", "/v1/cycles", b"", key_id="ICBC")
+        assert (await clients["ICBC"].call("GET", "/v1/cycles", headers=headers))[0] == 200
+        status, body = await other.call("GET", "/v1/cycles", headers=headers)
+        assert status == 401 and b"replayed" in body
+        await other.session.close()
+    finally:
+        await runner.cleanup()

@@ -184,3 +184,15 @@ async def test_close_concurrent_with_commits_puts_every_transfer_in_exactly_one_
     assert boc_total == fares_total
     (operator,) = await world.ledger.lookup_accounts([world.operator_account])
     assert operator.credits_posted == fares_total
+
+
+async def test_a_scheduled_close_happens_once_across_processes(pool):
+    import datetime as dt
+
+    world = await make_world(pool)
+    cycles = Cycles(pool, world.ledger)
+    due = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)
+    first, second = await asyncio.gather(cycles.close_and_issue(opened_before=due),
+                                         cycles.close_and_issue(opened_before=due))
+    assert sorted([first is None, second is None]) == [False, True]
+    assert [c.state for c in await cycles.list()] == ["OPEN", "PENDING_SETTLEMENT"]
