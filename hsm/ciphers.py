@@ -74,13 +74,6 @@ def ecb_encrypt(alg: Alg, key: bytes, data: bytes) -> bytes:
     return Cipher(block_cipher(alg, key), _ECB).encryptor().update(data)
 
 
-def cbc_encrypt(alg: Alg, key: bytes, iv: bytes, data: bytes) -> bytes:
-    """Encrypt whole blocks of ``data`` in CBC mode from ``iv`` (one block)."""
-    require_blocks(alg, "data", data)
-    require_length("iv", iv, BLOCK_SIZE[alg])
-    return Cipher(block_cipher(alg, key), modes.CBC(iv)).encryptor().update(data)
-
-
 def require_blocks(alg: Alg, field: str, data: bytes) -> bytes:
     """Return ``data`` if it is a non-empty multiple of ``alg``'s block size."""
     size = BLOCK_SIZE.get(alg)
@@ -97,7 +90,7 @@ def adjust_parity(key: bytes) -> bytes:
     >>> adjust_parity(bytes.fromhex("0000FFFE")).hex()
     '0101fefe'
     """
-    return bytes(_ODD_PARITY[byte] for byte in key)
+    return bytes(key).translate(_ODD_PARITY)
 
 
 # Each byte with its low bit set so that the byte has an odd number of one bits.

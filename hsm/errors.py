@@ -7,6 +7,10 @@ class HsmError(Exception):
     """Root of every error the key service raises (shown to CLI users)."""
 
 
+class HsmValueError(HsmError, ValueError):
+    """An argument of a key service call is malformed; the message names it."""
+
+
 class KeyNotFoundError(HsmError, LookupError):
     """No key with the requested label exists in the key store."""
 
@@ -29,3 +33,7 @@ class UnsupportedError(HsmError, NotImplementedError):
 
 class RefusedError(HsmError, ValueError):
     """The request is refused (e.g. an ARPC for an ARQC that did not verify)."""
+
+
+class TokenError(HsmError, OSError):
+    """The PKCS#11 token failed or refused an operation (transient unless it repeats)."""

@@ -77,17 +77,55 @@ SCHEMES: dict[str, Scheme] = {
 
 
 def scheme_named(name: str) -> Scheme:
-    """The scheme called ``name`` in :data:`SCHEMES`.
+    """The scheme called ``name``: a key of :data:`SCHEMES`, or the spelled-out form
+    ``ALG:MASTER_KEY_DERIVATION:SESSION_KEY_DERIVATION:AC_MAC`` for any valid combination.
+
+    >>> scheme_named("visa-cvn10") == scheme_named("3DES:A:none:alg3_pad1")
+    True
+    >>> scheme_name(scheme_named("3DES:A:common_r:alg3_pad1"))
+    '3DES:A:common_r:alg3_pad1'
 
     Raises
     ------
     ValueError
-        No such scheme (the message lists the known names).
+        No such scheme (the message lists the named ones) or an invalid combination.
     """
-    scheme = SCHEMES.get(name)
-    if scheme is None:
-        raise ValueError(f"scheme must be one of {', '.join(sorted(SCHEMES))}, got {name!r}")
-    return scheme
+    scheme = SCHEMES.get(name) if isinstance(name, str) else None
+    if scheme is not None:
+        return scheme
+    parts = name.split(":") if isinstance(name, str) else []
+    if len(parts) != len(Scheme.__struct_fields__):
+        raise ValueError(
+            f"scheme must be one of {', '.join(sorted(SCHEMES))} or "
+            f"ALG:MASTER_KEY_DERIVATION:SESSION_KEY_DERIVATION:AC_MAC, got {name!r}"
+        )
+    try:
+        return msgspec.convert(dict(zip(Scheme.__struct_fields__, parts)), Scheme)
+    except msgspec.ValidationError as error:
+        raise ValueError(f"scheme {name!r}: {error}") from None
+
+
+def scheme_name(scheme: Scheme) -> str:
+    """The name of ``scheme`` in :data:`SCHEMES`, else its spelled-out form."""
+    for name, named in SCHEMES.items():
+        if named == scheme:
+            return name
+    return ":".join(getattr(scheme, field) for field in Scheme.__struct_fields__)
+
+
+def master_key_input(scheme: Scheme, pan: str, psn: str) -> bytes:
+    """The 16 bytes the issuer master key encrypts (ECB) to give the card's ICC master key.
+
+    Raises
+    ------
+    ValueError
+        A PAN or PSN that is not digits of the right length.
+    """
+    if scheme.master_key_derivation == "A":
+        y = derivation.option_a_input(pan, psn)
+    else:
+        y = derivation.option_b_input(pan, psn)
+    return derivation.master_key_input(y)
 
 
 def icc_master_key(scheme: Scheme, issuer_master_key: bytes, pan: str, psn: str) -> bytes:
@@ -107,11 +145,30 @@ def icc_master_key(scheme: Scheme, issuer_master_key: bytes, pan: str, psn: str)
     ValueError
         A wrong key length, or a PAN or PSN that is not digits of the right length.
     """
-    if scheme.master_key_derivation == "A":
-        y = derivation.option_a_input(pan, psn)
-    else:
-        y = derivation.option_b_input(pan, psn)
-    return derivation.icc_master_key(scheme.alg, issuer_master_key, y)
+    data = master_key_input(scheme, pan, psn)
+    return derivation.encrypt_derive(scheme.alg, issuer_master_key, data)
+
+
+def session_key_input(
+    scheme: Scheme, atc: bytes, un: bytes = b"", r: bytes | None = None
+) -> bytes | None:
+    """The 16 bytes the ICC master key encrypts (ECB) to give the AC session key, or
+    ``None`` when the scheme has no session key (the ICC master key is the AC key).
+
+    Arguments and errors as :func:`session_key`.
+    """
+    method = scheme.session_key_derivation
+    if (r is not None) != (method == "common_r"):
+        raise ValueError(f"r is {'required' if method == 'common_r' else 'not used'} for {method}")
+    if method == "none":
+        return None
+    if method == "pboc":
+        return derivation.pboc_session_input(scheme.alg, atc)
+    if method == "mastercard":
+        r = derivation.mastercard_r(scheme.alg, atc, un)
+    elif method == "emv_csk":
+        r = derivation.emv_csk_r(scheme.alg, atc)
+    return derivation.common_session_input(scheme.alg, r)
 
 
 def session_key(
@@ -137,19 +194,11 @@ def session_key(
     ValueError
         A wrong length of any input, or ``r`` given (or missing) against the scheme.
     """
-    method = scheme.session_key_derivation
-    if (r is not None) != (method == "common_r"):
-        raise ValueError(f"r is {'required' if method == 'common_r' else 'not used'} for {method}")
     require_length("icc_master_key", icc_master_key, 16)
-    if method == "none":
+    data = session_key_input(scheme, atc, un, r)
+    if data is None:
         return icc_master_key
-    if method == "pboc":
-        return derivation.pboc_session_key(scheme.alg, icc_master_key, atc)
-    if method == "mastercard":
-        r = derivation.mastercard_r(scheme.alg, atc, un)
-    elif method == "emv_csk":
-        r = derivation.emv_csk_r(scheme.alg, atc)
-    return derivation.common_session_key(scheme.alg, icc_master_key, r)
+    return derivation.encrypt_derive(scheme.alg, icc_master_key, data)
 
 
 def application_cryptogram(scheme: Scheme, ac_key: bytes, transaction_data: bytes) -> bytes:
