@@ -267,7 +267,7 @@ async def _close_on_schedule(cycles: Cycles, schedule: CloseSchedule) -> None:
         due = schedule.next_close_utc(now)
         await asyncio.sleep((due - now).total_seconds())
         try:
-            await cycles.close_and_issue(actor="schedule", opened_before=due)
+            await cycles.close_and_issue(actor="schedule", scheduled_at=due)
         except (OSError, asyncpg.PostgresError):
             continue  # the database is away at the scheduled time: the next close takes both days
 

@@ -49,6 +49,8 @@ CREATE TABLE settlement_cycles (
     opened_at        timestamptz NOT NULL DEFAULT now(),
     closed_at        timestamptz,
     settled_at       timestamptz,
+    -- The scheduled close time this cycle was closed for (NULL: closed on demand).
+    scheduled_close_at timestamptz UNIQUE,
     CHECK ((state = 'OPEN') = (timestamp_last IS NULL))
 );
 CREATE UNIQUE INDEX settlement_cycles_one_open ON settlement_cycles (state) WHERE state = 'OPEN';

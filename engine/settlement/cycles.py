@@ -123,13 +123,13 @@ class Cycles:
         self._ledger = ledger
         self._engine_code = engine_code
 
-    async def close(self, *, actor: str = "operator", opened_before: dt.datetime | None = None) -> Cycle | None:
+    async def close(self, *, actor: str = "operator", scheduled_at: dt.datetime | None = None) -> Cycle | None:
         """Close the open cycle at a commit point, freeze every bank's position, record cap
         alerts, open the next cycle; return the closed cycle (state ``CLOSED``).
 
-        With ``opened_before`` (a scheduled close time), close only a cycle opened before
-        it and otherwise return ``None``: several engine processes running the same
-        schedule close each scheduled cycle once.
+        With ``scheduled_at`` (a scheduled close time), close only if no cycle was closed
+        for that time yet, otherwise return ``None``: several engine processes running the
+        same schedule close once per scheduled time.
 
         Raises
         ------
@@ -138,12 +138,12 @@ class Cycles:
         """
         async with self._pool.acquire() as connection, connection.transaction():
             row = await connection.fetchrow(
-                "SELECT cycle_id, timestamp_after, opened_at FROM settlement_cycles WHERE state = 'OPEN' FOR UPDATE")
-            if row is None:
-                if opened_before is not None:
-                    return None
+                "SELECT cycle_id, timestamp_after FROM settlement_cycles WHERE state = 'OPEN' FOR UPDATE")
+            if row is None and scheduled_at is None:
                 raise CycleStateError("the open cycle was closed concurrently; retry")
-            if opened_before is not None and row["opened_at"] >= opened_before:
+            # Closers queue on the open cycle's row lock, so this check cannot race.
+            if row is None or (scheduled_at is not None and await connection.fetchval(
+                    "SELECT 1 FROM settlement_cycles WHERE scheduled_close_at = $1", scheduled_at)):
                 return None
             cycle_id, after = row["cycle_id"], row["timestamp_after"]
             cut = await connection.fetchval("SELECT timestamp_last FROM ledger_head")
@@ -157,8 +157,8 @@ class Cycles:
                 [(cycle_id, p.bank_code, p.debit_minor, p.credit_minor, p.net_minor) for p in positions])
             await connection.execute(
                 "UPDATE settlement_cycles SET state = 'CLOSED', timestamp_last = $2, transfer_count = $3,"
-                " unattributed_count = $4, closed_at = now() WHERE cycle_id = $1",
-                cycle_id, cut, count, unattributed)
+                " unattributed_count = $4, closed_at = now(), scheduled_close_at = $5 WHERE cycle_id = $1",
+                cycle_id, cut, count, unattributed, scheduled_at)
             await _history(connection, cycle_id, CycleState.OPEN, CycleState.CLOSED, actor)
             await connection.execute(
                 "INSERT INTO settlement_cycles (cycle_id, state, timestamp_after) VALUES ($1, 'OPEN', $2)",
@@ -238,11 +238,11 @@ class Cycles:
             await self._settle_if_confirmed(connection, cycle_id, actor)
             return await _cycle(connection, cycle_id)
 
-    async def close_and_issue(self, *, actor: str = "scheduler", opened_before: dt.datetime | None = None
+    async def close_and_issue(self, *, actor: str = "scheduler", scheduled_at: dt.datetime | None = None
                               ) -> Cycle | None:
         """Close the open cycle and issue its instructions (what the schedule runs); ``None``
-        when ``opened_before`` is given and the open cycle is younger (see :meth:`close`)."""
-        closed = await self.close(actor=actor, opened_before=opened_before)
+        when a cycle was already closed for ``scheduled_at`` (see :meth:`close`)."""
+        closed = await self.close(actor=actor, scheduled_at=scheduled_at)
         return None if closed is None else await self.issue(closed.cycle_id, actor=actor)
 
     async def show(self, cycle_id: int) -> Cycle:

@@ -192,7 +192,8 @@ async def test_a_scheduled_close_happens_once_across_processes(pool):
     world = await make_world(pool)
     cycles = Cycles(pool, world.ledger)
     due = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)
-    first, second = await asyncio.gather(cycles.close_and_issue(opened_before=due),
-                                         cycles.close_and_issue(opened_before=due))
+    first, second = await asyncio.gather(cycles.close_and_issue(scheduled_at=due),
+                                         cycles.close_and_issue(scheduled_at=due))
     assert sorted([first is None, second is None]) == [False, True]
+    assert await cycles.close_and_issue(scheduled_at=due) is None
     assert [c.state for c in await cycles.list()] == ["OPEN", "PENDING_SETTLEMENT"]
