@@ -31,7 +31,7 @@ import asyncpg
 
 from engine.settlement import instructions
 from engine.settlement.errors import CycleStateError, SettlementError, UnknownParticipantError
-from engine.settlement.positions import CapAlert, Position, cap_alerts, net_positions
+from engine.settlement.positions import CapAlert, cap_alerts, net_positions
 from engine.settlement.registry import (CLEARING_ACCOUNT_ID, LEDGER_CNY, TRANSFER_CODE_SETTLEMENT,
                                         list_banks)
 from engine.settlement.states import CycleState, check_transition

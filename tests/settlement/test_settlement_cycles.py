@@ -11,7 +11,6 @@ from engine.settlement.errors import CycleStateError, ParticipantError, UnknownP
 from engine.settlement.outbox import Payout, apply_returns, apply_statuses, post_payouts
 from adapters.iso20022 import ids, pacs002, pacs004
 from ledger.ids import new_id
-from ledger.types import AccountFilter
 from settlement_world import make_world
 
 
