@@ -79,3 +79,7 @@ class FileDropNameError(AdapterError, ValueError):
 class MessageIdConflictError(MessageError):
     """A MsgId already used for a message with different content (same id, other body:
     a modified request, never a second effect)."""
+
+
+class ConfigurationError(AdapterError, ValueError):
+    """An adapter's settings are out of range (e.g. a fault rate above 1)."""

@@ -10,8 +10,10 @@ know, or booked it twice), or ``pending`` (statement entries not yet ``BOOK``).
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 from collections.abc import Iterable
+from typing import TextIO
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -73,6 +75,47 @@ class Report:
         """No mismatched, unmatched or pending item."""
         return not (self.mismatched or self.unmatched_engine or self.unmatched_statement
                     or self.pending)
+
+    def rows(self) -> list[dict[str, str]]:
+        """One flat row per item (all lists, in report order) for CSV or JSON output:
+        :data:`ROW_FIELDS` as keys, amounts as minor-unit integers in text, "" when a side
+        is absent."""
+        rows = []
+        for item in (*self.matched, *self.mismatched, *self.unmatched_engine,
+                     *self.unmatched_statement, *self.pending):
+            engine, entry = item.engine, item.statement
+            rows.append({
+                "outcome": item.outcome.name.lower(),
+                "end_to_end_id": item.end_to_end_id,
+                "fields": ";".join(item.fields),
+                "credit_debit": (engine or entry).credit_debit,
+                "engine_amount_minor": str(engine.amount_minor) if engine else "",
+                "statement_amount_minor": str(entry.amount_minor) if entry else "",
+                "engine_currency": engine.currency if engine else "",
+                "statement_currency": entry.currency if entry else "",
+                "engine_value_date": _iso(engine.value_date if engine else None),
+                "statement_value_date": _iso(entry.value_date if entry else None),
+                "account_servicer_reference": entry.account_servicer_reference if entry else "",
+            })
+        return rows
+
+
+ROW_FIELDS = ("outcome", "end_to_end_id", "fields", "credit_debit", "engine_amount_minor",
+              "statement_amount_minor", "engine_currency", "statement_currency",
+              "engine_value_date", "statement_value_date", "account_servicer_reference")
+
+
+def write_csv(report: Report, stream: TextIO) -> int:
+    """Write ``report.rows()`` as CSV with a header line to ``stream``; return the row count."""
+    writer = csv.DictWriter(stream, fieldnames=ROW_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    rows = report.rows()
+    writer.writerows(rows)
+    return len(rows)
+
+
+def _iso(day: dt.date | None) -> str:
+    return day.isoformat() if day else ""
 
 
 def reconcile(transfers: Iterable[EngineTransfer], entries: Iterable[StatementEntry]) -> Report:

@@ -32,6 +32,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import random
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -39,8 +40,9 @@ import msgspec
 from aiohttp import web
 
 from adapters import signing
-from adapters.errors import AdapterError, MessageError, MessageIdConflictError, SignatureError
-from adapters.iso20022 import camt053, ids, pacs002, pacs004, pacs008, schema
+from adapters.errors import (AdapterError, ConfigurationError, MessageError, MessageIdConflictError,
+                             SignatureError)
+from adapters.iso20022 import camt053, ids, pacs002, pacs004, pacs008, reasons, schema
 
 HANG_S_DEFAULT = 30.0
 
@@ -49,7 +51,8 @@ HANG_S_DEFAULT = 30.0
 class Faults:
     """Fault injection rates (fractions 0..1 of requests or transactions) and delays.
 
-    ``reject_rate`` rejects a transaction with ``reject_reason`` (before crediting);
+    ``reject_rate`` rejects a transaction with ``reject_reason`` (before crediting; a code
+    of :data:`adapters.iso20022.reasons.STATUS_REASONS`);
     ``error_rate`` answers 503 before doing anything; ``lost_ack_rate`` applies the
     message and then answers 502 (the acknowledgement is lost); ``timeout_rate`` applies
     the message and answers only after ``hang_s`` (the client times out first);
@@ -74,9 +77,12 @@ class Faults:
                      "duplicate_rate", "out_of_order_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1, not {value}")
+                raise ConfigurationError(f"{name} must be between 0 and 1, not {value}")
         if self.delay_ms < 0 or self.hang_s < 0:
-            raise ValueError("delay_ms and hang_s must not be negative")
+            raise ConfigurationError("delay_ms and hang_s must not be negative")
+        if self.reject_reason not in reasons.STATUS_REASONS:
+            raise ConfigurationError(f"reject_reason {self.reject_reason!r} is not in the ISO "
+                                     f"reason table ({', '.join(sorted(reasons.STATUS_REASONS))})")
 
 
 @dataclass
@@ -271,15 +277,21 @@ class SimBank:
         ])
         return app
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on ``host:port`` (port 0: a free port); return the base URL."""
+    async def start(self, host: str = "127.0.0.1", port: int = 0,
+                    ssl_context: ssl.SSLContext | None = None) -> str:
+        """Serve on ``host:port`` (port 0: a free port); return the base URL.
+
+        With ``ssl_context`` the bank speaks HTTPS (set ``verify_mode`` to
+        ``CERT_REQUIRED`` with the engine's CA loaded for mutual TLS).
+        """
         assert self._runner is None, "already started"
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
         await site.start()
         bound_port = self._runner.addresses[0][1]
-        self.url = f"http://{host}:{bound_port}"
+        scheme = "https" if ssl_context else "http"
+        self.url = f"{scheme}://{host}:{bound_port}"
         return self.url
 
     async def stop(self) -> None:

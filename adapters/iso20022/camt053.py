@@ -6,41 +6,23 @@ instruction's EndToEndId; credit transfers paid out are ``DBIT`` (bank transacti
 ``PMNT/ICDT/DMCT``), returns ``CRDT`` (``PMNT/ICDT/RRTN``). When parsing, an entry with
 several ``TxDtls`` (batch booking) becomes one :class:`StatementEntry` per ``TxDtls`` with
 that ``TxDtls/Amt``; an entry without ``TxDtls`` keeps an empty EndToEndId (reconciliation
-reports it unmatched).
+reports it unmatched). Entries are read and written by :mod:`report_entry`, shared with
+camt.054.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from adapters.errors import MessageError
+from adapters.iso20022 import report_entry
 from adapters.iso20022.build import Builder, iso_datetime
 from adapters.iso20022.document import Document, read_document
+from adapters.iso20022.report_entry import CREDIT, DEBIT, StatementEntry
+
+__all__ = ["CREDIT", "DEBIT", "Balance", "Statement", "StatementEntry", "build", "parse"]
 
 MESSAGE_DEFINITION = "camt.053.001.08"
-CREDIT = "CRDT"
-DEBIT = "DBIT"
-
-
-@dataclass(frozen=True, slots=True)
-class StatementEntry:
-    """One booked movement.
-
-    ``amount_minor`` > 0 with ``credit_debit`` ``CRDT``/``DBIT`` giving its direction;
-    ``domain_family_subfamily`` the bank transaction code, e.g. ``"PMNT/ICDT/DMCT"``.
-    """
-
-    end_to_end_id: str
-    amount_minor: int
-    currency: str
-    credit_debit: str
-    value_date: dt.date | None
-    booking_date: dt.date | None
-    account_servicer_reference: str = ""
-    status: str = "BOOK"
-    domain_family_subfamily: str = "PMNT/ICDT/DMCT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +73,7 @@ def build(statement: Statement) -> bytes:
         builder.add(item, "CdtDbtInd", DEBIT if balance.amount_minor < 0 else CREDIT)
         builder.add(item, "Dt/Dt", balance.date.isoformat())
     for entry in statement.entries:
-        _build_entry(builder, element, entry)
+        report_entry.build(builder, element, entry)
     return builder.finish(document)
 
 
@@ -113,7 +95,7 @@ def parse(data: bytes) -> Statement:
     balances = tuple(_balance(document, item) for item in document.findall(element, "Bal"))
     entries = []
     for item in document.findall(element, "Ntry"):
-        entries.extend(_entries(document, item))
+        entries.extend(report_entry.read(document, item))
     return Statement(
         message_id=document.text(header, "MsgId"),
         created_at=document.datetime(header, "CreDtTm"),
@@ -124,27 +106,6 @@ def parse(data: bytes) -> Statement:
     )
 
 
-def _build_entry(builder: Builder, parent, entry: StatementEntry) -> None:
-    assert entry.credit_debit in (CREDIT, DEBIT)
-    item = builder.add(parent, "Ntry")
-    builder.amount(item, "Amt", entry.amount_minor, entry.currency)
-    builder.add(item, "CdtDbtInd", entry.credit_debit)
-    builder.add(item, "Sts/Cd", entry.status)
-    if entry.booking_date:
-        builder.add(item, "BookgDt/Dt", entry.booking_date.isoformat())
-    if entry.value_date:
-        builder.add(item, "ValDt/Dt", entry.value_date.isoformat())
-    if entry.account_servicer_reference:
-        builder.add(item, "AcctSvcrRef", entry.account_servicer_reference)
-    domain, family, subfamily = entry.domain_family_subfamily.split("/")
-    code = builder.add(item, "BkTxCd/Domn")
-    builder.add(code, "Cd", domain)
-    family_element = builder.add(code, "Fmly")
-    builder.add(family_element, "Cd", family)
-    builder.add(family_element, "SubFmlyCd", subfamily)
-    builder.add(item, "NtryDtls/TxDtls/Refs/EndToEndId", entry.end_to_end_id)
-
-
 def _balance(document: Document, element) -> Balance:
     amount_minor, currency = document.amount(element, "Amt")
     sign = -1 if document.text(element, "CdtDbtInd") == DEBIT else 1
@@ -153,42 +114,3 @@ def _balance(document: Document, element) -> Balance:
     return Balance(code=(document.text(element, "Tp/CdOrPrtry/Cd", required=False)
                          or document.text(element, "Tp/CdOrPrtry/Prtry", required=False)),
                    amount_minor=sign * amount_minor, currency=currency, date=date)
-
-
-def _entries(document: Document, element) -> list[StatementEntry]:
-    amount_minor, currency = document.amount(element, "Amt")
-    domain = document.find(element, "BkTxCd/Domn")
-    code = "" if domain is None else "/".join((
-        document.text(domain, "Cd"), document.text(domain, "Fmly/Cd"),
-        document.text(domain, "Fmly/SubFmlyCd")))
-    common = {
-        "credit_debit": document.text(element, "CdtDbtInd"),
-        "value_date": _date(document, element, "ValDt"),
-        "booking_date": _date(document, element, "BookgDt"),
-        "account_servicer_reference": document.text(element, "AcctSvcrRef", required=False),
-        "status": (document.text(element, "Sts/Cd", required=False)
-                   or document.text(element, "Sts/Prtry", required=False)),
-        "domain_family_subfamily": code,
-    }
-    details = document.findall(element, "NtryDtls/TxDtls")
-    if len(details) <= 1:
-        end_to_end_id = document.text(details[0], "Refs/EndToEndId", required=False) \
-            if details else ""
-        return [StatementEntry(end_to_end_id, amount_minor, currency, **common)]
-    entries = []
-    for detail in details:
-        if document.find(detail, "Amt") is None:
-            raise MessageError("every TxDtls of a batch entry needs its own Amt",
-                               element="TxDtls/Amt", line=detail.sourceline)
-        detail_minor, detail_currency = document.amount(detail, "Amt")
-        entries.append(StatementEntry(
-            document.text(detail, "Refs/EndToEndId", required=False), detail_minor,
-            detail_currency, **common))
-    return entries
-
-
-def _date(document: Document, element, name: str) -> dt.date | None:
-    found = document.find(element, name)
-    if found is None:
-        return None
-    return document.date(found, "Dt", required=False) or document.datetime(found, "DtTm").date()

@@ -55,7 +55,10 @@ def format_amount(amount_minor: int, currency: str) -> str:
     AmountError
         Negative, over :data:`AMOUNT_MINOR_MAX`, or an unknown currency.
     """
-    return format_minor(amount_minor, minor_unit(currency))
+    digits = CURRENCY_MINOR_UNITS.get(currency)
+    if digits is None:
+        minor_unit(currency)  # raises, naming the currency
+    return format_minor(amount_minor, digits)
 
 
 def format_minor(amount_minor: int, digits: int) -> str:

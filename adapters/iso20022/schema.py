@@ -40,7 +40,7 @@ MESSAGE_DEFINITIONS = frozenset({
 })
 
 # Inbound messages larger than this are refused before parsing; a pacs.008 of
-# ``pacs008.TRANSACTIONS_PER_MESSAGE_MAX`` transactions is about 6 MB.
+# ``pacs008.TRANSACTIONS_PER_MESSAGE_MAX`` transactions is about 3 MB.
 MESSAGE_BYTES_MAX = 64 * 1024 * 1024
 
 _NAMESPACE_IN_MESSAGE = re.compile(r"\{(?:urn|https?):[^}]*\}")
@@ -99,7 +99,7 @@ def validate_element(element: etree._Element, message_definition: str) -> None:
     """
     schema = load_schema(message_definition)
     if not schema.validate(element):
-        raise _schema_error(schema.error_log, message_definition)
+        raise schema_error(schema.error_log, message_definition)
 
 
 def parse_validated(data: bytes, message_definition: str) -> etree._Element:
@@ -129,7 +129,7 @@ def parse_plain(data: bytes) -> etree._ElementTree:
     MalformedMessageError
         Not well-formed (e.g. an undeclared namespace prefix), a DTD, or too large.
     """
-    _check_size(data)
+    check_size(data)
     try:
         tree = etree.ElementTree(etree.fromstring(data, secure_parser()))
     except (etree.XMLSyntaxError, ValueError) as error:
@@ -148,7 +148,8 @@ def malformed(error: Exception) -> MalformedMessageError:
     return MalformedMessageError(f"not well-formed XML: {reason}", element="document", line=line)
 
 
-def _check_size(data: bytes) -> None:
+def check_size(data: bytes) -> None:
+    """Refuse non-bytes or more than :data:`MESSAGE_BYTES_MAX` bytes (MalformedMessageError)."""
     if not isinstance(data, (bytes, bytearray)):
         raise MalformedMessageError("a message must be bytes", element="document")
     if len(data) > MESSAGE_BYTES_MAX:
@@ -156,7 +157,9 @@ def _check_size(data: bytes) -> None:
             f"{len(data)} bytes is over the limit of {MESSAGE_BYTES_MAX}", element="document")
 
 
-def _schema_error(entries, message_definition: str) -> SchemaValidationError:
+def schema_error(entries, message_definition: str) -> SchemaValidationError:
+    """A :class:`SchemaValidationError` from libxml2 log ``entries`` (the last one is this
+    call's), naming the element, its line and the reason without namespaces."""
     # libxml2 keeps a log per schema across calls; this call's error is the last entry.
     entry = entries[-1] if len(entries) else None
     if entry is None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ssl
+import sys
 
+from adapters.errors import ConfigurationError
 from adapters.simbank import Faults, SimBank
 from engine.errors import UsageError
 from engine.output import add_command, emit
@@ -38,6 +41,10 @@ def register(subparsers) -> None:
                         help="fraction of transactions with a stale interim status after the final")
     parser.add_argument("--delay-ms", type=int, default=0, help="delay of every answer")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault generator")
+    parser.add_argument("--tls-cert", default="", help="PEM certificate chain: serve HTTPS")
+    parser.add_argument("--tls-key", default="", help="PEM private key of --tls-cert")
+    parser.add_argument("--tls-client-ca", default="",
+                        help="PEM CA certificates: require client certificates (mutual TLS)")
     parser.set_defaults(handler=_run)
 
 
@@ -50,9 +57,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _serve(bank: SimBank, args: argparse.Namespace) -> None:
-    url = await bank.start(args.host, args.port)
+    url = await bank.start(args.host, args.port, _ssl_context(args))
     emit(args, f"simbank {args.bank_code} listening on {url}", {"bank_code": args.bank_code,
                                                                    "url": url})
+    # Whoever started us (a test, the demo) reads the URL from a pipe while we keep running.
+    sys.stdout.flush()
     try:
         await asyncio.Event().wait()
     finally:
@@ -66,7 +75,7 @@ def _faults(args: argparse.Namespace) -> Faults:
                       timeout_rate=args.timeout_rate, duplicate_rate=args.duplicate_rate,
                       out_of_order_rate=args.out_of_order_rate, delay_ms=args.delay_ms,
                       hang_s=args.hang_s, seed=args.seed)
-    except ValueError as error:
+    except ConfigurationError as error:
         raise UsageError(str(error)) from None
 
 
@@ -79,3 +88,19 @@ def _keys(args: argparse.Namespace) -> dict[str, bytes] | None:
         return {args.key_id: bytes.fromhex(args.key_hex)}
     except ValueError:
         raise UsageError("--key-hex: not hexadecimal") from None
+
+
+def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not args.tls_cert:
+        if args.tls_key or args.tls_client_ca:
+            raise UsageError("--tls-key and --tls-client-ca need --tls-cert")
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(args.tls_cert, args.tls_key or None)
+        if args.tls_client_ca:
+            context.load_verify_locations(args.tls_client_ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+    except (OSError, ssl.SSLError) as error:
+        raise UsageError(f"TLS files: {error}") from None
+    return context

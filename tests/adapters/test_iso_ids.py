@@ -3,19 +3,21 @@
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from stdnum.iso7064 import mod_37_2
+from stdnum.iso7064 import mod_37_36
 
 from adapters.errors import IdentifierError
 from adapters.iso20022 import ids
 
 
 def _reference_check(text: str) -> str:
-    # ISO 7064 MOD 37-2 pure system, written out from the standard's recursion.
-    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*"
-    check = 0
+    # ISO 7064 MOD 37-36 hybrid system, written out from the standard's recursion:
+    # P1 = 36; S = (P + a) mod 36 (0 read as 36); P = 2S mod 37; check c with (P + c) mod 36 = 1.
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    product = 36
     for ch in text:
-        check = (check + alphabet.index(ch)) * 2 % 37
-    return alphabet[(38 - check) % 37]
+        total = (product + alphabet.index(ch)) % 36 or 36
+        product = total * 2 % 37
+    return alphabet[(1 - product) % 36]
 
 
 @pytest.mark.parametrize("transfer_id, expected", [
@@ -26,7 +28,7 @@ def _reference_check(text: str) -> str:
 ])
 def test_known_answers(transfer_id, expected):
     assert ids.end_to_end_id(transfer_id) == expected
-    assert mod_37_2.is_valid(expected)
+    assert mod_37_36.is_valid(expected)
     assert ids.transfer_id_from_end_to_end_id(expected) == transfer_id
 
 
@@ -34,7 +36,8 @@ def test_known_answers(transfer_id, expected):
 def test_end_to_end_id_round_trip_and_length(transfer_id):
     text = ids.end_to_end_id(transfer_id)
     assert len(text) == 28 <= 35
-    assert mod_37_2.is_valid(text)
+    assert text.isalnum() and text.isupper()
+    assert mod_37_36.is_valid(text) and text[-1] == _reference_check(text[:-1])
     assert ids.transfer_id_from_end_to_end_id(text) == transfer_id
 
 

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.errors import AdapterError
-from adapters.iso20022 import camt053, pacs002, pacs004, pacs008, pain001
+from adapters.iso20022 import camt053, camt054, pacs002, pacs004, pacs008, pain001
 from iso_samples import beside_app_header, prefixed, sample
 
 CREATED_AT = dt.datetime(2026, 11, 30, 19, 0, tzinfo=dt.timezone.utc)
@@ -19,6 +19,7 @@ PARSERS = [
     (pacs008.parse, sample("pacs.008.001.08_with_AppHdr_sample.xml")),
     (pacs004.parse, sample("pacs.004.001.10_sample.xml")),
     (camt053.parse, sample("camt.053.001.08_sample.xml")),
+    (camt054.parse, sample("camt.054.001.08_sample.xml")),
     (pain001.parse, prefixed(sample("pain.001.001.09_sample.xml"))),
 ]
 FRAGMENTS = [b"<", b">", b"&", b"&amp;", b"0", b"9.999", b"-", b"\x00", b"\xff", b"</Document>",

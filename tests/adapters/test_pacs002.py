@@ -117,3 +117,9 @@ def test_resolve_keeps_first_final_status_and_reports_conflicts():
     standing, conflicts = pacs002.resolve(arrivals)
     assert {key: value.status for key, value in standing.items()} == {"E1": "ACSC", "E2": "ACSC"}
     assert conflicts == [arrivals[5]]
+
+
+def test_app_header_must_agree_with_the_document():
+    data = beside_app_header(EXPECTED).replace(b"<MsgDefIdr>pacs.002.001.10<", b"<MsgDefIdr>pacs.008.001.08<")
+    with pytest.raises(MessageError, match="AppHdr says pacs.008.001.08 but the Document is pacs.002.001.10"):
+        pacs002.parse(data)

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from adapters.errors import AmountError, MessageError, TotalsMismatchError
-from adapters.iso20022 import camt053, pacs004
+from adapters.iso20022 import camt053, camt054, pacs004
 from iso_samples import sample
 
 CREATED_AT = dt.datetime(2026, 11, 30, 19, 0, tzinfo=dt.timezone.utc)
@@ -83,3 +83,20 @@ def test_camt053_amount_with_too_many_decimals_names_the_element():
     data = sample("camt.053.001.08_sample.xml").replace(b'<Amt Ccy="EUR">8.85<', b'<Amt Ccy="EUR">8.855<')
     with pytest.raises(AmountError, match=r"^Amt \(line 111\): 8.855 has more decimals than EUR"):
         camt053.parse(data)
+
+
+def test_camt054_sample_batch_entry_gives_one_item_per_transaction():
+    notification = camt054.parse(sample("camt.054.001.08_sample.xml"))
+    assert notification.account == "CH2801234000123456789"
+    assert [(e.end_to_end_id, e.amount_minor, e.currency, e.credit_debit, e.value_date)
+            for e in notification.entries] == [
+        ("UXC06170000006PI00001EE00001", 310, "CHF", "DBIT", dt.date(2007, 10, 18)),
+        ("UXC06170000006PI00001EE00002", 320, "CHF", "DBIT", dt.date(2007, 10, 18)),
+        ("UXC06170000006PI00001EE00002", 320, "CHF", "DBIT", dt.date(2007, 10, 18)),
+    ]
+
+
+def test_camt054_batch_entry_without_amounts_is_refused():
+    data = sample("camt.054.001.08_sample.xml").replace(b'<Amt Ccy="CHF">3.2</Amt>\n            <CdtDbtInd>', b'<CdtDbtInd>', 1)
+    with pytest.raises(MessageError, match=r"^TxDtls/Amt \(line 187\): every TxDtls of a batch entry needs its own Amt"):
+        camt054.parse(data)

@@ -1,11 +1,13 @@
 """pain.001.001.09 in (exact totals, per-line precision) and pain.002.001.10 out."""
 
 import datetime as dt
+import io
 from decimal import Decimal
 
 import pytest
 
-from adapters.errors import AmountError, TotalsMismatchError
+from adapters.errors import (AmountError, MalformedMessageError, SchemaValidationError,
+                             TotalsMismatchError, UnsupportedMessageError)
 from adapters.iso20022 import pain001, pain002
 from iso_samples import sample
 
@@ -108,3 +110,41 @@ def test_long_additional_information_is_split_not_cut():
     xml = pain002.build("N002C", CREATED_AT, "B", group_status="RJCT", group_reason_code="FF01",
                         group_additional_information="y" * 200)
     assert xml.count(b"<AddtlInf>") == 2 and xml.count(b"y") == 200
+
+
+def test_reader_streams_from_a_file_with_the_header_first(tmp_path):
+    path = tmp_path / "batch.xml"
+    path.write_bytes(_batch(["0.10", "0.20", "0.30"], control_sum="0.60"))
+    reader = pain001.Reader(path)
+    seen = []
+    for line in reader:
+        seen.append((line.line, line.amount_minor, reader.header.message_id))
+    assert seen == [(1, 10, "DEPT-2026-11"), (2, 20, "DEPT-2026-11"), (3, 30, "DEPT-2026-11")]
+    assert reader.header.control_sum == Decimal("0.60") and reader.debtor_name == "Subsidy Fund"
+
+
+def test_each_payment_information_is_checked_when_it_ends():
+    two = _batch(["1.00", "2.00"]).replace(
+        b"<PmtMtd>TRF</PmtMtd>", b"<PmtMtd>TRF</PmtMtd><NbOfTxs>2</NbOfTxs><CtrlSum>3.01</CtrlSum>")
+    reader = pain001.Reader(io.BytesIO(two))
+    with pytest.raises(TotalsMismatchError, match=r"^PmtInf/CtrlSum \(line 1\): CtrlSum is 3.01 but the amounts sum to 3.00"):
+        list(reader)
+
+
+def test_schema_errors_name_the_exact_line_after_streaming():
+    data = _batch(["1.00", "2.00"]).replace(b"><", b">\n<")
+    bad = data.replace(b"<Nm>Person 2</Nm>", b"<Nm></Nm>")
+    with pytest.raises(SchemaValidationError, match=r"^Nm \(line 76\): \[facet 'minLength'\]"):
+        pain001.parse(bad)
+
+
+def test_other_versions_and_envelopes_are_refused():
+    data = _batch(["1.00"])
+    with pytest.raises(UnsupportedMessageError, match="pain.001.001.03 is not supported"):
+        pain001.parse(data.replace(b"pain.001.001.09", b"pain.001.001.03"))
+    with pytest.raises(MalformedMessageError, match="must be a bare ISO 20022 Document"):
+        pain001.parse(b"<Envelope>" + data + b"</Envelope>")
+    with pytest.raises(MalformedMessageError, match="not well-formed"):
+        pain001.parse(data[:-20])
+    with pytest.raises(MalformedMessageError, match="DOCTYPE is not allowed"):
+        pain001.parse(b'<!DOCTYPE Document [<!ENTITY x "1.00">]>' + data)

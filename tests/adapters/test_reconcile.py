@@ -1,12 +1,13 @@
 """Reconciliation: every item lands in exactly one list with its outcome and fields."""
 
 import datetime as dt
+import io
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.iso20022.camt053 import StatementEntry
-from adapters.reconcile import EngineTransfer, Outcome, reconcile
+from adapters.reconcile import EngineTransfer, Outcome, reconcile, write_csv
 
 DAY = dt.date(2026, 12, 1)
 
@@ -45,6 +46,21 @@ def test_each_kind_of_difference():
     assert [(i.end_to_end_id, i.outcome) for i in report.pending] == [
         ("E5", Outcome.PENDING_ON_STATEMENT)]
     assert not report.clean
+
+
+def test_csv_rows_show_both_sides():
+    report = reconcile([EngineTransfer("E2", 2000, "CNY", "DBIT", DAY),
+                        EngineTransfer("E4", 4000, "CNY", "DBIT", DAY)],
+                       [_entry("E2", 2001), _entry("E9", 500)])
+    stream = io.StringIO()
+    assert write_csv(report, stream) == 3
+    assert stream.getvalue() == (
+        "outcome,end_to_end_id,fields,credit_debit,engine_amount_minor,statement_amount_minor,"
+        "engine_currency,statement_currency,engine_value_date,statement_value_date,"
+        "account_servicer_reference\n"
+        "amount_differs,E2,amount_minor,DBIT,2000,2001,CNY,CNY,2026-12-01,2026-12-01,\n"
+        "missing_on_statement,E4,,DBIT,4000,,CNY,,2026-12-01,,\n"
+        "unknown_to_engine,E9,,DBIT,,500,,CNY,,2026-12-01,\n")
 
 
 def test_empty_is_clean():

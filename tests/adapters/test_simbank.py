@@ -3,6 +3,7 @@ and a full round of delivery + status + reconciliation that comes out clean."""
 
 import asyncio
 import datetime as dt
+import ssl
 
 import aiohttp
 import msgspec
@@ -10,10 +11,11 @@ import pytest
 
 from adapters import signing
 from adapters.delivery import HttpDelivery, RetryPolicy
-from adapters.errors import DeliveryRefusedError
+from adapters.errors import DeliveryError, DeliveryRefusedError
 from adapters.iso20022 import camt053, ids, pacs002, pacs004, pacs008
 from adapters.reconcile import EngineTransfer, reconcile
 from adapters.simbank import Faults, SimBank
+from tls_material import write_tls_material
 
 KEY = bytes(range(32))
 NOW = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.timezone.utc)
@@ -183,3 +185,85 @@ async def test_returns_statement_and_account_admin_over_http(bank, delivery):
     assert reconcile(expected, statement.entries).clean
     status = await delivery.fetch(f"/v1/pacs002/{message.message_id}")
     assert pacs002.parse(status.body).original_message_id == message.message_id
+
+
+async def test_lost_acknowledgement_then_resend_has_one_effect():
+    bank = SimBank("ICBC", faults=Faults(lost_ack_rate=1.0), clock=lambda: NOW)
+    await bank.start()
+    delivery = HttpDelivery(bank.url, key_id="ONECARD", key=KEY, sleep=_no_sleep,
+                            policy=RetryPolicy(attempts_max=3, timeout_s=2))
+    [message] = _messages(_transfers(1))
+    try:
+        with pytest.raises(DeliveryError, match="last: HTTP 502"):
+            await delivery.push("/v1/pacs008", message.message_id, message.xml)
+        assert bank.accounts["6222020000000001"].balance_minor == 1001
+        bank.faults = Faults()
+        answer = await delivery.push("/v1/pacs008", message.message_id, message.xml)
+    finally:
+        await delivery.close()
+        await bank.stop()
+    assert answer.body == bank.status_report(message.message_id)
+    assert bank.accounts["6222020000000001"].balance_minor == 1001
+
+
+async def test_timeout_then_resend_has_one_effect():
+    bank = SimBank("ICBC", faults=Faults(timeout_rate=1.0, hang_s=0.5), clock=lambda: NOW)
+    await bank.start()
+    delivery = HttpDelivery(bank.url, key_id="ONECARD", key=KEY, sleep=_no_sleep,
+                            policy=RetryPolicy(attempts_max=2, timeout_s=0.2))
+    [message] = _messages(_transfers(2))
+    try:
+        with pytest.raises(DeliveryError, match="last: (ServerTimeoutError|TimeoutError)"):
+            await delivery.push("/v1/pacs008", message.message_id, message.xml)
+        bank.faults = Faults()
+        answer = await delivery.push("/v1/pacs008", message.message_id, message.xml)
+        await asyncio.sleep(0.5)
+    finally:
+        await delivery.close()
+        await bank.stop()
+    assert [t.status for t in pacs002.parse(answer.body).transactions] == ["ACSC", "ACSC"]
+    assert [bank.accounts[f"62220200000000{n:02d}"].balance_minor for n in (1, 2)] == [1001, 1002]
+
+
+async def test_injected_5xx_changes_nothing():
+    bank = SimBank("ICBC", faults=Faults(error_rate=1.0), clock=lambda: NOW)
+    await bank.start()
+    delivery = HttpDelivery(bank.url, key_id="ONECARD", key=KEY, sleep=_no_sleep,
+                            policy=RetryPolicy(attempts_max=2))
+    [message] = _messages(_transfers(1))
+    try:
+        with pytest.raises(DeliveryError, match="last: HTTP 503"):
+            await delivery.push("/v1/pacs008", message.message_id, message.xml)
+    finally:
+        await delivery.close()
+        await bank.stop()
+    assert bank.accounts == {} and bank.status_report(message.message_id) is None
+
+
+async def test_push_over_mutual_tls(tmp_path):
+    paths = write_tls_material(tmp_path)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(paths["server"], paths["server_key"])
+    server_context.load_verify_locations(paths["ca"])
+    server_context.verify_mode = ssl.CERT_REQUIRED
+    client_context = ssl.create_default_context(cafile=str(paths["ca"]))
+    client_context.load_cert_chain(paths["client"], paths["client_key"])
+    anonymous_context = ssl.create_default_context(cafile=str(paths["ca"]))
+    bank = SimBank("ICBC", keys={"ONECARD": KEY}, clock=lambda: NOW)
+    url = await bank.start(ssl_context=server_context)
+    assert url.startswith("https://127.0.0.1:")
+    [message] = _messages(_transfers(1))
+    policy = RetryPolicy(attempts_max=2, timeout_s=5)
+    with_certificate = HttpDelivery(url, key_id="ONECARD", key=KEY, ssl=client_context,
+                                    sleep=_no_sleep, policy=policy)
+    without_certificate = HttpDelivery(url, key_id="ONECARD", key=KEY, ssl=anonymous_context,
+                                       sleep=_no_sleep, policy=policy)
+    try:
+        answer = await with_certificate.push("/v1/pacs008", message.message_id, message.xml)
+        with pytest.raises(DeliveryError):
+            await without_certificate.push("/v1/pacs008", message.message_id, message.xml)
+    finally:
+        await with_certificate.close()
+        await without_certificate.close()
+        await bank.stop()
+    assert pacs002.parse(answer.body).transactions[0].status == "ACSC"
