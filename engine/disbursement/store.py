@@ -1,0 +1,304 @@
+"""The disbursement store: the one place that reads and writes the disbursement tables
+(``engine/migrations/0100_disbursement.sql``) with asyncpg.
+
+Personal data goes through the key service (:class:`hsm.service.KeyService`) before it
+reaches the database: an identity number is kept as its keyed hash (HMAC-SHA256 under the
+``bank-mac`` key ``ID_HASH_KEY``, used for lookups) and sealed (AES-256-GCM under the
+``field-enc`` key ``FIELD_KEY``, bound to its hash); a card number as its token (key
+``PAN_TOKEN_KEY``) and last 4 digits. The keys must exist (``onecard keys generate``).
+
+Validation streams: lines are taken in chunks of ``CHUNK_LINES``; for each chunk the
+cardholders and the period's payments are fetched in one query each and the card numbers
+tokenised, then :class:`~engine.disbursement.validation.BatchValidator` decides every line
+from dicts. State changes follow :mod:`engine.disbursement.lifecycle`: the batch row is
+locked (``FOR UPDATE``), the transition checked, a history row appended (the table refuses
+updates and deletes) and the state updated, in one transaction.
+
+What it does not do yet: store the lines, execute (ledger postings, pacs.008), returns.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+from collections.abc import Callable, Iterable, Sequence
+
+import asyncpg
+import msgspec
+
+from adapters.batch_file import BatchSource
+from engine.disbursement.bank_card import compact_pan
+from engine.disbursement.lifecycle import BatchState, HistoryEntry, check_approval, next_history
+from engine.disbursement.registry import CardholderRecord, CardholderRow, CardStatus, Category, ImportResult
+from engine.disbursement.resident_id import IdCheck, check_id, normalise_id
+from engine.disbursement.validation import BatchSummary, BatchValidator, LineOutcome, ValidationContext
+from engine.errors import ConflictError, NotFoundError, UsageError
+from hsm.service import KeyService
+
+ID_HASH_KEY = "cardholder-id-hash"
+PAN_TOKEN_KEY = "pan-token"
+FIELD_KEY = "field-enc"
+CHUNK_LINES = 5_000
+PROGRAMME_KINDS = ("subsidy", "wage")
+
+assert CHUNK_LINES > 0
+
+
+class Programme(msgspec.Struct, frozen=True):
+    """A disbursement programme: ``code``, ``kind`` (subsidy or wage), ``name`` and the
+    per-person maximum per period in fen."""
+
+    code: str
+    kind: str
+    name: str
+    per_person_max_minor: int
+
+
+class BatchRecord(msgspec.Struct, frozen=True):
+    """A stored batch: its id, programme, period (``YYYY-MM``), state, submitter, content
+    hash and totals (fen)."""
+
+    id: int
+    programme_code: str
+    period: str
+    state: BatchState
+    submitted_by: str
+    content_sha256: str
+    lines_count: int
+    accepted_count: int
+    accepted_minor: int
+
+
+def _sealed_context(id_hash: bytes) -> bytes:
+    return b"disbursement_cardholders.id_number:" + id_hash
+
+
+class DisbursementStore:
+    """Disbursement tables on ``pool``, personal data through ``keys``."""
+
+    def __init__(self, pool: asyncpg.Pool, keys: KeyService) -> None:
+        self._pool = pool
+        self._keys = keys
+
+    async def id_hash(self, id_number: str) -> bytes:
+        """The 32-byte keyed hash of a normalised identity number (the lookup key)."""
+        return await self._keys.generate_mac(ID_HASH_KEY, id_number.encode("ascii"))
+
+    async def import_cardholders(self, rows: Iterable[CardholderRow]) -> int:
+        """Insert or update the ``ok`` rows (others are skipped); return how many were written.
+
+        A row replaces the cardholder with the same identity number (new card, status,
+        name). Raises ``ConflictError`` when a card number is registered to another person.
+        """
+        written = 0
+        async with self._pool.acquire() as connection, connection.transaction():
+            for row in rows:
+                if row.result is not ImportResult.ok:
+                    continue
+                id_hash = await self.id_hash(row.id_number)
+                sealed = await self._keys.encrypt_field(row.id_number.encode("ascii"), _sealed_context(id_hash))
+                token = await self._keys.tokenize_pan(row.card_number, PAN_TOKEN_KEY)
+                try:
+                    await connection.execute(
+                        """
+                        INSERT INTO disbursement_cardholders
+                            (id_hash, id_sealed, name, pan_token, pan_last4, bank_code, status, categories)
+                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                        ON CONFLICT (id_hash) DO UPDATE SET
+                            id_sealed = excluded.id_sealed, name = excluded.name,
+                            pan_token = excluded.pan_token, pan_last4 = excluded.pan_last4,
+                            bank_code = excluded.bank_code, status = excluded.status,
+                            categories = excluded.categories, updated_at = now()
+                        """,
+                        id_hash, sealed, row.name, token, row.card_number[-4:], row.bank_code,
+                        row.status.value, sorted(c.value for c in row.categories),
+                    )
+                except asyncpg.UniqueViolationError:
+                    raise ConflictError(
+                        f"line {row.line}: the card ending {row.card_number[-4:]} is registered to another person"
+                    ) from None
+                written += 1
+        return written
+
+    async def cardholders(self, id_numbers: Sequence[str]) -> dict[str, CardholderRecord]:
+        """The registered cardholders among normalised, valid ``id_numbers`` (one query)."""
+        hashes = {await self.id_hash(n): n for n in set(id_numbers)}
+        async with self._pool.acquire() as connection:
+            records = await connection.fetch(
+                "SELECT id_hash, name, status, pan_token, pan_last4, bank_code, categories "
+                "FROM disbursement_cardholders WHERE id_hash = ANY($1::bytea[])", list(hashes))
+        return {
+            hashes[r["id_hash"]]: CardholderRecord(
+                hashes[r["id_hash"]], r["name"], CardStatus(r["status"]), r["pan_token"], r["pan_last4"],
+                r["bank_code"], frozenset(Category(c) for c in r["categories"]))
+            for r in records
+        }
+
+    async def paid_in_period(self, programme_code: str, period: str, id_numbers: Sequence[str]) -> set[str]:
+        """Which of ``id_numbers`` the programme already paid in ``period`` (one query)."""
+        hashes = {await self.id_hash(n): n for n in set(id_numbers)}
+        async with self._pool.acquire() as connection:
+            records = await connection.fetch(
+                "SELECT id_hash FROM disbursement_payments "
+                "WHERE programme_code = $1 AND period = $2 AND id_hash = ANY($3::bytea[])",
+                programme_code, period, list(hashes))
+        return {hashes[r["id_hash"]] for r in records}
+
+    async def create_programme(self, code: str, kind: str, name: str, per_person_max_minor: int) -> Programme:
+        """Create a programme; the same call again returns it, different fields are a conflict.
+
+        Raises
+        ------
+        UsageError
+            ``kind`` is not subsidy or wage, or the maximum is not positive.
+        ConflictError
+            ``code`` exists with other fields (the differing field is named).
+        """
+        if kind not in PROGRAMME_KINDS:
+            raise UsageError(f"programme kind must be subsidy or wage, got {kind!r}")
+        if per_person_max_minor <= 0:
+            raise UsageError("per-person maximum must be more than 0")
+        wanted = Programme(code, kind, name, per_person_max_minor)
+        async with self._pool.acquire() as connection:
+            await connection.execute(
+                "INSERT INTO disbursement_programmes (code, kind, name, per_person_max_minor) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT (code) DO NOTHING", code, kind, name, per_person_max_minor)
+        stored = await self.programme(code)
+        for field in Programme.__struct_fields__:
+            if getattr(stored, field) != getattr(wanted, field):
+                raise ConflictError(f"programme {code} exists with a different {field}")
+        return stored
+
+    async def programme(self, code: str) -> Programme:
+        """The programme ``code``; ``NotFoundError`` if there is none."""
+        async with self._pool.acquire() as connection:
+            record = await connection.fetchrow(
+                "SELECT code, kind, name, per_person_max_minor FROM disbursement_programmes WHERE code = $1", code)
+        if record is None:
+            raise NotFoundError(f"no programme {code}")
+        return Programme(*record.values())
+
+    async def validate(self, source: BatchSource, programme: Programme, period: str, today: datetime.date,
+                       on_outcome: Callable[[LineOutcome], None]) -> BatchSummary:
+        """Validate every line of ``source`` (chunked prefetch, see the module docstring),
+        handing each outcome to ``on_outcome`` in file order; return the summary.
+
+        Raises
+        ------
+        TotalsMismatchError, AdapterError
+            The file is refused as a whole (totals, encoding, format).
+        """
+        records: dict[str, CardholderRecord] = {}
+        paid: set[str] = set()
+        tokens: dict[str, str] = {}
+        validator = BatchValidator(ValidationContext(
+            lookup_cardholder=records.get, already_paid=paid.__contains__, pan_token=tokens.__getitem__,
+            per_person_max_minor=programme.per_person_max_minor, today=today))
+        lines = source.lines()
+        while chunk := list(itertools.islice(lines, CHUNK_LINES)):
+            ids = [n for n in (normalise_id(line.id_number) for line in chunk)
+                   if check_id(n, today)[0] is IdCheck.valid]
+            records.clear()
+            records.update(await self.cardholders(ids))
+            paid.clear()
+            paid.update(await self.paid_in_period(programme.code, period, list(records)))
+            tokens.clear()
+            for pan in {compact_pan(line.card_number) for line in chunk}:
+                tokens[pan] = await self._tokenize(pan)
+            for line in chunk:
+                on_outcome(validator.check(line))
+        return validator.finish(source.declared_totals())
+
+    async def _tokenize(self, pan: str) -> str:
+        # A malformed card number has no token; it can match no registered card.
+        try:
+            return await self._keys.tokenize_pan(pan, PAN_TOKEN_KEY)
+        except ValueError:
+            return ""
+
+    async def submit(self, programme_code: str, period: str, submitted_by: str, summary: BatchSummary,
+                     at_ms: int) -> BatchRecord:
+        """Record a validated batch: RECEIVED then VALIDATED, with both history rows.
+
+        Raises
+        ------
+        ConflictError
+            The programme already has a batch with this content (named by its id).
+        """
+        async with self._pool.acquire() as connection, connection.transaction():
+            existing = await connection.fetchval(
+                "SELECT id FROM disbursement_batches WHERE programme_code = $1 AND content_sha256 = $2",
+                programme_code, summary.content_sha256)
+            if existing is not None:
+                raise ConflictError(f"the same batch content was already submitted as batch {existing}")
+            batch_id = await connection.fetchval(
+                """
+                INSERT INTO disbursement_batches (programme_code, period, state, submitted_by, content_sha256,
+                                                  lines_count, accepted_count, accepted_minor)
+                VALUES ($1, $2, 'received', $3, $4, $5, $6, $7) RETURNING id
+                """,
+                programme_code, period, submitted_by, summary.content_sha256, summary.lines_count,
+                summary.accepted_count, summary.accepted_minor)
+            first = HistoryEntry(1, BatchState.received, submitted_by, at_ms, summary.content_sha256)
+            await self._append(connection, batch_id, first)
+            await self._append(connection, batch_id, next_history([first], BatchState.validated, "system", at_ms))
+        return await self.batch(batch_id)
+
+    async def batch(self, batch_id: int) -> BatchRecord:
+        """The batch ``batch_id``; ``NotFoundError`` if there is none."""
+        async with self._pool.acquire() as connection:
+            return await self._batch(connection, batch_id)
+
+    async def history(self, batch_id: int) -> list[HistoryEntry]:
+        """The batch's history, oldest first."""
+        async with self._pool.acquire() as connection:
+            return await self._history(connection, batch_id)
+
+    async def transition(self, batch_id: int, target: BatchState, actor: str, at_ms: int) -> HistoryEntry:
+        """Move a batch to ``target`` (``ConflictError`` naming both states if not allowed)."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            await self._batch(connection, batch_id, lock=True)
+            entry = next_history(await self._history(connection, batch_id), target, actor, at_ms)
+            await self._append(connection, batch_id, entry)
+            return entry
+
+    async def approve(self, batch_id: int, approver: str, content_sha256: str, at_ms: int) -> HistoryEntry:
+        """Approve a validated batch as ``approver`` for the content hash the approver saw.
+
+        Raises
+        ------
+        ConflictError
+            The approver submitted the batch, the hash differs, or the batch is not VALIDATED.
+        """
+        async with self._pool.acquire() as connection, connection.transaction():
+            batch = await self._batch(connection, batch_id, lock=True)
+            check_approval(batch.submitted_by, approver, batch.content_sha256, content_sha256)
+            entry = next_history(await self._history(connection, batch_id), BatchState.approved, approver, at_ms)
+            await self._append(connection, batch_id, entry)
+            return entry
+
+    async def _batch(self, connection: asyncpg.Connection, batch_id: int, *, lock: bool = False) -> BatchRecord:
+        record = await connection.fetchrow(
+            "SELECT id, programme_code, period, state, submitted_by, content_sha256, lines_count, "
+            "accepted_count, accepted_minor FROM disbursement_batches WHERE id = $1"
+            + (" FOR UPDATE" if lock else ""), batch_id)
+        if record is None:
+            raise NotFoundError(f"no batch {batch_id}")
+        values = dict(record)
+        values["state"] = BatchState(values["state"])
+        return BatchRecord(**values)
+
+    async def _history(self, connection: asyncpg.Connection, batch_id: int) -> list[HistoryEntry]:
+        records = await connection.fetch(
+            "SELECT sequence, state, actor, at_ms, content_sha256 FROM disbursement_batch_history "
+            "WHERE batch_id = $1 ORDER BY sequence", batch_id)
+        return [HistoryEntry(r["sequence"], BatchState(r["state"]), r["actor"], r["at_ms"], r["content_sha256"])
+                for r in records]
+
+    async def _append(self, connection: asyncpg.Connection, batch_id: int, entry: HistoryEntry) -> None:
+        await connection.execute(
+            "INSERT INTO disbursement_batch_history (batch_id, sequence, state, actor, at_ms, content_sha256) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            batch_id, entry.sequence, entry.state.value, entry.actor, entry.at_ms, entry.content_sha256)
+        await connection.execute("UPDATE disbursement_batches SET state = $2 WHERE id = $1",
+                                 batch_id, entry.state.value)

@@ -1,0 +1,118 @@
+"""The disbursement store on a real PostgreSQL with the soft key service."""
+
+import datetime
+
+import asyncpg
+import pytest
+
+from adapters.batch_file import TabularBatchFile
+from adapters.cardholder_file import cardholder_lines
+from engine.disbursement.bank_card import BinTable
+from engine.disbursement.lifecycle import BatchState
+from engine.disbursement.registry import check_cardholder_rows
+from engine.disbursement.results import LineResult
+from engine.disbursement.store import FIELD_KEY, ID_HASH_KEY, PAN_TOKEN_KEY, DisbursementStore
+from engine.errors import ConflictError, NotFoundError
+from hsm.soft import SoftKeyService
+
+TODAY = datetime.date(2026, 1, 1)
+CARDHOLDERS = ("身份证号码,姓名,社会保障卡号,状态,类别\n"
+               "510121195803142150,张三,6222026465816998396,正常,老年人\n"
+               "51340119720505003X,王五,6214825837354017807,挂失,\n"
+               "510112198711023688,李四,6259083065450331,正常,\n")
+BATCH = ("序号,姓名,身份证号,社会保障卡号,金额\n"
+         "1,张三,510121195803142150,6222026465816998396,300.00\n"
+         "2,王五,51340119720505003x,6214825837354017807,100\n"
+         "3,李四,510112198711023688,6259083065450331,200\n"
+         "4,张三,510121195803142150,6222026465816998396,300.00\n"
+         "5,赵六,511002199507300438,6222026465816998396,50\n"
+         "6,李四,510112198711023688,6222026465816998396,1\n")
+
+
+@pytest.fixture
+async def store(pool, tmp_path):
+    SoftKeyService.init(tmp_path / "keys")
+    keys = SoftKeyService.open(tmp_path / "keys")
+    await keys.generate_key(ID_HASH_KEY, "bank-mac")
+    await keys.generate_key(PAN_TOKEN_KEY, "pan-token")
+    await keys.generate_key(FIELD_KEY, "field-enc")
+    yield DisbursementStore(pool, keys)
+    await keys.close()
+
+
+async def imported(store, tmp_path):
+    path = tmp_path / "cardholders.csv"
+    path.write_text(CARDHOLDERS, encoding="utf-8")
+    rows = list(check_cardholder_rows(cardholder_lines(path), BinTable.load(), TODAY))
+    return await store.import_cardholders(rows)
+
+
+async def test_registry_keeps_no_identity_or_card_number_in_clear(store, pool, tmp_path):
+    assert await imported(store, tmp_path) == 3
+    async with pool.acquire() as connection:
+        dump = str([dict(r) for r in await connection.fetch("SELECT * FROM disbursement_cardholders")])
+    for secret in ("510121195803142150", "510112198711023688", "6222026465816998396", "6259083065450331"):
+        assert secret not in dump
+    found = await store.cardholders(["510121195803142150", "511002199507300438"])
+    assert list(found) == ["510121195803142150"]
+    assert (found["510121195803142150"].name, found["510121195803142150"].pan_last4,
+            found["510121195803142150"].bank_code) == ("张三", "8396", "ICBC")
+    assert await imported(store, tmp_path) == 3  # re-import replaces, no duplicates
+
+
+async def test_validate_submit_approve_with_history(store, tmp_path):
+    await imported(store, tmp_path)
+    programme = await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
+    assert await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000) == programme
+    with pytest.raises(ConflictError, match="different per_person_max_minor"):
+        await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 60_000)
+    path = tmp_path / "batch.csv"
+    path.write_bytes(BATCH.encode("gbk"))
+    outcomes = []
+    summary = await store.validate(TabularBatchFile(path), programme, "2026-11", TODAY, outcomes.append)
+    assert [o.result for o in outcomes] == [
+        LineResult.ok, LineResult.card_not_active, LineResult.ok, LineResult.duplicate_in_batch,
+        LineResult.cardholder_not_found, LineResult.account_mismatch]
+    assert (summary.accepted_count, summary.accepted_minor) == (2, 50_000)
+
+    batch = await store.submit("ELDERLY", "2026-11", "maker", summary, at_ms=1_000)
+    assert batch.state is BatchState.validated
+    with pytest.raises(ConflictError, match=f"already submitted as batch {batch.id}"):
+        await store.submit("ELDERLY", "2026-11", "maker", summary, at_ms=1_001)
+    with pytest.raises(ConflictError, match="different user"):
+        await store.approve(batch.id, "maker", summary.content_sha256, at_ms=2_000)
+    with pytest.raises(ConflictError, match="content changed"):
+        await store.approve(batch.id, "checker", "0" * 64, at_ms=2_000)
+    await store.approve(batch.id, "checker", summary.content_sha256, at_ms=2_000)
+    with pytest.raises(ConflictError, match="batch is approved; it cannot become validated"):
+        await store.transition(batch.id, BatchState.validated, "system", at_ms=3_000)
+    await store.transition(batch.id, BatchState.cancelled, "checker", at_ms=3_000)
+    assert [(h.sequence, h.state, h.actor) for h in await store.history(batch.id)] == [
+        (1, BatchState.received, "maker"), (2, BatchState.validated, "system"),
+        (3, BatchState.approved, "checker"), (4, BatchState.cancelled, "checker")]
+    assert (await store.batch(batch.id)).state is BatchState.cancelled
+    with pytest.raises(NotFoundError):
+        await store.batch(batch.id + 1)
+
+
+async def test_already_paid_in_period_and_append_only_history(store, pool, tmp_path):
+    await imported(store, tmp_path)
+    programme = await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
+    path = tmp_path / "batch.csv"
+    path.write_bytes(BATCH.encode("utf-8"))
+    summary = await store.validate(TabularBatchFile(path), programme, "2026-11", TODAY, lambda _: None)
+    batch = await store.submit("ELDERLY", "2026-11", "maker", summary, at_ms=1_000)
+    async with pool.acquire() as connection:
+        await connection.execute(
+            "INSERT INTO disbursement_payments (programme_code, period, id_hash, batch_id, line, amount_minor) "
+            "VALUES ('ELDERLY', '2026-11', $1, $2, 1, 30000)", await store.id_hash("510121195803142150"), batch.id)
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await connection.execute("UPDATE disbursement_batch_history SET actor = 'x'")
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await connection.execute("DELETE FROM disbursement_batch_history")
+    outcomes = []
+    await store.validate(TabularBatchFile(path), programme, "2026-11", TODAY, outcomes.append)
+    assert outcomes[0].result is LineResult.already_paid_in_period
+    outcomes.clear()
+    await store.validate(TabularBatchFile(path), programme, "2026-12", TODAY, outcomes.append)
+    assert outcomes[0].result is LineResult.ok
