@@ -1,33 +1,43 @@
-"""``onecard batch check FILE --cardholders FILE``: validate a batch file without storing it.
+"""``onecard batch check|submit|show|approve|cancel``: disbursement batches.
 
-A dry run of ``onecard batch submit``'s validation against a cardholder file instead of
-the registry (and with no payment history, so ``already_paid_in_period`` never occurs):
-every bad line is listed with its line number and reason, the file's totals are checked,
-and ``--result OUT.csv`` writes the department's result file.
+``check`` is a dry run against a cardholder file (nothing stored, no payment history, so
+``already_paid_in_period`` never occurs); ``submit`` validates against the registry and
+the programme's payments in the period, stores the batch as VALIDATED and prints its id.
+Both list every bad line with its line number and reason, and refuse a file whose totals
+or encoding are wrong. ``approve`` must be run by another user than the submitter and is
+bound to the batch's content hash (``--hash`` confirms the hash the approver reviewed).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime
+import re
+import time
 from pathlib import Path
 
 from adapters.batch_file import open_batch_file
 from engine.commands.cardholders import read_cardholders
-from engine.disbursement.amount import format_minor, parse_amount_minor
-from engine.disbursement.errors import AmountError
-from engine.disbursement.lifecycle import LineStatus
+from engine.commands.programme import yuan_argument
+from engine.config import Config
+from engine.disbursement.amount import format_minor
+from engine.disbursement.lifecycle import BatchState, LineStatus
 from engine.disbursement.registry import CardholderRecord, ImportResult
 from engine.disbursement.result_file import result_row, write_result_csv
 from engine.disbursement.results import LineResult
-from engine.disbursement.validation import BatchValidator, ValidationContext, validate_source
+from engine.disbursement.store import open_store
+from engine.disbursement.validation import BatchSummary, BatchValidator, LineOutcome, ValidationContext, validate_source
 from engine.errors import UsageError
 from engine.output import add_command, emit
+
+PERIOD_PATTERN = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 
 
 def register(subparsers) -> None:
     group = subparsers.add_parser("batch", help="disbursement batches")
     commands = group.add_subparsers(dest="batch_command", metavar="ACTION", required=True)
+
     check = add_command(commands, "check", "validate a batch file against a cardholder file; nothing is stored")
     check.add_argument("file", type=Path, help="batch file: CSV, XLSX or pain.001.001.09 XML")
     check.add_argument("--cardholders", type=Path, required=True, metavar="FILE",
@@ -37,12 +47,73 @@ def register(subparsers) -> None:
     check.add_argument("--result", type=Path, metavar="OUT.csv", help="write the result file (UTF-8 with BOM)")
     check.set_defaults(handler=_check)
 
+    submit = add_command(commands, "submit", "validate a batch file and store it for approval; prints its id")
+    submit.add_argument("file", type=Path, help="batch file: CSV, XLSX or pain.001.001.09 XML")
+    submit.add_argument("--programme", required=True)
+    submit.add_argument("--period", required=True, metavar="YYYY-MM")
+    submit.add_argument("--as", dest="user", required=True, metavar="USER", help="the submitting user")
+    submit.add_argument("--encoding", help="CSV encoding (utf-8, gbk, gb18030); detected when omitted")
+    submit.add_argument("--result", type=Path, metavar="OUT.csv", help="write the result file (UTF-8 with BOM)")
+    submit.set_defaults(handler=_submit)
+
+    show = add_command(commands, "show", "a batch's state, totals and history")
+    show.add_argument("id", type=int)
+    show.set_defaults(handler=_show)
+
+    approve = add_command(commands, "approve", "approve a validated batch (another user than the submitter)")
+    approve.add_argument("id", type=int)
+    approve.add_argument("--as", dest="user", required=True, metavar="USER")
+    approve.add_argument("--hash", metavar="SHA256", help="the content hash reviewed (default: the stored one)")
+    approve.set_defaults(handler=_approve)
+
+    cancel = add_command(commands, "cancel", "cancel a batch that is not executing or final")
+    cancel.add_argument("id", type=int)
+    cancel.add_argument("--as", dest="user", required=True, metavar="USER")
+    cancel.set_defaults(handler=_cancel)
+
+
+class _Report:
+    """Collects rejected lines and, if asked, the result-file rows of one validation."""
+
+    def __init__(self, result_path: Path | None) -> None:
+        self.result_path = result_path
+        self.rejected: list[dict[str, object]] = []
+        self._rows: list[tuple[str, ...]] = []
+
+    def add(self, outcome: LineOutcome) -> None:
+        accepted = outcome.result is LineResult.ok
+        if not accepted:
+            self.rejected.append({"line": outcome.line.line, "reason": outcome.result.name, "detail": outcome.detail})
+        if self.result_path:
+            self._rows.append(result_row(outcome.line, LineStatus.accepted if accepted else LineStatus.rejected,
+                                         outcome.result))
+
+    def finish(self, args: argparse.Namespace, summary: BatchSummary, batch_id: int | None) -> None:
+        if self.result_path:
+            with open(self.result_path, "w", encoding="utf-8-sig", newline="") as stream:
+                write_result_csv(stream, self._rows)
+        head = f"{batch_id}\n" if batch_id is not None else ""
+        lines = [f"{head}{summary.lines_count} lines: {summary.accepted_count} accepted "
+                 f"({format_minor(summary.accepted_minor)} yuan), {len(self.rejected)} rejected; "
+                 f"content sha256 {summary.content_sha256}"]
+        lines += [f"line {r['line']}: {r['reason']}: {r['detail']}" for r in self.rejected]
+        emit(args, "\n".join(lines), {
+            "id": batch_id, "lines": summary.lines_count, "accepted": summary.accepted_count,
+            "accepted_minor": summary.accepted_minor, "results": summary.results,
+            "content_sha256": summary.content_sha256, "rejected": self.rejected,
+        })
+
+
+def _today() -> datetime.date:
+    return datetime.datetime.now(datetime.UTC).date()
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
 
 def _check(args: argparse.Namespace) -> int:
-    try:
-        per_person_max_minor = parse_amount_minor(args.per_person_max)
-    except AmountError as error:
-        raise UsageError(f"--per-person-max: {error}") from None
+    per_person_max_minor = yuan_argument("--per-person-max", args.per_person_max)
     if per_person_max_minor <= 0:
         raise UsageError("--per-person-max must be more than 0")
     registry = {
@@ -51,29 +122,69 @@ def _check(args: argparse.Namespace) -> int:
         for row in read_cardholders(args.cardholders, None) if row.result is ImportResult.ok
     }
     source = open_batch_file(args.file, args.encoding)
-    validator = BatchValidator(ValidationContext(
-        registry.get, lambda _: False, lambda pan: pan, per_person_max_minor,
-        datetime.datetime.now(datetime.UTC).date()))
-    rejected: list[dict[str, object]] = []
-    result_rows = []
+    validator = BatchValidator(ValidationContext(registry.get, lambda _: False, lambda pan: pan,
+                                                 per_person_max_minor, _today()))
+    report = _Report(args.result)
     for outcome in validate_source(source, validator):
-        accepted = outcome.result is LineResult.ok
-        if not accepted:
-            rejected.append({"line": outcome.line.line, "reason": outcome.result.name, "detail": outcome.detail})
-        if args.result:
-            result_rows.append(result_row(outcome.line, LineStatus.accepted if accepted else LineStatus.rejected,
-                                          outcome.result))
-    summary = validator.finish(source.declared_totals())
-    if args.result:
-        with open(args.result, "w", encoding="utf-8-sig", newline="") as stream:
-            write_result_csv(stream, result_rows)
-    lines = [f"{summary.lines_count} lines: {summary.accepted_count} accepted "
-             f"({format_minor(summary.accepted_minor)} yuan), {len(rejected)} rejected; "
-             f"content sha256 {summary.content_sha256}"]
-    lines += [f"line {r['line']}: {r['reason']}: {r['detail']}" for r in rejected]
+        report.add(outcome)
+    report.finish(args, validator.finish(source.declared_totals()), None)
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    if not PERIOD_PATTERN.fullmatch(args.period):
+        raise UsageError(f"--period must be YYYY-MM, got {args.period!r}")
+    source = open_batch_file(args.file, args.encoding)
+    report = _Report(args.result)
+
+    async def run():
+        async with open_store(Config.from_env()) as store:
+            programme = await store.programme(args.programme)
+            summary = await store.validate(source, programme, args.period, _today(), report.add)
+            batch = await store.submit(programme.code, args.period, args.user, summary, _now_ms())
+            return summary, batch
+
+    summary, batch = asyncio.run(run())
+    report.finish(args, summary, batch.id)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    async def run():
+        async with open_store(Config.from_env()) as store:
+            return await store.batch(args.id), await store.history(args.id)
+
+    batch, history = asyncio.run(run())
+    lines = [f"batch {batch.id}: {batch.state.value}, programme {batch.programme_code}, period {batch.period}",
+             f"{batch.lines_count} lines, {batch.accepted_count} accepted, {format_minor(batch.accepted_minor)} yuan",
+             f"content sha256 {batch.content_sha256}, submitted by {batch.submitted_by}"]
+    lines += [f"{h.sequence}. {h.state.value} by {h.actor} at {h.at_ms} ms" for h in history]
     emit(args, "\n".join(lines), {
-        "lines": summary.lines_count, "accepted": summary.accepted_count,
-        "accepted_minor": summary.accepted_minor, "results": summary.results,
-        "content_sha256": summary.content_sha256, "rejected": rejected,
+        "id": batch.id, "state": batch.state.value, "programme": batch.programme_code, "period": batch.period,
+        "lines": batch.lines_count, "accepted": batch.accepted_count, "accepted_minor": batch.accepted_minor,
+        "content_sha256": batch.content_sha256, "submitted_by": batch.submitted_by,
+        "history": [{"sequence": h.sequence, "state": h.state.value, "actor": h.actor, "at_ms": h.at_ms}
+                    for h in history],
     })
+    return 0
+
+
+def _approve(args: argparse.Namespace) -> int:
+    async def run():
+        async with open_store(Config.from_env()) as store:
+            reviewed = args.hash or (await store.batch(args.id)).content_sha256
+            return await store.approve(args.id, args.user, reviewed, _now_ms())
+
+    entry = asyncio.run(run())
+    emit(args, f"batch {args.id}: {entry.state.value} by {entry.actor}", {"id": args.id, "state": entry.state.value})
+    return 0
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    async def run():
+        async with open_store(Config.from_env()) as store:
+            return await store.transition(args.id, BatchState.cancelled, args.user, _now_ms())
+
+    entry = asyncio.run(run())
+    emit(args, f"batch {args.id}: {entry.state.value} by {entry.actor}", {"id": args.id, "state": entry.state.value})
     return 0

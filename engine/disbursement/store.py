@@ -19,9 +19,10 @@ What it does not do yet: store the lines, execute (ledger postings, pacs.008), r
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
 import asyncpg
 import msgspec
@@ -32,8 +33,10 @@ from engine.disbursement.lifecycle import BatchState, HistoryEntry, check_approv
 from engine.disbursement.registry import CardholderRecord, CardholderRow, CardStatus, Category, ImportResult
 from engine.disbursement.resident_id import IdCheck, check_id, normalise_id
 from engine.disbursement.validation import BatchSummary, BatchValidator, LineOutcome, ValidationContext
+from engine.config import Config
 from engine.errors import ConflictError, NotFoundError, UsageError
-from hsm.service import KeyService
+from hsm.service import KeyService, open_key_service
+from ledger import db
 
 ID_HASH_KEY = "cardholder-id-hash"
 PAN_TOKEN_KEY = "pan-token"
@@ -302,3 +305,17 @@ class DisbursementStore:
             batch_id, entry.sequence, entry.state.value, entry.actor, entry.at_ms, entry.content_sha256)
         await connection.execute("UPDATE disbursement_batches SET state = $2 WHERE id = $1",
                                  batch_id, entry.state.value)
+
+
+@contextlib.asynccontextmanager
+async def open_store(config: Config) -> AsyncIterator[DisbursementStore]:
+    """A store on the configured database and key service, closed on exit (for the CLI)."""
+    keys = open_key_service(config)
+    try:
+        pool = await db.create_pool(db.database_url(config), size_max=2)
+        try:
+            yield DisbursementStore(pool, keys)
+        finally:
+            await pool.close()
+    finally:
+        await keys.close()

@@ -48,3 +48,38 @@ def test_unreadable_file_is_a_clear_refusal(tmp_path, capsys):
     path.write_bytes(b"\xff\xfe\xfd\x00")
     assert main(["cardholders", "check", str(path)]) == 1
     assert "not valid UTF-8" in capsys.readouterr().err
+
+
+def test_import_programme_submit_approve_through_the_cli(db_url, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ONECARD_DATABASE_URL", db_url)
+    monkeypatch.setenv("ONECARD_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ONECARD_HSM_BACKEND", raising=False)
+    assert main(["keys", "init"]) == 0
+    for label, key_type in [("cardholder-id-hash", "bank-mac"), ("pan-token", "pan-token"),
+                            ("field-enc", "field-enc")]:
+        assert main(["keys", "generate", "--label", label, "--type", key_type]) == 0
+    batch, cardholders = tmp_path / "b.csv", tmp_path / "c.csv"
+    assert main(["synthetic", "batch", str(batch), "--lines", "25", "--encoding", "gbk",
+                 "--bad", "name_mismatch=2", "--cardholders", str(cardholders)]) == 0
+    assert main(["cardholders", "import", str(cardholders), "--json"]) == 0
+    assert main(["programme", "create", "ELDERLY", "--kind", "subsidy", "--name", "高龄津贴",
+                 "--per-person-max", "500"]) == 0
+    capsys.readouterr()
+
+    assert main(["batch", "submit", str(batch), "--programme", "ELDERLY", "--period", "2026-11",
+                 "--as", "maker", "--json"]) == 0
+    submitted = json.loads(capsys.readouterr().out)
+    assert (submitted["lines"], submitted["accepted"]) == (25, 23)
+    batch_id = str(submitted["id"])
+    assert main(["batch", "submit", str(batch), "--programme", "ELDERLY", "--period", "2026-11",
+                 "--as", "maker"]) == 1
+    assert f"already submitted as batch {batch_id}" in capsys.readouterr().err
+    assert main(["batch", "approve", batch_id, "--as", "maker"]) == 1
+    assert "different user" in capsys.readouterr().err
+    assert main(["batch", "approve", batch_id, "--as", "checker"]) == 0
+    capsys.readouterr()
+    assert main(["batch", "show", batch_id, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["state"] == "approved" and [h["state"] for h in shown["history"]] == [
+        "received", "validated", "approved"]
+    assert main(["batch", "show", "999"]) == 1
