@@ -18,7 +18,7 @@ CREATE TABLE ledger_accounts (
     code integer NOT NULL,
     flags integer NOT NULL,
     timestamp bigint NOT NULL
-);
+) WITH (fillfactor = 70);  -- room for HOT updates: balances change on every transfer
 
 CREATE TABLE ledger_transfers (
     id bytea PRIMARY KEY CHECK (octet_length(id) = 16),
