@@ -108,8 +108,8 @@ pending AS (
 ),
 history AS (
     INSERT INTO ledger_account_balances
-        (account_id, timestamp, debits_pending, debits_posted, credits_pending, credits_posted)
-    SELECT * FROM unnest($16::bytea[], $17::int8[], $18::int8[], $19::int8[], $20::int8[], $21::int8[])
+        (account_id, timestamp, transfer_id, debits_pending, debits_posted, credits_pending, credits_posted)
+    SELECT * FROM unnest($16::bytea[], $17::int8[], $18::bytea[], $19::int8[], $20::int8[], $21::int8[], $22::int8[])
 ),
 {_JOURNAL_AND_HEAD}"""
 
@@ -333,8 +333,7 @@ class Ledger:
         """
         select = (
             "SELECT b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted, b.timestamp "
-            "FROM ledger_account_balances b JOIN ledger_transfers t ON t.timestamp = b.timestamp "
-            "AND (t.debit_account_id = b.account_id OR t.credit_account_id = b.account_id)"
+            "FROM ledger_account_balances b JOIN ledger_transfers t ON t.id = b.transfer_id"
         )
         sql, args = _filter_query(filter, select, transfers=False)
         return [AccountBalance(*row) for row in await self._fetch(connection, sql, *args)]
@@ -387,7 +386,19 @@ class Ledger:
                 pending_keys.add(t.pending_id.to_bytes(16, "big"))
         transfer_keys = pending_keys.union(t.id.to_bytes(16, "big") for t in transfers)
         account_rows = await connection.fetch(_LOCK_ACCOUNTS, sorted(account_keys), list(pending_keys))
-        transfer_rows = await connection.fetch(_FETCH_TRANSFERS, list(transfer_keys))
+        while True:
+            transfer_rows = await connection.fetch(_FETCH_TRANSFERS, list(transfer_keys))
+            # A pending transfer committed by another writer after the lock statement
+            # chose its rows names accounts not locked yet: lock them too, then read the
+            # transfers again, as their state may have changed meanwhile. (Out of id order,
+            # so this rare case may deadlock; PostgreSQL detects it and _write retries.)
+            locked = {row[0] for row in account_rows}
+            late = {key for row in transfer_rows if row[0] in pending_keys for key in (row[1], row[2])} - locked
+            if not late:
+                break
+            late_rows = await connection.fetch(_LOCK_ACCOUNTS, sorted(late), [])
+            assert late_rows, "accounts are never deleted"
+            account_rows = [*account_rows, *late_rows]
         accounts = {}
         for row in account_rows:
             account_id = _int(row[0])
@@ -418,14 +429,14 @@ class Ledger:
             created_at = timestamps.get(pending_id)
             expires = created_at + timeout_s * NANOSECONDS_PER_SECOND if created_at and timeout_s else 0
             pending_rows.append((id_bytes(pending_id), int(status), expires))
-        history = [(id_bytes(row[0]), first + row[1], *row[2:]) for row in batch.history]
+        history = [(id_bytes(row[0]), first + row[1], created[row[1]][0], *row[2:]) for row in batch.history]
         # Binary COPY encodes rows without asyncpg's per-element array checks: the bulk
         # of a batch goes this way, the rest (balances, states, journal) in one statement.
         await connection.copy_records_to_table("ledger_transfers", records=created, columns=_TRANSFER_COLUMN_NAMES)
         await connection.execute(
             _WRITE_TRANSFERS,
             *_journal_args(head, JournalKind.transfers, first, created),
-            *_columns(touched, 6), *_columns(pending_rows, 3), *_columns(history, 6),
+            *_columns(touched, 6), *_columns(pending_rows, 3), *_columns(history, 7),
         )
         return results
 

@@ -59,6 +59,7 @@ CREATE TABLE ledger_expiries (
 CREATE TABLE ledger_account_balances (
     account_id bytea NOT NULL,
     timestamp bigint NOT NULL,
+    transfer_id bytea NOT NULL,
     debits_pending bigint NOT NULL,
     debits_posted bigint NOT NULL,
     credits_pending bigint NOT NULL,
