@@ -177,12 +177,13 @@ def _unsigned64(value: int) -> int:
     return value + _U64_WRAP if value < 0 else value
 
 
-def _transfer_row(t: Transfer, timestamp: int) -> tuple:
+def _transfer_prefix(t: Transfer) -> tuple:
+    """The ``ledger_transfers`` row of ``t`` without its timestamp (the last column)."""
     return (
         t.id.to_bytes(16, "big"), t.debit_account_id.to_bytes(16, "big"),
         t.credit_account_id.to_bytes(16, "big"), t.amount, t.pending_id.to_bytes(16, "big"),
         t.user_data_128.to_bytes(16, "big"), _signed64(t.user_data_64), int(t.user_data_32), t.timeout_s,
-        int(t.ledger), int(t.code), int(t.flags), timestamp,
+        int(t.ledger), int(t.code), int(t.flags),
     )
 
 
@@ -403,23 +404,32 @@ class Ledger:
         return results
 
     async def _create_transfers(self, connection: asyncpg.Connection, transfers: Sequence[Transfer]) -> list:
+        # Work that needs no lock comes first, to keep the locked window short: encoding,
+        # and reading the transfers the batch names. Transfers never change once written;
+        # one inserted by another writer after this read makes our insert fail on the
+        # primary key, and _write retries the whole batch.
+        prefixes = [_transfer_prefix(t) for t in transfers]
+        encoded = {id(t): prefix for t, prefix in zip(transfers, prefixes)}
         account_keys: set[bytes] = set()
         pending_keys: set[bytes] = set()
-        for t in transfers:
-            account_keys.add(t.debit_account_id.to_bytes(16, "big"))
-            account_keys.add(t.credit_account_id.to_bytes(16, "big"))
+        for t, prefix in zip(transfers, prefixes):
+            account_keys.add(prefix[1])
+            account_keys.add(prefix[2])
             if t.pending_id:
-                pending_keys.add(t.pending_id.to_bytes(16, "big"))
-        transfer_keys = pending_keys.union(t.id.to_bytes(16, "big") for t in transfers)
+                pending_keys.add(prefix[4])
+        transfer_keys = pending_keys.union(prefix[0] for prefix in prefixes)
+        known = {row[0]: row for row in await connection.fetch(_FETCH_TRANSFERS, _array(list(transfer_keys)))}
         account_rows = await connection.fetch(_LOCK_ACCOUNTS, _array(list(account_keys)), _array(list(pending_keys)))
-        while True:
-            transfer_rows = await connection.fetch(_FETCH_TRANSFERS, _array(list(transfer_keys)))
-            # A pending transfer committed by another writer after the lock statement
-            # chose its rows names accounts not locked yet: lock them too, then read the
-            # transfers again, as their state may have changed meanwhile. (Out of id order,
-            # so this rare case may deadlock; PostgreSQL detects it and _write retries.)
+        while pending_keys:
+            # Pending transfers change state (or appear) until their accounts are locked,
+            # so they are read again under the locks. One committed by another writer
+            # after the lock statement chose its rows names accounts not locked yet: lock
+            # those too and read again. (Out of id order, so this rare case may deadlock;
+            # PostgreSQL detects it and _write retries.)
+            pending_rows = await connection.fetch(_FETCH_TRANSFERS, _array(list(pending_keys)))
+            known.update((row[0], row) for row in pending_rows)
             locked = {row[0] for row in account_rows}
-            late = {key for row in transfer_rows if row[0] in pending_keys for key in (row[1], row[2])} - locked
+            late = {key for row in pending_rows for key in (row[1], row[2])} - locked
             if not late:
                 break
             late_rows = await connection.fetch(_LOCK_ACCOUNTS, _array(list(late)), "{}")
@@ -431,7 +441,7 @@ class Ledger:
             accounts[account_id] = AccountState(account_id, *row[1:])
         existing: dict[int, Transfer] = {}
         pending: dict[int, tuple[PendingStatus, int]] = {}
-        for row in transfer_rows:
+        for row in known.values():
             transfer = _transfer_from_row(row)
             existing[transfer.id] = transfer
             if row[13] is not None:
@@ -441,7 +451,9 @@ class Ledger:
         if not batch.created:
             return results
         head, first = await _lock_head(connection, len(batch.created))
-        created = [_transfer_row(t, first + index) for index, t in enumerate(batch.created)]
+        created = [
+            (encoded.get(id(t)) or _transfer_prefix(t)) + (first + index,) for index, t in enumerate(batch.created)
+        ]
         timestamps = {t.id: first + index for index, t in enumerate(batch.created)}
         touched = [
             (id_bytes(a.id), int(a.flags), a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted)
