@@ -3,15 +3,18 @@
 :class:`Ledger` is the one place that reads and writes the ledger tables. A
 ``create_transfers`` call runs as one transaction:
 
-1. lock every account the batch names (and the accounts of the pending transfers it
-   posts or voids) with ``SELECT ... ORDER BY id FOR UPDATE`` -- always in id order, so
-   two batches cannot deadlock on accounts;
-2. fetch the existing transfers whose ids the batch uses (idempotency, pending lookups);
+1. before taking any lock: check the input, encode the rows, and read the existing
+   transfers whose ids the batch uses (transfers are immutable; an id inserted by
+   someone else meanwhile makes the insert below fail, and the batch is retried);
+2. lock every account the batch names (and those of the pending transfers it posts or
+   voids) with ``SELECT ... ORDER BY id FOR UPDATE`` -- always in id order, so two
+   batches cannot deadlock on accounts -- and re-read those pending transfers;
 3. decide every item in memory (:mod:`ledger.posting`);
 4. if anything was created: lock the journal head, assign strictly increasing
-   nanosecond timestamps, hash the batch into the journal chain, and write transfers,
-   balances, pending states, history rows, the journal row and the new head in ONE
-   statement; commit (``synchronous_commit`` stays on, so returned = durable).
+   nanosecond timestamps, hash the batch into the journal chain, binary-COPY the new
+   transfers, then write balances, pending states, history rows, the journal row and
+   the new head in one statement; commit (``synchronous_commit`` stays on, so a
+   returned result is durable).
 
 Because the head row stays locked until commit, timestamps increase in commit order: a
 reader that sees a transfer with timestamp ``T`` also sees every transfer below ``T``,
@@ -243,8 +246,9 @@ class Ledger:
 
     Every ``create_*`` call takes a list of at most ``BATCH_MAX`` (8,189) items and
     returns one result per item, in the same order. With ``connection=`` the call runs
-    inside that connection's open transaction (in a savepoint) and commits with it;
-    otherwise it commits its own transaction before returning.
+    inside that connection's open transaction (in a savepoint) and commits or rolls back
+    with it (if no transaction is open, in its own on that connection); otherwise it
+    commits its own transaction on a pooled connection before returning.
     """
 
     def __init__(self, pool: asyncpg.Pool) -> None:
