@@ -18,7 +18,7 @@ CREATE TABLE ledger_accounts (
     code integer NOT NULL,
     flags integer NOT NULL,
     timestamp bigint NOT NULL
-) WITH (fillfactor = 70);  -- room for HOT updates: balances change on every transfer
+);
 
 CREATE TABLE ledger_transfers (
     id bytea PRIMARY KEY CHECK (octet_length(id) = 16),
@@ -59,7 +59,6 @@ CREATE TABLE ledger_expiries (
 CREATE TABLE ledger_account_balances (
     account_id bytea NOT NULL,
     timestamp bigint NOT NULL,
-    transfer_id bytea NOT NULL,
     debits_pending bigint NOT NULL,
     debits_posted bigint NOT NULL,
     credits_pending bigint NOT NULL,
