@@ -494,10 +494,10 @@ class Ledger:
         return results
 
     async def _expire(self, connection: asyncpg.Connection, now_ns: int, limit: int) -> int:
-        head = await connection.fetchrow(_LOCK_HEAD)
         due = await connection.fetch(_DUE_EXPIRIES, now_ns, limit)
         if not due:
-            return 0
+            return 0  # the common case takes no lock
+        head = await connection.fetchrow(_LOCK_HEAD)
         account_keys = sorted({row[1] for row in due} | {row[2] for row in due})
         pending_keys = [row[0] for row in due]
         account_rows = await connection.fetch(_SELECT_BATCH_ACCOUNTS, _array(account_keys), "{}")
