@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import os
 import random
-import statistics
 import tempfile
 import time
 import uuid
