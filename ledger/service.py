@@ -30,8 +30,10 @@ reader that sees a transfer with timestamp ``T`` also sees every transfer below 
 so a timestamp is a consistent cut (used by settlement cycles).
 
 Id races (two batches inserting the same new id) and serialization failures are retried
-up to ``RETRY_MAX`` times, in a savepoint when the call runs inside the caller's
-transaction (``connection=``). Caller transactions must use READ COMMITTED.
+up to ``RETRY_MAX`` times. Inside a caller's transaction (``connection=``) the head is
+locked first, so no race can happen there and no savepoint is used; an error (a bug, a
+lost connection) aborts the caller's transaction. Caller transactions must use READ
+COMMITTED.
 
 What it cannot do: a caller's transaction holds the journal head from its first write
 until it commits, so a long caller transaction (a large disbursement) delays every other
@@ -264,8 +266,9 @@ class Ledger:
 
     Every ``create_*`` call takes a list of at most ``BATCH_MAX`` (8,189) items and
     returns one result per item, in the same order. With ``connection=`` the call runs
-    inside that connection's open transaction (in a savepoint) and commits or rolls back
-    with it (if no transaction is open, in its own on that connection); otherwise it
+    inside that connection's open transaction and commits or rolls back with it (from
+    its first write on, that transaction holds the journal head: commit promptly); if no
+    transaction is open, the call commits its own on that connection. Otherwise it
     commits its own transaction on a pooled connection before returning.
     """
 
@@ -288,7 +291,7 @@ class Ledger:
         check_batch("accounts", accounts, Account, BATCH_MAX)
         if not accounts:
             return []
-        return await self._write(connection, lambda c: self._create_accounts(c, accounts))
+        return await self._write(connection, lambda c, head_first: self._create_accounts(c, accounts, head_first))
 
     async def create_transfers(
         self, transfers: Sequence[Transfer], *, connection: asyncpg.Connection | None = None
@@ -306,7 +309,7 @@ class Ledger:
         check_batch("transfers", transfers, Transfer, BATCH_MAX)
         if not transfers:
             return []
-        return await self._write(connection, lambda c: self._create_transfers(c, transfers))
+        return await self._write(connection, lambda c, head_first: self._create_transfers(c, transfers, head_first))
 
     async def expire_pending_transfers(
         self, *, now_ns: int | None = None, limit: int = BATCH_MAX
@@ -319,7 +322,7 @@ class Ledger:
         """
         assert 1 <= limit <= BATCH_MAX
         now = time.time_ns() if now_ns is None else now_ns
-        return await self._write(None, lambda c: self._expire(c, now, limit))
+        return await self._write(None, lambda c, _: self._expire(c, now, limit))
 
     async def lookup_accounts(
         self, ids: Sequence[int], *, connection: asyncpg.Connection | None = None
@@ -396,21 +399,29 @@ class Ledger:
             return await acquired.fetch(sql, *args)
 
     async def _write(
-        self, connection: asyncpg.Connection | None, work: Callable[[asyncpg.Connection], Awaitable[T]]
+        self, connection: asyncpg.Connection | None, work: Callable[[asyncpg.Connection, bool], Awaitable[T]]
     ) -> T:
+        """Run ``work(connection, head_first)`` in a transaction, retrying conflicts."""
+        if connection is not None and connection.is_in_transaction():
+            # Inside the caller's transaction the journal head is locked before anything is
+            # read, so no other writer can interleave and nothing needs a retry. (No
+            # savepoint either: hundreds of them in one long disbursement transaction
+            # would slow every reader of the database down.)
+            return await work(connection, True)
         for attempt in range(RETRY_MAX):
             try:
                 if connection is not None:
                     async with connection.transaction():
-                        return await work(connection)
+                        return await work(connection, False)
                 async with self._pool.acquire() as acquired, acquired.transaction():
-                    return await work(acquired)
+                    return await work(acquired, False)
             except _RETRYABLE:
                 # Back off a little, randomly, so the colliding writers do not meet again.
                 await asyncio.sleep(random.uniform(0, 0.001 * 2**min(attempt, 6)))
         raise ConflictError(f"ledger write still conflicting after {RETRY_MAX} retries; retry later")
 
-    async def _create_accounts(self, connection: asyncpg.Connection, accounts: Sequence[Account]) -> list:
+    async def _create_accounts(self, connection: asyncpg.Connection, accounts: Sequence[Account], head_first: bool) -> list:
+        head = await connection.fetchrow(_LOCK_HEAD) if head_first else None
         keys = list({id_bytes(a.id) for a in accounts if 0 < a.id})
         rows = await connection.fetch(
             _SELECT_ACCOUNTS, _array(keys)
@@ -418,7 +429,7 @@ class Ledger:
         batch = AccountBatch({_int(row[0]): _account_from_row(row) for row in rows})
         results = batch.run(accounts)
         if batch.created:
-            head = await connection.fetchrow(_LOCK_HEAD)
+            head = head or await connection.fetchrow(_LOCK_HEAD)
             first = _first_timestamp(head)
             created = [_account_row(a, first + index) for index, a in enumerate(batch.created)]
             await connection.execute(
@@ -426,11 +437,13 @@ class Ledger:
             )
         return results
 
-    async def _create_transfers(self, connection: asyncpg.Connection, transfers: Sequence[Transfer]) -> list:
+    async def _create_transfers(self, connection: asyncpg.Connection, transfers: Sequence[Transfer],
+                                head_first: bool) -> list:
         # Work that needs no lock comes first, to keep the locked window short: encoding,
         # and reading the transfers the batch names. Transfers never change once written;
         # one inserted by another writer after this read makes our insert fail on the
-        # primary key, and _write retries the whole batch.
+        # primary key, and _write retries the whole batch (unless head_first: see _write).
+        early_head = await connection.fetchrow(_LOCK_HEAD) if head_first else None
         prefixes = [_transfer_prefix(t) for t in transfers]
         encoded = {id(t): prefix for t, prefix in zip(transfers, prefixes)}
         account_keys: set[bytes] = set()
@@ -442,7 +455,7 @@ class Ledger:
                 pending_keys.add(prefix[4])
         transfer_keys = pending_keys.union(prefix[0] for prefix in prefixes)
         known = {row[0]: row for row in await connection.fetch(_FETCH_TRANSFERS, _array(list(transfer_keys)))}
-        head = await connection.fetchrow(_LOCK_HEAD)
+        head = early_head or await connection.fetchrow(_LOCK_HEAD)
         # From here on no other writer runs: read the accounts and the current state of
         # the pending transfers the batch resolves.
         account_rows = await connection.fetch(_SELECT_BATCH_ACCOUNTS, _array(list(account_keys)), _array(list(pending_keys)))
