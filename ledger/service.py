@@ -3,29 +3,41 @@
 :class:`Ledger` is the one place that reads and writes the ledger tables. A
 ``create_transfers`` call runs as one transaction:
 
-1. lock every account the batch names (and the accounts of the pending transfers it
-   posts or voids) with ``SELECT ... ORDER BY id FOR UPDATE`` -- always in id order, so
-   two batches cannot deadlock on accounts;
-2. fetch the existing transfers whose ids the batch uses (idempotency, pending lookups);
+1. before taking any lock: check the input, encode the rows, and read the existing
+   transfers whose ids the batch uses (transfers are immutable; an id inserted by
+   someone else meanwhile makes the insert below fail, and the batch is retried);
+2. lock the journal head row (``SELECT ... FOR UPDATE``): the ledger's one
+   serialization point, as TigerBeetle's single-threaded state machine; then read the
+   accounts the batch names (and those of the pending transfers it posts or voids) and
+   re-read those pending transfers;
 3. decide every item in memory (:mod:`ledger.posting`);
-4. if anything was created: lock the journal head, assign strictly increasing
-   nanosecond timestamps, hash the batch into the journal chain, and write transfers,
-   balances, pending states, history rows, the journal row and the new head in ONE
-   statement; commit (``synchronous_commit`` stays on, so returned = durable).
+4. if anything was created: assign strictly increasing nanosecond timestamps, hash the
+   batch into the journal chain, binary-COPY the new transfers (small batches: inline),
+   then write balances, pending states, history rows, the journal row and the new head
+   in one statement; commit (``synchronous_commit`` stays on, so a returned result is
+   durable).
+
+Why one head lock instead of ``SELECT ... FOR UPDATE`` on the accounts in id order: the
+hash chain and commit-ordered timestamps serialize all writers at the head anyway, and
+measured on the benchmark, row locks cost more (each is WAL-logged and dirties the
+account's page before the update dirties it again) for no extra concurrency when hot
+accounts (operators, settlement accounts) appear in every batch. With one lock there is
+no lock order to get wrong and no deadlock, also for callers that write several times
+in one transaction. Only writers of the ledger tables take it; readers never wait.
 
 Because the head row stays locked until commit, timestamps increase in commit order: a
 reader that sees a transfer with timestamp ``T`` also sees every transfer below ``T``,
 so a timestamp is a consistent cut (used by settlement cycles).
 
-Serialization failures, deadlocks and id races (two batches inserting the same new id)
-are retried up to ``RETRY_MAX`` times, in a savepoint when the call runs inside the
-caller's transaction (``connection=``). Caller transactions must use READ COMMITTED.
+Id races (two batches inserting the same new id) and serialization failures are retried
+up to ``RETRY_MAX`` times. Inside a caller's transaction (``connection=``) the head is
+locked first, so no race can happen there and no savepoint is used; an error (a bug, a
+lost connection) aborts the caller's transaction. Caller transactions must use READ
+COMMITTED.
 
 What it cannot do: a caller's transaction holds the journal head from its first write
 until it commits, so a long caller transaction (a large disbursement) delays every other
-writer until then; and a second write in such a transaction locks accounts after the
-head, which can deadlock with a concurrent writer (retried here, then
-:class:`ledger.errors.ConflictError`).
+ledger writer until then; keep such transactions to the ledger work and commit promptly.
 """
 
 from __future__ import annotations
@@ -66,22 +78,33 @@ _ACCOUNT_COLUMNS = ("id, debits_pending, debits_posted, credits_pending, credits
 _TRANSFER_COLUMNS = ("id, debit_account_id, credit_account_id, amount, pending_id, user_data_128, "
                      "user_data_64, user_data_32, timeout_s, ledger, code, flags, timestamp")
 
-_LOCK_ACCOUNTS = """
-SELECT id, ledger, flags, debits_pending, debits_posted, credits_pending, credits_posted
-FROM ledger_accounts
-WHERE id = ANY($1::bytea[])
-   OR id IN (SELECT debit_account_id FROM ledger_transfers WHERE id = ANY($2::bytea[]))
-   OR id IN (SELECT credit_account_id FROM ledger_transfers WHERE id = ANY($2::bytea[]))
-ORDER BY id
-FOR UPDATE"""
+# Id lists are joined through unnest(): the planner then probes the primary key once per
+# id, whatever the list's length, instead of guessing a plan for "= ANY(array)".
+_SELECT_BATCH_ACCOUNTS = """
+SELECT a.id, a.ledger, a.flags, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted
+FROM ledger_accounts a
+WHERE a.id IN (
+    SELECT unnest($1::text::bytea[])
+    UNION SELECT t.debit_account_id FROM unnest($2::text::bytea[]) AS k(id) JOIN ledger_transfers t ON t.id = k.id
+    UNION SELECT t.credit_account_id FROM unnest($2::text::bytea[]) AS k(id) JOIN ledger_transfers t ON t.id = k.id
+)
+"""
 
 _TRANSFER_COLUMN_NAMES = tuple(column.strip() for column in _TRANSFER_COLUMNS.split(","))
 _TRANSFER_COLUMNS_T = ", ".join("t." + column.strip() for column in _TRANSFER_COLUMNS.split(","))
 
 _FETCH_TRANSFERS = f"""
 SELECT {_TRANSFER_COLUMNS_T}, p.status, p.expires_at_ns
-FROM ledger_transfers t LEFT JOIN ledger_pending p ON p.id = t.id
-WHERE t.id = ANY($1::bytea[])"""
+FROM unnest($1::text::bytea[]) AS k(id)
+JOIN ledger_transfers t ON t.id = k.id
+LEFT JOIN ledger_pending p ON p.id = t.id"""
+
+_SELECT_ACCOUNTS = f"""
+SELECT {", ".join("a." + column.strip() for column in _ACCOUNT_COLUMNS.split(","))}
+FROM unnest($1::text::bytea[]) AS k(id) JOIN ledger_accounts a ON a.id = k.id"""
+
+_SELECT_TRANSFERS = f"""
+SELECT {_TRANSFER_COLUMNS_T} FROM unnest($1::text::bytea[]) AS k(id) JOIN ledger_transfers t ON t.id = k.id"""
 
 _LOCK_HEAD = "SELECT sequence, timestamp_last, hash FROM ledger_head FOR UPDATE"
 
@@ -97,43 +120,55 @@ WITH accounts AS (
     UPDATE ledger_accounts a
     SET flags = u.flags, debits_pending = u.debits_pending, debits_posted = u.debits_posted,
         credits_pending = u.credits_pending, credits_posted = u.credits_posted
-    FROM unnest($7::bytea[], $8::int4[], $9::int8[], $10::int8[], $11::int8[], $12::int8[])
+    FROM unnest($7::text::bytea[], $8::text::int4[], $9::text::int8[], $10::text::int8[], $11::text::int8[], $12::text::int8[])
         AS u(id, flags, debits_pending, debits_posted, credits_pending, credits_posted)
     WHERE a.id = u.id
 ),
 pending AS (
     INSERT INTO ledger_pending (id, status, expires_at_ns)
-    SELECT * FROM unnest($13::bytea[], $14::int2[], $15::int8[])
+    SELECT * FROM unnest($13::text::bytea[], $14::text::int2[], $15::text::int8[])
     ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status
 ),
 history AS (
     INSERT INTO ledger_account_balances
-        (account_id, timestamp, debits_pending, debits_posted, credits_pending, credits_posted)
-    SELECT * FROM unnest($16::bytea[], $17::int8[], $18::int8[], $19::int8[], $20::int8[], $21::int8[])
+        (account_id, timestamp, transfer_id, debits_pending, debits_posted, credits_pending, credits_posted)
+    SELECT * FROM unnest($16::text::bytea[], $17::text::int8[], $18::text::bytea[], $19::text::int8[], $20::text::int8[], $21::text::int8[], $22::text::int8[])
 ),
 {_JOURNAL_AND_HEAD}"""
+
+# Small batches insert their transfers in the same statement: COPY costs extra round
+# trips, and every round trip is spent holding the journal head.
+_WRITE_TRANSFERS_INLINE = _WRITE_TRANSFERS.replace("WITH accounts AS (", f"""WITH transfers AS (
+    INSERT INTO ledger_transfers ({_TRANSFER_COLUMNS})
+    SELECT * FROM unnest($23::text::bytea[], $24::text::bytea[], $25::text::bytea[], $26::text::int8[],
+        $27::text::bytea[], $28::text::bytea[], $29::text::int8[], $30::text::int8[], $31::text::int8[],
+        $32::text::int8[], $33::text::int4[], $34::text::int4[], $35::text::int8[])
+),
+accounts AS (""", 1)
+COPY_ROWS_MIN = 256
+"""Batches creating at least this many transfers write them with binary COPY."""
 
 _WRITE_ACCOUNTS = f"""
 WITH accounts AS (
     INSERT INTO ledger_accounts ({_ACCOUNT_COLUMNS})
-    SELECT * FROM unnest($7::bytea[], $8::int8[], $9::int8[], $10::int8[], $11::int8[],
-        $12::bytea[], $13::int8[], $14::int8[], $15::int8[], $16::int4[], $17::int4[], $18::int8[])
+    SELECT * FROM unnest($7::text::bytea[], $8::text::int8[], $9::text::int8[], $10::text::int8[], $11::text::int8[],
+        $12::text::bytea[], $13::text::int8[], $14::text::int8[], $15::text::int8[], $16::text::int4[], $17::text::int4[], $18::text::int8[])
 ),
 {_JOURNAL_AND_HEAD}"""
 
 _WRITE_EXPIRIES = f"""
 WITH expiries AS (
-    INSERT INTO ledger_expiries (pending_id, timestamp) SELECT * FROM unnest($7::bytea[], $8::int8[])
+    INSERT INTO ledger_expiries (pending_id, timestamp) SELECT * FROM unnest($7::text::bytea[], $8::text::int8[])
 ),
 accounts AS (
     UPDATE ledger_accounts a
     SET flags = u.flags, debits_pending = u.debits_pending, credits_pending = u.credits_pending
-    FROM unnest($9::bytea[], $10::int4[], $11::int8[], $12::int8[])
+    FROM unnest($9::text::bytea[], $10::text::int4[], $11::text::int8[], $12::text::int8[])
         AS u(id, flags, debits_pending, credits_pending)
     WHERE a.id = u.id
 ),
 pending AS (
-    UPDATE ledger_pending p SET status = 4 FROM unnest($7::bytea[]) AS u(id) WHERE p.id = u.id
+    UPDATE ledger_pending p SET status = 4 FROM unnest($7::text::bytea[]) AS u(id) WHERE p.id = u.id
 ),
 {_JOURNAL_AND_HEAD}"""
 
@@ -165,12 +200,13 @@ def _unsigned64(value: int) -> int:
     return value + _U64_WRAP if value < 0 else value
 
 
-def _transfer_row(t: Transfer, timestamp: int) -> tuple:
+def _transfer_prefix(t: Transfer) -> tuple:
+    """The ``ledger_transfers`` row of ``t`` without its timestamp (the last column)."""
     return (
         t.id.to_bytes(16, "big"), t.debit_account_id.to_bytes(16, "big"),
         t.credit_account_id.to_bytes(16, "big"), t.amount, t.pending_id.to_bytes(16, "big"),
         t.user_data_128.to_bytes(16, "big"), _signed64(t.user_data_64), int(t.user_data_32), t.timeout_s,
-        int(t.ledger), int(t.code), int(t.flags), timestamp,
+        int(t.ledger), int(t.code), int(t.flags),
     )
 
 
@@ -198,10 +234,24 @@ def _account_from_row(row: Sequence) -> Account:
     )
 
 
-def _columns(rows: list[tuple], width: int) -> list[list]:
+def _array(values: Sequence) -> str:
+    r"""A PostgreSQL array literal of ints or of byte strings.
+
+    Arrays go to the server as text (cast there with ``$n::text::int8[]``): asyncpg's binary
+    array encoder checks every element in Python, which costs more than building the text.
+
+    >>> print(_array([1, 2]), _array([b"\x01\xff"]), _array([]))
+    {1,2} {"\\x01ff"} {}
+    """
+    if values and type(values[0]) is bytes:
+        return "{" + ",".join([f'"\\\\x{value.hex()}"' for value in values]) + "}"
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def _columns(rows: list[tuple], width: int) -> list[str]:
     if not rows:
-        return [[] for _ in range(width)]
-    columns = [list(column) for column in zip(*rows)]
+        return ["{}"] * width
+    columns = [_array(column) for column in zip(*rows)]
     assert len(columns) == width
     return columns
 
@@ -216,8 +266,10 @@ class Ledger:
 
     Every ``create_*`` call takes a list of at most ``BATCH_MAX`` (8,189) items and
     returns one result per item, in the same order. With ``connection=`` the call runs
-    inside that connection's open transaction (in a savepoint) and commits with it;
-    otherwise it commits its own transaction before returning.
+    inside that connection's open transaction and commits or rolls back with it (from
+    its first write on, that transaction holds the journal head: commit promptly); if no
+    transaction is open, the call commits its own on that connection. Otherwise it
+    commits its own transaction on a pooled connection before returning.
     """
 
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -239,7 +291,7 @@ class Ledger:
         check_batch("accounts", accounts, Account, BATCH_MAX)
         if not accounts:
             return []
-        return await self._write(connection, lambda c: self._create_accounts(c, accounts))
+        return await self._write(connection, lambda c, head_first: self._create_accounts(c, accounts, head_first))
 
     async def create_transfers(
         self, transfers: Sequence[Transfer], *, connection: asyncpg.Connection | None = None
@@ -257,7 +309,7 @@ class Ledger:
         check_batch("transfers", transfers, Transfer, BATCH_MAX)
         if not transfers:
             return []
-        return await self._write(connection, lambda c: self._create_transfers(c, transfers))
+        return await self._write(connection, lambda c, head_first: self._create_transfers(c, transfers, head_first))
 
     async def expire_pending_transfers(
         self, *, now_ns: int | None = None, limit: int = BATCH_MAX
@@ -270,7 +322,7 @@ class Ledger:
         """
         assert 1 <= limit <= BATCH_MAX
         now = time.time_ns() if now_ns is None else now_ns
-        return await self._write(None, lambda c: self._expire(c, now, limit))
+        return await self._write(None, lambda c, _: self._expire(c, now, limit))
 
     async def lookup_accounts(
         self, ids: Sequence[int], *, connection: asyncpg.Connection | None = None
@@ -284,7 +336,7 @@ class Ledger:
         """
         keys = _id_keys("ids", ids)
         rows = await self._fetch(
-            connection, f"SELECT {_ACCOUNT_COLUMNS} FROM ledger_accounts WHERE id = ANY($1::bytea[])", keys
+            connection, _SELECT_ACCOUNTS, _array(keys)
         )
         found = {row[0]: row for row in rows}
         return [_account_from_row(found[key]) for key in keys if key in found]
@@ -301,7 +353,7 @@ class Ledger:
         """
         keys = _id_keys("ids", ids)
         rows = await self._fetch(
-            connection, f"SELECT {_TRANSFER_COLUMNS} FROM ledger_transfers WHERE id = ANY($1::bytea[])", keys
+            connection, _SELECT_TRANSFERS, _array(keys)
         )
         found = {row[0]: row for row in rows}
         return [_transfer_from_row(found[key]) for key in keys if key in found]
@@ -333,8 +385,7 @@ class Ledger:
         """
         select = (
             "SELECT b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted, b.timestamp "
-            "FROM ledger_account_balances b JOIN ledger_transfers t ON t.timestamp = b.timestamp "
-            "AND (t.debit_account_id = b.account_id OR t.credit_account_id = b.account_id)"
+            "FROM ledger_account_balances b JOIN ledger_transfers t ON t.id = b.transfer_id"
         )
         sql, args = _filter_query(filter, select, transfers=False)
         return [AccountBalance(*row) for row in await self._fetch(connection, sql, *args)]
@@ -348,53 +399,75 @@ class Ledger:
             return await acquired.fetch(sql, *args)
 
     async def _write(
-        self, connection: asyncpg.Connection | None, work: Callable[[asyncpg.Connection], Awaitable[T]]
+        self, connection: asyncpg.Connection | None, work: Callable[[asyncpg.Connection, bool], Awaitable[T]]
     ) -> T:
+        """Run ``work(connection, head_first)`` in a transaction, retrying conflicts."""
+        if connection is not None and connection.is_in_transaction():
+            # Inside the caller's transaction the journal head is locked before anything is
+            # read, so no other writer can interleave and nothing needs a retry. (No
+            # savepoint either: hundreds of them in one long disbursement transaction
+            # would slow every reader of the database down.)
+            return await work(connection, True)
         for attempt in range(RETRY_MAX):
             try:
                 if connection is not None:
                     async with connection.transaction():
-                        return await work(connection)
+                        return await work(connection, False)
                 async with self._pool.acquire() as acquired, acquired.transaction():
-                    return await work(acquired)
+                    return await work(acquired, False)
             except _RETRYABLE:
                 # Back off a little, randomly, so the colliding writers do not meet again.
                 await asyncio.sleep(random.uniform(0, 0.001 * 2**min(attempt, 6)))
         raise ConflictError(f"ledger write still conflicting after {RETRY_MAX} retries; retry later")
 
-    async def _create_accounts(self, connection: asyncpg.Connection, accounts: Sequence[Account]) -> list:
+    async def _create_accounts(self, connection: asyncpg.Connection, accounts: Sequence[Account], head_first: bool) -> list:
+        head = await connection.fetchrow(_LOCK_HEAD) if head_first else None
         keys = list({id_bytes(a.id) for a in accounts if 0 < a.id})
         rows = await connection.fetch(
-            f"SELECT {_ACCOUNT_COLUMNS} FROM ledger_accounts WHERE id = ANY($1::bytea[])", keys
+            _SELECT_ACCOUNTS, _array(keys)
         )
         batch = AccountBatch({_int(row[0]): _account_from_row(row) for row in rows})
         results = batch.run(accounts)
         if batch.created:
-            head, first = await _lock_head(connection, len(batch.created))
+            head = head or await connection.fetchrow(_LOCK_HEAD)
+            first = _first_timestamp(head)
             created = [_account_row(a, first + index) for index, a in enumerate(batch.created)]
             await connection.execute(
                 _WRITE_ACCOUNTS, *_journal_args(head, JournalKind.accounts, first, created), *_columns(created, 12)
             )
         return results
 
-    async def _create_transfers(self, connection: asyncpg.Connection, transfers: Sequence[Transfer]) -> list:
+    async def _create_transfers(self, connection: asyncpg.Connection, transfers: Sequence[Transfer],
+                                head_first: bool) -> list:
+        # Work that needs no lock comes first, to keep the locked window short: encoding,
+        # and reading the transfers the batch names. Transfers never change once written;
+        # one inserted by another writer after this read makes our insert fail on the
+        # primary key, and _write retries the whole batch (unless head_first: see _write).
+        early_head = await connection.fetchrow(_LOCK_HEAD) if head_first else None
+        prefixes = [_transfer_prefix(t) for t in transfers]
+        encoded = {id(t): prefix for t, prefix in zip(transfers, prefixes)}
         account_keys: set[bytes] = set()
         pending_keys: set[bytes] = set()
-        for t in transfers:
-            account_keys.add(t.debit_account_id.to_bytes(16, "big"))
-            account_keys.add(t.credit_account_id.to_bytes(16, "big"))
+        for t, prefix in zip(transfers, prefixes):
+            account_keys.add(prefix[1])
+            account_keys.add(prefix[2])
             if t.pending_id:
-                pending_keys.add(t.pending_id.to_bytes(16, "big"))
-        transfer_keys = pending_keys.union(t.id.to_bytes(16, "big") for t in transfers)
-        account_rows = await connection.fetch(_LOCK_ACCOUNTS, sorted(account_keys), list(pending_keys))
-        transfer_rows = await connection.fetch(_FETCH_TRANSFERS, list(transfer_keys))
+                pending_keys.add(prefix[4])
+        transfer_keys = pending_keys.union(prefix[0] for prefix in prefixes)
+        known = {row[0]: row for row in await connection.fetch(_FETCH_TRANSFERS, _array(list(transfer_keys)))}
+        head = early_head or await connection.fetchrow(_LOCK_HEAD)
+        # From here on no other writer runs: read the accounts and the current state of
+        # the pending transfers the batch resolves.
+        account_rows = await connection.fetch(_SELECT_BATCH_ACCOUNTS, _array(list(account_keys)), _array(list(pending_keys)))
+        if pending_keys:
+            known.update((row[0], row) for row in await connection.fetch(_FETCH_TRANSFERS, _array(list(pending_keys))))
         accounts = {}
         for row in account_rows:
             account_id = _int(row[0])
             accounts[account_id] = AccountState(account_id, *row[1:])
         existing: dict[int, Transfer] = {}
         pending: dict[int, tuple[PendingStatus, int]] = {}
-        for row in transfer_rows:
+        for row in known.values():
             transfer = _transfer_from_row(row)
             existing[transfer.id] = transfer
             if row[13] is not None:
@@ -403,8 +476,10 @@ class Ledger:
         results = batch.run(transfers)
         if not batch.created:
             return results
-        head, first = await _lock_head(connection, len(batch.created))
-        created = [_transfer_row(t, first + index) for index, t in enumerate(batch.created)]
+        first = _first_timestamp(head)
+        created = [
+            (encoded.get(id(t)) or _transfer_prefix(t)) + (first + index,) for index, t in enumerate(batch.created)
+        ]
         timestamps = {t.id: first + index for index, t in enumerate(batch.created)}
         touched = [
             (id_bytes(a.id), int(a.flags), a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted)
@@ -418,25 +493,28 @@ class Ledger:
             created_at = timestamps.get(pending_id)
             expires = created_at + timeout_s * NANOSECONDS_PER_SECOND if created_at and timeout_s else 0
             pending_rows.append((id_bytes(pending_id), int(status), expires))
-        history = [(id_bytes(row[0]), first + row[1], *row[2:]) for row in batch.history]
-        # Binary COPY encodes rows without asyncpg's per-element array checks: the bulk
-        # of a batch goes this way, the rest (balances, states, journal) in one statement.
-        await connection.copy_records_to_table("ledger_transfers", records=created, columns=_TRANSFER_COLUMN_NAMES)
-        await connection.execute(
-            _WRITE_TRANSFERS,
+        history = [(id_bytes(row[0]), first + row[1], created[row[1]][0], *row[2:]) for row in batch.history]
+        arguments = [
             *_journal_args(head, JournalKind.transfers, first, created),
-            *_columns(touched, 6), *_columns(pending_rows, 3), *_columns(history, 6),
-        )
+            *_columns(touched, 6), *_columns(pending_rows, 3), *_columns(history, 7),
+        ]
+        if len(created) >= COPY_ROWS_MIN:
+            # Binary COPY is the cheapest way in for the bulk of a large batch.
+            await connection.copy_records_to_table("ledger_transfers", records=created, columns=_TRANSFER_COLUMN_NAMES)
+            await connection.execute(_WRITE_TRANSFERS, *arguments)
+        else:
+            await connection.execute(_WRITE_TRANSFERS_INLINE, *arguments, *_columns(created, 13))
         return results
 
     async def _expire(self, connection: asyncpg.Connection, now_ns: int, limit: int) -> int:
         due = await connection.fetch(_DUE_EXPIRIES, now_ns, limit)
         if not due:
-            return 0
+            return 0  # the common case takes no lock
+        head = await connection.fetchrow(_LOCK_HEAD)
         account_keys = sorted({row[1] for row in due} | {row[2] for row in due})
         pending_keys = [row[0] for row in due]
-        account_rows = await connection.fetch(_LOCK_ACCOUNTS, account_keys, [])
-        transfer_rows = await connection.fetch(_FETCH_TRANSFERS, pending_keys)
+        account_rows = await connection.fetch(_SELECT_BATCH_ACCOUNTS, _array(account_keys), "{}")
+        transfer_rows = await connection.fetch(_FETCH_TRANSFERS, _array(pending_keys))
         accounts = {_int(row[0]): AccountState(_int(row[0]), *row[1:]) for row in account_rows}
         existing = {_int(row[0]): _transfer_from_row(row) for row in transfer_rows}
         pending = {_int(row[0]): (PendingStatus(row[13]), row[14]) for row in transfer_rows}
@@ -444,7 +522,7 @@ class Ledger:
         expired = [pending_id for pending_id in sorted(existing) if batch.expire(pending_id)]
         if not expired:
             return 0
-        head, first = await _lock_head(connection, len(expired))
+        first = _first_timestamp(head)
         rows = [(id_bytes(pending_id), first + index) for index, pending_id in enumerate(expired)]
         touched = [(id_bytes(a.id), int(a.flags), a.debits_pending, a.credits_pending) for a in batch.touched.values()]
         await connection.execute(
@@ -454,12 +532,9 @@ class Ledger:
         return len(expired)
 
 
-async def _lock_head(connection: asyncpg.Connection, count: int) -> tuple[asyncpg.Record, int]:
-    """Lock the journal head; return it and the first of ``count`` fresh timestamps."""
-    assert count >= 1
-    head = await connection.fetchrow(_LOCK_HEAD)
-    first = max(time.time_ns(), head["timestamp_last"] + 1)
-    return head, first
+def _first_timestamp(head: asyncpg.Record) -> int:
+    """The first fresh timestamp after the locked head: now, or just after the last one."""
+    return max(time.time_ns(), head["timestamp_last"] + 1)
 
 
 def _journal_args(head: asyncpg.Record, kind: JournalKind, first: int, rows: list[tuple]) -> tuple:

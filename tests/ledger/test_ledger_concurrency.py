@@ -84,3 +84,26 @@ async def test_batcher_under_concurrent_submitters(pool):
     assert sum(flushes) == 400 and len(flushes) < 400 and max(flushes) <= 64
     [account] = await ledger.lookup_accounts([1])
     assert (account.debits_posted, account.credits_posted) == (300, 300)
+
+
+async def test_racing_posts_and_voids_resolve_each_pending_once(pool):
+    ledger = Ledger(pool)
+    await ledger.create_accounts([Account(id=i, ledger=1, code=1) for i in (1, 2, 3, 4)])
+    holds = [Transfer(id=100 + k, debit_account_id=1 + k % 2, credit_account_id=3 + k % 2, amount=10, ledger=1, code=1,
+                      flags=F.pending) for k in range(20)]
+    # Creating the holds races with the posts and voids that name them.
+    resolutions = [Transfer(id=1000 + 10 * k + j, pending_id=100 + k, amount=0,
+                            flags=F.post_pending_transfer if j % 2 else F.void_pending_transfer)
+                   for k in range(20) for j in range(4)]
+    random.Random(3).shuffle(resolutions)
+    calls = [ledger.create_transfers([t]) for t in resolutions] + [ledger.create_transfers(holds)]
+    outcomes = await asyncio.gather(*calls)
+    assert outcomes[-1] == [R.ok] * 20
+    ok = [t for t, [r] in zip(resolutions, outcomes) if r == R.ok]
+    assert len({t.pending_id for t in ok}) == len(ok)  # never two resolutions of one hold
+    late = [Transfer(id=5000 + k, pending_id=100 + k, amount=0, flags=F.void_pending_transfer) for k in range(20)]
+    await ledger.create_transfers(late)
+    accounts = await ledger.lookup_accounts([1, 2, 3, 4])
+    assert all(a.debits_pending == a.credits_pending == 0 for a in accounts)
+    async with pool.acquire() as connection:
+        assert (await audit(connection)).ok

@@ -164,3 +164,19 @@ async def test_same_new_id_racing_on_different_accounts(pool):
         ledger.create_transfers([tr(9, 1, 2, 5)]), ledger.create_transfers([tr(9, 3, 4, 5)]))
     assert sorted(r for [r] in results) == sorted([R.ok, R.exists_with_different_debit_account_id])
     assert await count(pool, "ledger_transfers") == 1
+
+
+async def test_two_caller_transactions_with_the_same_id_need_no_retry(pool):
+    ledger = await setup(pool, 0, 0, 0, 0)
+    async with pool.acquire() as first, pool.acquire() as second:
+        outer = first.transaction()
+        await outer.start()
+        assert await ledger.create_transfers([tr(9, 1, 2, 5)], connection=first) == [R.ok]
+        async with second.transaction():
+            # The second caller waits for the journal head until the first commits.
+            racing = asyncio.create_task(ledger.create_transfers([tr(9, 3, 4, 5)], connection=second))
+            await asyncio.sleep(0.2)
+            assert not racing.done()
+            await outer.commit()
+            assert await racing == [R.exists_with_different_debit_account_id]
+    assert await count(pool, "ledger_transfers") == 1
