@@ -133,6 +133,22 @@ def test_check_vectors_passes_the_shared_file(shared_data, capsys) -> None:
     assert capsys.readouterr().out.splitlines() == ["73 passed, 0 failed"]
 
 
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("missing.json", None, "missing.json: No such file or directory"),
+        ("bad.json", "not json", "vector file bad.json is not JSON"),
+        ("object.json", "{}", "vector file object.json: Expected `array`, got `object`"),
+    ],
+)
+def test_check_vectors_refuses_a_bad_file_cleanly(tmp_path, capsys, name, text, message) -> None:
+    if text is not None:
+        (tmp_path / name).write_text(text)
+    assert main(["hsm", "check-vectors", str(tmp_path / name)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("onecard: ") and message in err and "internal error" not in err
+
+
 def test_check_vectors_reports_each_failing_case(shared_data, tmp_path, capsys) -> None:
     cases = json.loads((shared_data / "emv" / "vectors.json").read_text())
     cases[0]["arqc_hex"] = "00" * 8
