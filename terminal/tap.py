@@ -19,6 +19,7 @@ CVR for Mastercard session keys, the whole IAD otherwise.
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
@@ -194,6 +195,22 @@ def _iad_slice(iad: bytes, start: int, end: int) -> bytes:
     if len(iad) < end:
         raise ValueError(f"iad: {len(iad)} bytes, too short for the CVR at bytes {start}-{end - 1}")
     return iad[start:end]
+
+
+def check_tap_names(tap_id: str, gate_id: str, station: str) -> None:
+    """Refuse a ``tap_id``, ``gate_id`` or ``station`` a :class:`Tap` would not take, so a
+    gate finds out before it asks a card for a cryptogram.
+
+    Raises
+    ------
+    TapError
+        The message names the field and the characters it allows.
+    """
+    for field, value, pattern, size in (("tap_id", tap_id, TAP_ID_PATTERN, 64),
+                                        ("gate_id", gate_id, NAME_PATTERN, 32),
+                                        ("station", station, NAME_PATTERN, 32)):
+        if not re.fullmatch(pattern, value):
+            raise TapError(f"{field}: must be 1-{size} of [A-Za-z0-9_.:-], got {value!r}")
 
 
 def tap_from_card(
