@@ -8,7 +8,8 @@ burst); ``tap_id`` is the client's idempotency key, so a resent tap is never cha
 Hex fields accept either case. The Tap checks itself on construction and on decoding:
 the amount, unpredictable number, currency, date, type and TVR it states must equal the
 values inside ``cdol1_data`` where the card's CDOL1 (``cdol1``) includes them, so the
-fields the engine prices and the bytes the ARQC covers can never disagree.
+fields the engine prices and the bytes the ARQC covers can never disagree; the CDOL1 must
+include the amount (9F02) and the unpredictable number (9F37), and the CID must say ARQC.
 
 The bytes the card MACs are ``cdol1_data || AIP || ATC || IAD part`` (see
 :func:`transaction_data`); the IAD part depends on the card's scheme as in the reference
@@ -37,6 +38,9 @@ AMOUNT_MINOR_MAX = 999_999_999_999  # n12, the size of tag 9F02
 
 CID_ARQC = 0x80
 CID_TYPE_MASK = 0xC0
+# The amount the engine prices and the terminal's unpredictable number (freshness) must be
+# among the data the card MACs.
+CDOL1_REQUIRED = ("9F02", "9F37")
 
 assert CDOL1_DATA_BYTES_MAX <= 255 and AMOUNT_MINOR_MAX < 2**63
 
@@ -108,8 +112,14 @@ class Tap(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if not luhn.is_valid(self.pan):
             raise ValueError("pan: Luhn check digit is wrong")
+        if int(self.cid, 16) & CID_TYPE_MASK != CID_ARQC:
+            raise ValueError(f"cid: {self.cid} is not an ARQC")
         stated = _terminal_elements(self)
-        for tag, value in cdol1_values(self.cdol1, self.cdol1_data).items():
+        values = cdol1_values(self.cdol1, self.cdol1_data)
+        for tag in CDOL1_REQUIRED:
+            if tag not in values:
+                raise ValueError(f"cdol1: lists no {tag}, so the ARQC does not cover it")
+        for tag, value in values.items():
             if tag in stated and stated[tag] != value:
                 raise ValueError(f"cdol1_data: tag {tag} differs from the tap's field "
                                  f"({value.hex().upper()} != {stated[tag].hex().upper()})")

@@ -49,6 +49,13 @@ def test_hex_case_does_not_matter_for_the_maced_bytes():
     (dict(arqc="0123"), "Expected `str` matching regex"),
     (dict(tap_id="bad id with spaces"), "at `$.tap_id`"),
     (dict(extra=1), "Object contains unknown field `extra`"),
+    # What the engine prices and what makes a cryptogram fresh must be under the ARQC.
+    (dict(cdol1="9F03069F1A0295055F2A029A039C019F3704", cdol1_data="00" * 19 + "11223344"),
+     "cdol1: lists no 9F02, so the ARQC does not cover it"),
+    (dict(cdol1="9F02069F03069F1A0295055F2A029A039C01", cdol1_data="000000000200" + "00" * 19),
+     "cdol1: lists no 9F37, so the ARQC does not cover it"),
+    (dict(cid="00"), "cid: 00 is not an ARQC"),
+    (dict(cid="40"), "cid: 40 is not an ARQC"),
 ])
 def test_invalid_taps_are_refused_naming_the_field(changes, message):
     with pytest.raises(msgspec.ValidationError) as caught:
