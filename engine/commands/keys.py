@@ -21,8 +21,9 @@ from engine.errors import UsageError
 from engine.output import add_command, emit
 from hsm.ceremony import combine_components
 from hsm.inputs import from_hex
+from hsm.metadata import check_key_claims
 from hsm.scheme import SCHEMES
-from hsm.service import DATA_KEY_ALGS, IMK_ALGS, open_key_service
+from hsm.service import DATA_KEY_ALGS, IMK_ALGS, check_label, open_key_service
 from hsm.soft import SoftKeyService
 
 
@@ -116,7 +117,9 @@ def _read_component(index: int, text: str) -> bytes:
 
 
 def _import(args: argparse.Namespace) -> int:
-    alg = IMK_ALGS[args.alg]
+    # Refuse a wrong label, scheme or algorithm before the officers enter their components.
+    check_label(args.label)
+    alg, _ = check_key_claims(args.key_type, args.alg, args.scheme)
     components = [_read_component(n, text) for n, text in enumerate(args.component, start=1)]
     try:
         component_kcvs = [

@@ -122,6 +122,22 @@ def test_generate_and_rotate(home, capsys) -> None:
     assert "imk-ac keys do not rotate" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("--alg", "aes"), "onecard: scheme emv-csk-3des runs 3DES, not AES-128\n"),
+        (("--label", "bad label"), "onecard: label must be 1 to 64 of A-Z a-z 0-9 - _ .\n"),
+    ],
+)
+def test_claims_are_checked_before_any_component_is_asked(home, capsys, change, message) -> None:
+    args = _import("--kcv", "08D7B4")
+    args[args.index(change[0]) + 1] = change[1]
+    capsys.readouterr()
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", message)  # no KCVs shown: no ceremony ran
+
+
 def test_refuses_an_unsafe_master_key(home, capsys) -> None:
     os.chmod(home / "keys" / "master.key", 0o644)
     assert main(["keys", "list"]) == 1
