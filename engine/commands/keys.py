@@ -26,6 +26,8 @@ from hsm.scheme import SCHEMES
 from hsm.service import DATA_KEY_ALGS, IMK_ALGS, check_label, open_key_service
 from hsm.soft import SoftKeyService
 
+KCV_SIZES = (2, 3)  # bytes of a key check value officers compare (a prefix of the 3 shown)
+
 
 def register(subparsers) -> None:
     group = subparsers.add_parser("keys", help="key ceremony: init, import, generate, list, rotate")
@@ -56,9 +58,9 @@ def register(subparsers) -> None:
         action="append",
         default=[],
         metavar="HEX",
-        help="the expected KCV of each component, in order (optional)",
+        help="the expected KCV (2 or 3 bytes) of each component, in order (optional)",
     )
-    imported.add_argument("--kcv", required=True, metavar="HEX", help="the expected KCV of the key")
+    imported.add_argument("--kcv", required=True, metavar="HEX", help="the expected KCV of the key (2 or 3 bytes of hex)")
     imported.set_defaults(handler=_import)
 
     generated = add_command(commands, "generate", "create a random data key inside the key service")
@@ -123,10 +125,10 @@ def _import(args: argparse.Namespace) -> int:
     components = [_read_component(n, text) for n, text in enumerate(args.component, start=1)]
     try:
         component_kcvs = [
-            from_hex(f"--component-kcv {n}", text)
+            from_hex(f"--component-kcv {n}", text, *KCV_SIZES)
             for n, text in enumerate(args.component_kcv, start=1)
         ]
-        kcv = from_hex("--kcv", args.kcv)
+        kcv = from_hex("--kcv", args.kcv, *KCV_SIZES)
     except ValueError as error:
         raise UsageError(str(error)) from None
     key, lines = combine_components(alg, components, component_kcvs, kcv)

@@ -81,6 +81,13 @@ def test_ceremony_imports_and_lists(home, capsys) -> None:
         ),
         (["--kcv", "08D7B4", "--component-kcv", "82E136"], "one --component-kcv per component", 1),
         (["--kcv", "0G"], "--kcv must be hex digits", 2),
+        # One byte matches a mistyped component once in 256 tries: too weak a check.
+        (["--kcv", "08"], "--kcv must be 2 or 3 bytes, got 1", 2),
+        (
+            ["--kcv", "08D7B4", "--component-kcv", "82", "--component-kcv", "8A"],
+            "--component-kcv 1 must be 2 or 3 bytes, got 1",
+            2,
+        ),
     ],
 )
 def test_ceremony_refusals_import_nothing(home, capsys, extra, message, code) -> None:
