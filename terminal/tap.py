@@ -9,7 +9,8 @@ Hex fields accept either case. The Tap checks itself on construction and on deco
 the amount, unpredictable number, currency, date, type and TVR it states must equal the
 values inside ``cdol1_data`` where the card's CDOL1 (``cdol1``) includes them, so the
 fields the engine prices and the bytes the ARQC covers can never disagree; the CDOL1 must
-include the amount (9F02) and the unpredictable number (9F37), and the CID must say ARQC.
+include the amount (9F02) and the unpredictable number (9F37), the CID must say ARQC, and
+the transaction date (9A) must be the date of ``local_time`` (the gate's local date).
 
 The bytes the card MACs are ``cdol1_data || AIP || ATC || IAD part`` (see
 :func:`transaction_data`); the IAD part depends on the card's scheme as in the reference
@@ -123,6 +124,9 @@ class Tap(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             if tag in stated and stated[tag] != value:
                 raise ValueError(f"cdol1_data: tag {tag} differs from the tap's field "
                                  f"({value.hex().upper()} != {stated[tag].hex().upper()})")
+        if self.transaction_date != self.local_time.date():
+            raise ValueError(f"transaction_date: {self.transaction_date} is not the date of "
+                             f"local_time ({self.local_time.date()})")
 
 
 def cdol1_values(cdol1_hex: str, cdol1_data_hex: str) -> dict[str, bytes]:

@@ -54,6 +54,8 @@ def test_hex_case_does_not_matter_for_the_maced_bytes():
      "cdol1: lists no 9F02, so the ARQC does not cover it"),
     (dict(cdol1="9F02069F03069F1A0295055F2A029A039C01", cdol1_data="000000000200" + "00" * 19),
      "cdol1: lists no 9F37, so the ARQC does not cover it"),
+    (dict(local_time="2026-12-01T08:15:03+08:00"),
+     "transaction_date: 2026-11-30 is not the date of local_time (2026-12-01)"),
     (dict(cid="00"), "cid: 00 is not an ARQC"),
     (dict(cid="40"), "cid: 40 is not an ARQC"),
 ])
