@@ -298,7 +298,9 @@ class ServiceVerifier:
         return _answer(self._verified[id(case)])
 
     def arpc(self, case: VectorCase, expected: ArpcCase) -> bytes:
-        return _answer(self._arpcs[(id(case), case.arpc.index(expected))])
+        # A case whose request could not be built has no ARPCs: its error answers for them.
+        key = (id(case), case.arpc.index(expected))
+        return _answer(self._arpcs[key] if key in self._arpcs else self._verified[id(case)])
 
 
 def _answer(value):

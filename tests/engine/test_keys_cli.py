@@ -172,6 +172,28 @@ def test_check_vectors_refuses_a_bad_file_cleanly(tmp_path, capsys, name, text, 
     assert err.startswith("onecard: ") and message in err and "internal error" not in err
 
 
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("arqc_hex", "ZZ", "arqc_hex must be hex digits (0-9, A-F)"),
+        ("transaction_data_hex", "ABC", "transaction_data_hex must be an even number of hex digits, got 3"),
+    ],
+)
+def test_check_vectors_reports_a_malformed_case_as_failing(
+    shared_data, tmp_path, capsys, field, value, message
+) -> None:
+    (case,) = json.loads((shared_data / "emv" / "vectors.json").read_text())[:1]
+    case[field] = value
+    path = tmp_path / "malformed.json"
+    path.write_text(json.dumps([case]))
+    assert main(["hsm", "check-vectors", str(path)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"FAIL {case['id']}: ARQC refused: {message}"
+        + "".join(f"; arpc[{n}] refused: {message}" for n in range(len(case["arpc"]))),
+        "0 passed, 1 failed",
+    ]
+
+
 def test_check_vectors_reports_each_failing_case(shared_data, tmp_path, capsys) -> None:
     cases = json.loads((shared_data / "emv" / "vectors.json").read_text())
     cases[0]["arqc_hex"] = "00" * 8
