@@ -111,7 +111,10 @@ def _init(args: argparse.Namespace) -> int:
 
 def _read_component(index: int, text: str) -> bytes:
     if text == "-":
-        text = getpass.getpass(f"component {index}: ")
+        try:
+            text = getpass.getpass(f"component {index}: ")
+        except EOFError:
+            raise UsageError(f"component {index}: no input (end of file)") from None
     try:
         return from_hex(f"component {index}", text.strip(), 16)
     except ValueError as error:

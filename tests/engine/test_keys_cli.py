@@ -214,3 +214,14 @@ def test_check_vectors_reports_each_failing_case(shared_data, tmp_path, capsys) 
         f"FAIL {negative['id']}: ARQC did not verify",
         "70 passed, 3 failed",
     ]
+
+
+def test_a_component_read_at_end_of_input_is_a_usage_error(home, capsys, monkeypatch) -> None:
+    def end_of_input(prompt: str) -> str:
+        raise EOFError
+
+    monkeypatch.setattr("getpass.getpass", end_of_input)
+    argv = _import("--kcv", "08D7B4")
+    argv[argv.index(COMPONENT_2)] = "-"
+    assert main(argv) == 2
+    assert capsys.readouterr().err == "onecard: component 2: no input (end of file)\n"
