@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from hsm.errors import KeyStoreError
-from hsm.service import KeyInfo
+from hsm.service import DATA_KEY_ALGS, IMK_ALGS, KeyInfo
 
 MASTER_KEY_SIZE = 32
 NONCE_SIZE = 12
@@ -107,8 +107,8 @@ def unwrap(master_key: bytes, info: KeyInfo, version: int, wrapped: str) -> byte
     KeyStoreError
         The store was altered or belongs to another master key.
     """
-    sealed = bytes.fromhex(wrapped)
     try:
+        sealed = bytes.fromhex(wrapped)
         return AESGCM(master_key).decrypt(
             sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], _associated_data(info, version)
         )
@@ -126,9 +126,23 @@ def read_store(folder: Path) -> list[StoredKey]:
     except FileNotFoundError:
         return []
     try:
-        return msgspec.json.decode(data, type=StoreFile).keys
+        keys = msgspec.json.decode(data, type=StoreFile).keys
     except msgspec.DecodeError as error:
         raise KeyStoreError(f"key store {path} is damaged: {error}") from None
+    for stored in keys:
+        _check_entry(path, stored)
+    return keys
+
+
+def _check_entry(path: Path, stored: StoredKey) -> None:
+    """Refuse an entry whose metadata cannot describe its wrapped versions."""
+    info = stored.info
+    algs = IMK_ALGS.values() if info.key_type == "imk-ac" else [DATA_KEY_ALGS[info.key_type]]
+    if info.alg not in algs or not 1 <= info.version == len(stored.wrapped):
+        raise KeyStoreError(
+            f"key store {path} is damaged: key {info.label!r} has algorithm {info.alg!r} "
+            f"and version {info.version} with {len(stored.wrapped)} wrapped versions"
+        )
 
 
 def write_store(folder: Path, keys: list[StoredKey]) -> None:

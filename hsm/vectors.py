@@ -16,6 +16,7 @@ import msgspec
 
 from hsm import scheme as schemes
 from hsm.ciphers import adjust_parity, key_check_value
+from hsm.errors import HsmValueError
 from hsm.inputs import from_hex
 
 VECTOR_FILE_SIZE_MAX = 16 * 1024 * 1024
@@ -75,19 +76,24 @@ def load_cases(path: Path) -> list[VectorCase]:
 
     Raises
     ------
-    ValueError
-        The file is over 16 MiB, not JSON, or a case does not match the format (the
-        message names the case index and field).
+    HsmValueError
+        The file cannot be read, is over 16 MiB, not JSON, or a case does not match the
+        format (the message names the case index and field).
     """
-    data = Path(path).read_bytes()
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(VECTOR_FILE_SIZE_MAX + 1)
+    except OSError as error:
+        raise HsmValueError(f"vector file {path}: {error.strerror}") from None
     if len(data) > VECTOR_FILE_SIZE_MAX:
-        raise ValueError(f"vector file is over {VECTOR_FILE_SIZE_MAX} bytes")
+        raise HsmValueError(f"vector file is over {VECTOR_FILE_SIZE_MAX} bytes")
     try:
         return msgspec.json.decode(data, type=list[VectorCase])
     except msgspec.ValidationError as error:
-        raise ValueError(f"vector file {path.name}: {error}") from None
+        raise HsmValueError(f"vector file {path.name}: {error}") from None
     except msgspec.DecodeError as error:
-        raise ValueError(f"vector file {path.name} is not JSON: {error}") from None
+        raise HsmValueError(f"vector file {path.name} is not JSON: {error}") from None
 
 
 class Verifier(Protocol):
@@ -292,7 +298,9 @@ class ServiceVerifier:
         return _answer(self._verified[id(case)])
 
     def arpc(self, case: VectorCase, expected: ArpcCase) -> bytes:
-        return _answer(self._arpcs[(id(case), case.arpc.index(expected))])
+        # A case whose request could not be built has no ARPCs: its error answers for them.
+        key = (id(case), case.arpc.index(expected))
+        return _answer(self._arpcs[key] if key in self._arpcs else self._verified[id(case)])
 
 
 def _answer(value):

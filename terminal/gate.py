@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -137,7 +138,8 @@ class GateClient:
     Parameters
     ----------
     engine_url : str
-        Base URL of the engine, e.g. ``http://127.0.0.1:8080``.
+        Base URL of the engine, e.g. ``http://127.0.0.1:8080``; :class:`GateError` if it
+        is not an http(s) URL with a host.
     gate_id : str
         The gate's id, also its signing key id.
     key : bytes
@@ -154,6 +156,9 @@ class GateClient:
     def __init__(self, engine_url: str, gate_id: str, key: bytes, queue_path: Path,
                  *, timeout_s: float = TAP_TIMEOUT_S):
         assert key, "the gate's signing key must not be empty"
+        url = urllib.parse.urlsplit(engine_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise GateError(f"engine URL {engine_url!r}: must be http:// or https:// with a host")
         self._url = engine_url.rstrip("/")
         self.gate_id = gate_id
         self._key = key

@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 from terminal import iso7816, tlv
 from terminal.errors import CardStatusError, ReaderError, TapError, TlvError
-from terminal.tap import Direction, Tap, tap_from_card
+from terminal.tap import Direction, Tap, check_tap_names, tap_from_card
 
 Transmit = Callable[[bytes], bytes]
 
@@ -78,6 +78,10 @@ def terminal_data(amount: int, local_time: datetime.datetime, *, currency: str =
     """
     if not 0 <= amount <= 999_999_999_999:
         raise TapError(f"amount: {amount} outside 0..999999999999 minor units")
+    for field, code, size in (("currency", currency, 3), ("country", country, 3),
+                              ("transaction_type", transaction_type, 2)):
+        if not (len(code) == size and code.isascii() and code.isdigit()):
+            raise TapError(f"{field}: must be {size} decimal digits, got {code!r}")
     un = secrets.token_bytes(4) if un is None else un
     assert len(un) == 4
     return {
@@ -142,6 +146,7 @@ def read_tap(transmit: Transmit, *, amount: int, tap_id: str, gate_id: str, stat
     CardStatusError, TapError
         As :func:`read_card` and :func:`terminal.tap.tap_from_card`.
     """
+    check_tap_names(tap_id, gate_id, station)
     read = read_card(transmit, terminal_data(amount, local_time, currency=currency, un=un))
     return tap_from_card(read.elements, read.cdol1_data, tap_id=tap_id, gate_id=gate_id,
                          station=station, direction=direction, local_time=local_time)

@@ -238,20 +238,33 @@ async def send_taps(taps: Iterable[Tap], engine_url: str, gate_keys: dict[str, b
             decision = await client.submit(tap)
         outcomes[f"{decision.decision}/{decision.reason}" if decision.reason else decision.decision] += 1
 
+    pending: set[asyncio.Task] = set()
     try:
-        pending: set[asyncio.Task] = set()
         for tap in taps:
             pending.add(asyncio.ensure_future(one(tap)))
             if len(pending) >= concurrency * 2:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    task.result()
-        for task in asyncio.as_completed(pending):
-            await task
+                _raise_first_error(done)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            _raise_first_error(done)
     finally:
+        # After a failure, the taps still in flight are cancelled and awaited before their
+        # clients close (none is left to fail unobserved).
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         for client in clients.values():
             await client.close()
     return outcomes
+
+
+def _raise_first_error(done: set[asyncio.Task]) -> None:
+    """Raise the first error of finished tasks, having looked at every task's outcome."""
+    errors = [task.exception() for task in done]
+    first = next((error for error in errors if error is not None), None)
+    if first is not None:
+        raise first
 
 
 def _gates(count: int) -> list[Gate]:

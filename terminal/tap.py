@@ -8,7 +8,9 @@ burst); ``tap_id`` is the client's idempotency key, so a resent tap is never cha
 Hex fields accept either case. The Tap checks itself on construction and on decoding:
 the amount, unpredictable number, currency, date, type and TVR it states must equal the
 values inside ``cdol1_data`` where the card's CDOL1 (``cdol1``) includes them, so the
-fields the engine prices and the bytes the ARQC covers can never disagree.
+fields the engine prices and the bytes the ARQC covers can never disagree; the CDOL1 must
+include the amount (9F02) and the unpredictable number (9F37), the CID must say ARQC, and
+the transaction date (9A) must be the date of ``local_time`` (the gate's local date).
 
 The bytes the card MACs are ``cdol1_data || AIP || ATC || IAD part`` (see
 :func:`transaction_data`); the IAD part depends on the card's scheme as in the reference
@@ -19,6 +21,7 @@ CVR for Mastercard session keys, the whole IAD otherwise.
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
@@ -36,6 +39,9 @@ AMOUNT_MINOR_MAX = 999_999_999_999  # n12, the size of tag 9F02
 
 CID_ARQC = 0x80
 CID_TYPE_MASK = 0xC0
+# The amount the engine prices and the terminal's unpredictable number (freshness) must be
+# among the data the card MACs.
+CDOL1_REQUIRED = ("9F02", "9F37")
 
 assert CDOL1_DATA_BYTES_MAX <= 255 and AMOUNT_MINOR_MAX < 2**63
 
@@ -107,11 +113,20 @@ class Tap(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if not luhn.is_valid(self.pan):
             raise ValueError("pan: Luhn check digit is wrong")
+        if int(self.cid, 16) & CID_TYPE_MASK != CID_ARQC:
+            raise ValueError(f"cid: {self.cid} is not an ARQC")
         stated = _terminal_elements(self)
-        for tag, value in cdol1_values(self.cdol1, self.cdol1_data).items():
+        values = cdol1_values(self.cdol1, self.cdol1_data)
+        for tag in CDOL1_REQUIRED:
+            if tag not in values:
+                raise ValueError(f"cdol1: lists no {tag}, so the ARQC does not cover it")
+        for tag, value in values.items():
             if tag in stated and stated[tag] != value:
                 raise ValueError(f"cdol1_data: tag {tag} differs from the tap's field "
                                  f"({value.hex().upper()} != {stated[tag].hex().upper()})")
+        if self.transaction_date != self.local_time.date():
+            raise ValueError(f"transaction_date: {self.transaction_date} is not the date of "
+                             f"local_time ({self.local_time.date()})")
 
 
 def cdol1_values(cdol1_hex: str, cdol1_data_hex: str) -> dict[str, bytes]:
@@ -194,6 +209,22 @@ def _iad_slice(iad: bytes, start: int, end: int) -> bytes:
     if len(iad) < end:
         raise ValueError(f"iad: {len(iad)} bytes, too short for the CVR at bytes {start}-{end - 1}")
     return iad[start:end]
+
+
+def check_tap_names(tap_id: str, gate_id: str, station: str) -> None:
+    """Refuse a ``tap_id``, ``gate_id`` or ``station`` a :class:`Tap` would not take, so a
+    gate finds out before it asks a card for a cryptogram.
+
+    Raises
+    ------
+    TapError
+        The message names the field and the characters it allows.
+    """
+    for field, value, pattern, size in (("tap_id", tap_id, TAP_ID_PATTERN, 64),
+                                        ("gate_id", gate_id, NAME_PATTERN, 32),
+                                        ("station", station, NAME_PATTERN, 32)):
+        if not re.fullmatch(pattern, value):
+            raise TapError(f"{field}: must be 1-{size} of [A-Za-z0-9_.:-], got {value!r}")
 
 
 def tap_from_card(

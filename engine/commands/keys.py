@@ -21,9 +21,12 @@ from engine.errors import UsageError
 from engine.output import add_command, emit
 from hsm.ceremony import combine_components
 from hsm.inputs import from_hex
+from hsm.metadata import check_key_claims
 from hsm.scheme import SCHEMES
-from hsm.service import DATA_KEY_ALGS, IMK_ALGS, open_key_service
+from hsm.service import DATA_KEY_ALGS, IMK_ALGS, check_label, open_key_service
 from hsm.soft import SoftKeyService
+
+KCV_SIZES = (2, 3)  # bytes of a key check value officers compare (a prefix of the 3 shown)
 
 
 def register(subparsers) -> None:
@@ -55,9 +58,9 @@ def register(subparsers) -> None:
         action="append",
         default=[],
         metavar="HEX",
-        help="the expected KCV of each component, in order (optional)",
+        help="the expected KCV (2 or 3 bytes) of each component, in order (optional)",
     )
-    imported.add_argument("--kcv", required=True, metavar="HEX", help="the expected KCV of the key")
+    imported.add_argument("--kcv", required=True, metavar="HEX", help="the expected KCV of the key (2 or 3 bytes of hex)")
     imported.set_defaults(handler=_import)
 
     generated = add_command(commands, "generate", "create a random data key inside the key service")
@@ -108,7 +111,10 @@ def _init(args: argparse.Namespace) -> int:
 
 def _read_component(index: int, text: str) -> bytes:
     if text == "-":
-        text = getpass.getpass(f"component {index}: ")
+        try:
+            text = getpass.getpass(f"component {index}: ")
+        except EOFError:
+            raise UsageError(f"component {index}: no input (end of file)") from None
     try:
         return from_hex(f"component {index}", text.strip(), 16)
     except ValueError as error:
@@ -116,14 +122,16 @@ def _read_component(index: int, text: str) -> bytes:
 
 
 def _import(args: argparse.Namespace) -> int:
-    alg = IMK_ALGS[args.alg]
+    # Refuse a wrong label, scheme or algorithm before the officers enter their components.
+    check_label(args.label)
+    alg, _ = check_key_claims(args.key_type, args.alg, args.scheme)
     components = [_read_component(n, text) for n, text in enumerate(args.component, start=1)]
     try:
         component_kcvs = [
-            from_hex(f"--component-kcv {n}", text)
+            from_hex(f"--component-kcv {n}", text, *KCV_SIZES)
             for n, text in enumerate(args.component_kcv, start=1)
         ]
-        kcv = from_hex("--kcv", args.kcv)
+        kcv = from_hex("--kcv", args.kcv, *KCV_SIZES)
     except ValueError as error:
         raise UsageError(str(error)) from None
     key, lines = combine_components(alg, components, component_kcvs, kcv)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import string
 
 from engine.errors import UsageError
 from engine.output import add_command, emit
@@ -19,10 +20,12 @@ def register(subparsers) -> None:
 
 def _decode(args: argparse.Namespace) -> int:
     text = "".join(args.hex.split())
-    try:
-        data = bytes.fromhex(text)
-    except ValueError:
-        raise UsageError("HEX: not an even number of hex digits") from None
+    bad = next((n for n, digit in enumerate(text, 1) if digit not in string.hexdigits), None)
+    if bad is not None:
+        raise UsageError(f"HEX: not hex digits (0-9, A-F) at digit {bad}")
+    if len(text) % 2:
+        raise UsageError("HEX: not an even number of hex digits")
+    data = bytes.fromhex(text)
     nodes = tlv.decode(data)
     emit(args, tlv.format_tree(nodes), [_as_json(node) for node in nodes])
     return 0

@@ -81,6 +81,13 @@ def test_ceremony_imports_and_lists(home, capsys) -> None:
         ),
         (["--kcv", "08D7B4", "--component-kcv", "82E136"], "one --component-kcv per component", 1),
         (["--kcv", "0G"], "--kcv must be hex digits", 2),
+        # One byte matches a mistyped component once in 256 tries: too weak a check.
+        (["--kcv", "08"], "--kcv must be 2 or 3 bytes, got 1", 2),
+        (
+            ["--kcv", "08D7B4", "--component-kcv", "82", "--component-kcv", "8A"],
+            "--component-kcv 1 must be 2 or 3 bytes, got 1",
+            2,
+        ),
     ],
 )
 def test_ceremony_refusals_import_nothing(home, capsys, extra, message, code) -> None:
@@ -122,6 +129,22 @@ def test_generate_and_rotate(home, capsys) -> None:
     assert "imk-ac keys do not rotate" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("--alg", "aes"), "onecard: scheme emv-csk-3des runs 3DES, not AES-128\n"),
+        (("--label", "bad label"), "onecard: label must be 1 to 64 of A-Z a-z 0-9 - _ .\n"),
+    ],
+)
+def test_claims_are_checked_before_any_component_is_asked(home, capsys, change, message) -> None:
+    args = _import("--kcv", "08D7B4")
+    args[args.index(change[0]) + 1] = change[1]
+    capsys.readouterr()
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", message)  # no KCVs shown: no ceremony ran
+
+
 def test_refuses_an_unsafe_master_key(home, capsys) -> None:
     os.chmod(home / "keys" / "master.key", 0o644)
     assert main(["keys", "list"]) == 1
@@ -131,6 +154,44 @@ def test_refuses_an_unsafe_master_key(home, capsys) -> None:
 def test_check_vectors_passes_the_shared_file(shared_data, capsys) -> None:
     assert main(["hsm", "check-vectors", str(shared_data / "emv" / "vectors.json")]) == 0
     assert capsys.readouterr().out.splitlines() == ["73 passed, 0 failed"]
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("missing.json", None, "missing.json: No such file or directory"),
+        ("bad.json", "not json", "vector file bad.json is not JSON"),
+        ("object.json", "{}", "vector file object.json: Expected `array`, got `object`"),
+    ],
+)
+def test_check_vectors_refuses_a_bad_file_cleanly(tmp_path, capsys, name, text, message) -> None:
+    if text is not None:
+        (tmp_path / name).write_text(text)
+    assert main(["hsm", "check-vectors", str(tmp_path / name)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("onecard: ") and message in err and "internal error" not in err
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("arqc_hex", "ZZ", "arqc_hex must be hex digits (0-9, A-F)"),
+        ("transaction_data_hex", "ABC", "transaction_data_hex must be an even number of hex digits, got 3"),
+    ],
+)
+def test_check_vectors_reports_a_malformed_case_as_failing(
+    shared_data, tmp_path, capsys, field, value, message
+) -> None:
+    (case,) = json.loads((shared_data / "emv" / "vectors.json").read_text())[:1]
+    case[field] = value
+    path = tmp_path / "malformed.json"
+    path.write_text(json.dumps([case]))
+    assert main(["hsm", "check-vectors", str(path)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"FAIL {case['id']}: ARQC refused: {message}"
+        + "".join(f"; arpc[{n}] refused: {message}" for n in range(len(case["arpc"]))),
+        "0 passed, 1 failed",
+    ]
 
 
 def test_check_vectors_reports_each_failing_case(shared_data, tmp_path, capsys) -> None:
@@ -153,3 +214,14 @@ def test_check_vectors_reports_each_failing_case(shared_data, tmp_path, capsys) 
         f"FAIL {negative['id']}: ARQC did not verify",
         "70 passed, 3 failed",
     ]
+
+
+def test_a_component_read_at_end_of_input_is_a_usage_error(home, capsys, monkeypatch) -> None:
+    def end_of_input(prompt: str) -> str:
+        raise EOFError
+
+    monkeypatch.setattr("getpass.getpass", end_of_input)
+    argv = _import("--kcv", "08D7B4")
+    argv[argv.index(COMPONENT_2)] = "-"
+    assert main(argv) == 2
+    assert capsys.readouterr().err == "onecard: component 2: no input (end of file)\n"

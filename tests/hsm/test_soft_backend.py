@@ -212,6 +212,31 @@ async def test_a_store_under_another_master_key_does_not_open(tmp_path, service)
         SoftKeyService.open(tmp_path / "keys")
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"wrapped": ["zz" * 40]},  # not hex
+        {"wrapped": []},  # no version at all
+        {"info": {"alg": "XX"}},  # an algorithm no key runs
+        {"info": {"scheme": "no-such-scheme"}},
+        {"info": {"version": 5}},  # claims versions the store does not hold
+    ],
+)
+async def test_a_damaged_store_entry_is_a_key_store_error(tmp_path, service, damage) -> None:
+    import json
+
+    await service.import_key("imk", "imk-ac", "3des", IMK, "emv-csk-3des")
+    path = tmp_path / "keys" / "keystore.json"
+    document = json.loads(path.read_text())
+    entry = document["keys"][0]
+    entry["info"].update(damage.get("info", {}))
+    entry.update({k: v for k, v in damage.items() if k != "info"})
+    path.write_text(json.dumps(document))
+    with pytest.raises(KeyStoreError, match="'imk'") as raised:
+        SoftKeyService.open(tmp_path / "keys")
+    assert IMK.hex() not in str(raised.value).lower()
+
+
 async def test_card_key_cache_is_bounded(tmp_path) -> None:
     SoftKeyService.init(tmp_path)
     service = SoftKeyService.open(tmp_path, card_keys_max=3)

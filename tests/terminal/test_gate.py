@@ -118,3 +118,10 @@ async def test_deny_list_is_fetched_kept_on_disk_and_used_offline(engine, tmp_pa
 def test_repr_shows_no_key(tmp_path):
     gate = GateClient("http://127.0.0.1:1", "g1", KEY, tmp_path / "q.sqlite3")
     assert "kkkk" not in repr(gate) and "g1" in repr(gate)
+
+
+@pytest.mark.parametrize("url", ["garbage", "127.0.0.1:8080", "ftp://engine", "http://", "http:///v1"])
+def test_a_malformed_engine_url_is_refused_not_taken_for_an_offline_engine(tmp_path, url):
+    # Taken as "unreachable", a typo would approve every tap offline and queue it forever.
+    with pytest.raises(GateError, match=r"^engine URL .*: must be http:// or https:// with a host$"):
+        GateClient(url, "g1", KEY, tmp_path / "g1.sqlite3")

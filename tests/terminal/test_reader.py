@@ -158,6 +158,24 @@ def test_amount_out_of_range_is_refused():
         terminal_data(-1, WHEN)
 
 
+@pytest.mark.parametrize("field, value", [("currency", "ABCD"), ("currency", "15"), ("currency", "1A6"),
+                                          ("country", "1560"), ("transaction_type", "0")])
+def test_malformed_terminal_codes_are_refused(field, value):
+    with pytest.raises(TapError, match=f"^{field}: must be "):
+        terminal_data(1, WHEN, **{field: value})
+
+
+def test_tap_refuses_bad_gate_fields_before_the_card_is_asked():
+    card = Card.issue("pboc-3des", bytes(16), "6217000010012345677", "01")
+    with pytest.raises(TapError, match=r"^gate_id: must be 1-32 of \[A-Za-z0-9_.:-\]"):
+        read_tap(card.transmit, amount=1, tap_id="x", gate_id="bad id!", station="s", direction="single",
+                 local_time=WHEN)
+    with pytest.raises(TapError, match=r"^station: must be 1-32 of"):
+        read_tap(card.transmit, amount=1, tap_id="x", gate_id="g", station="", direction="single",
+                 local_time=WHEN)
+    assert card.atc == 0  # no transaction was started for a tap that could not be built
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.sampled_from(sorted(schemes.SCHEMES)), st.integers(0, 999_999_999_999), st.binary(min_size=4, max_size=4),
        st.dates(datetime.date(2000, 1, 1), datetime.date(2099, 12, 31)), st.integers(0, 65000))

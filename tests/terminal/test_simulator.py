@@ -102,3 +102,21 @@ async def test_send_taps_over_http(fake_engine, tmp_path):
     denied = sum(item.fault is Fault.deny_listed for item in items)
     assert outcomes == collections.Counter({"approve": 80 - denied, "decline/deny_list": denied})
     assert set(fake_engine.taps) == {item.tap.tap_id for item in items}
+
+
+async def test_a_refused_gate_stops_the_run_and_leaves_no_task_behind(fake_engine, tmp_path, caplog):
+    import asyncio
+    import gc
+
+    from terminal.errors import GateError
+
+    simulation = Simulation(cards=10, gates=4, seed=11)
+    fake_engine.add_gate("G0000", simulation.gate_keys["G0000"])  # the other gates are unknown: 401
+    with pytest.raises(GateError, match="engine refused tap"):
+        await send_taps((item.tap for item in simulation.taps(40)), fake_engine.url,
+                        simulation.gate_keys, tmp_path, concurrency=4)
+    # Every other tap's task was cancelled and awaited, not left to fail unobserved.
+    left = [task for task in asyncio.all_tasks() if task.get_coro().__qualname__ == "send_taps.<locals>.one"]
+    assert len(left) == 0
+    gc.collect()  # a failed task nobody looked at is reported when it is collected
+    assert "exception was never retrieved" not in caplog.text

@@ -49,6 +49,15 @@ def test_hex_case_does_not_matter_for_the_maced_bytes():
     (dict(arqc="0123"), "Expected `str` matching regex"),
     (dict(tap_id="bad id with spaces"), "at `$.tap_id`"),
     (dict(extra=1), "Object contains unknown field `extra`"),
+    # What the engine prices and what makes a cryptogram fresh must be under the ARQC.
+    (dict(cdol1="9F03069F1A0295055F2A029A039C019F3704", cdol1_data="00" * 19 + "11223344"),
+     "cdol1: lists no 9F02, so the ARQC does not cover it"),
+    (dict(cdol1="9F02069F03069F1A0295055F2A029A039C01", cdol1_data="000000000200" + "00" * 19),
+     "cdol1: lists no 9F37, so the ARQC does not cover it"),
+    (dict(local_time="2026-12-01T08:15:03+08:00"),
+     "transaction_date: 2026-11-30 is not the date of local_time (2026-12-01)"),
+    (dict(cid="00"), "cid: 00 is not an ARQC"),
+    (dict(cid="40"), "cid: 40 is not an ARQC"),
 ])
 def test_invalid_taps_are_refused_naming_the_field(changes, message):
     with pytest.raises(msgspec.ValidationError) as caught:

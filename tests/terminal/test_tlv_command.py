@@ -28,3 +28,10 @@ def test_malformed_data_is_a_refusal_with_offset(capsys):
     assert capsys.readouterr().err == "onecard: offset 0: tag 5A value truncated (length 5, 1 bytes left)\n"
     assert main(["tlv", "decode", "5A0"]) == 2
     assert "HEX: not an even number of hex digits" in capsys.readouterr().err
+
+
+def test_non_hex_digits_are_named_as_such(capsys):
+    assert main(["tlv", "decode", "5A01ZZ"]) == 2
+    assert capsys.readouterr().err == "onecard: HEX: not hex digits (0-9, A-F) at digit 5\n"
+    assert main(["tlv", "decode", "\uff19F0100"]) == 2  # a full-width 9
+    assert capsys.readouterr().err == "onecard: HEX: not hex digits (0-9, A-F) at digit 1\n"
