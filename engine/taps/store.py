@@ -1,0 +1,217 @@
+"""PostgreSQL side of the tap path: card state, tap records, deny list, alerts, devices.
+
+Layer rule (Mojaloop style): the decision module decides, this module locks and writes.
+One flush of the tap batcher runs :func:`lock_cards`, :func:`fetch_taps`, then the
+writes, inside one transaction the caller holds. Cards are locked in token order so two
+engine processes flushing overlapping cards cannot deadlock. SQL is plain (no advisory
+locks, no session state) so it runs on any PostgreSQL-protocol database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Iterable
+
+import asyncpg
+import msgspec
+
+from engine.taps.decision import CardState, RaisedAlert
+from engine.taps.reasons import Reason
+from engine.taps.wire import Alert, DenyEntry, Journey, TapAnswer
+
+JOURNEYS_LISTED_MAX = 1000
+ALERTS_LISTED_MAX = 1000
+DENY_REASON_NAMES = ("lost", "closed", "unpaid_debt")
+
+
+@dataclass(frozen=True)
+class TapRecord:
+    """One decided tap as written: its answer and the request it answered."""
+
+    answer: TapAnswer
+    request: dict[str, Any]
+    device_id: str
+    card_token: str | None
+    station: str
+    direction: str
+    tapped_at: datetime
+    transit_day: str | None
+    transfer_id: int | None
+
+
+async def lock_cards(connection: asyncpg.Connection, tokens: Iterable[str]) -> dict[str, CardState]:
+    """Lock (``FOR UPDATE``) and load the enrolled cards among ``tokens``, with deny reasons."""
+    rows = await connection.fetch(
+        """SELECT c.card_token, c.account_id, c.bank_code, c.rider_category, c.atc_max,
+                  c.atcs_recent, c.arqcs_recent, c.fare_state,
+                  ARRAY(SELECT d.reason FROM transit_deny_list d
+                        WHERE d.card_token = c.card_token) AS deny_reasons
+           FROM transit_cards c WHERE c.card_token = ANY($1::text[])
+           ORDER BY c.card_token FOR UPDATE OF c""",
+        sorted(set(tokens)),
+    )
+    return {row["card_token"]: _card(row) for row in rows}
+
+
+def _card(row: asyncpg.Record) -> CardState:
+    return CardState(
+        card_token=row["card_token"], account_id=int(row["account_id"]),
+        bank_code=row["bank_code"], rider_category=row["rider_category"],
+        atc_max=row["atc_max"], atcs_recent=tuple(row["atcs_recent"]),
+        arqcs_recent=tuple(bytes(a) for a in row["arqcs_recent"]),
+        fare_state=None if row["fare_state"] is None else bytes(row["fare_state"]),
+        deny_reasons=frozenset(row["deny_reasons"]),
+    )
+
+
+async def update_cards(connection: asyncpg.Connection, cards: Iterable[CardState]) -> None:
+    """Write the ATC memory and fare state of ``cards`` (one statement)."""
+    cards = list(cards)
+    if not cards:
+        return
+    await connection.execute(
+        """UPDATE transit_cards c SET atc_max = u.atc_max, rider_category = u.rider_category,
+                  atcs_recent = u.atcs::integer[], arqcs_recent = u.arqcs::bytea[],
+                  fare_state = u.fare_state
+           FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::text[],
+                       $6::bytea[])
+                AS u(card_token, atc_max, rider_category, atcs, arqcs, fare_state)
+           WHERE c.card_token = u.card_token""",
+        [c.card_token for c in cards], [c.atc_max for c in cards],
+        [c.rider_category for c in cards],
+        # Arrays of arrays of different lengths cannot be unnested, so each travels as its
+        # PostgreSQL array literal.
+        ["{" + ",".join(map(str, c.atcs_recent)) + "}" for c in cards],
+        ["{" + ",".join('"\\\\x' + a.hex() + '"' for a in c.arqcs_recent) + "}" for c in cards],
+        [c.fare_state for c in cards],
+    )
+
+
+async def fetch_taps(connection: asyncpg.Connection, tap_ids: Iterable[str]) -> dict[str, TapRecord]:
+    """The already recorded taps among ``tap_ids``."""
+    rows = await connection.fetch(
+        "SELECT * FROM transit_taps WHERE tap_id = ANY($1::text[])", list(set(tap_ids)))
+    return {row["tap_id"]: _record(row) for row in rows}
+
+
+def _record(row: asyncpg.Record) -> TapRecord:
+    reason = Reason(row["reason"])
+    answer = TapAnswer(
+        tap_id=row["tap_id"], decision=reason.decision, reason=reason.name,
+        reason_code=int(reason), fare_minor=row["fare_minor"],
+        rider_category=row["rider_category"], day_total_minor=row["day_total_minor"],
+        day_cap_minor=row["day_cap_minor"],
+    )
+    return TapRecord(
+        answer=answer, request=msgspec.json.decode(row["request"]), device_id=row["device_id"],
+        card_token=row["card_token"], station=row["station"], direction=row["direction"],
+        tapped_at=row["tapped_at"],
+        transit_day=None if row["transit_day"] is None else row["transit_day"].isoformat(),
+        transfer_id=None if row["transfer_id"] is None else int(row["transfer_id"]),
+    )
+
+
+async def insert_taps(connection: asyncpg.Connection, records: list[TapRecord]) -> None:
+    """Record decided taps (one statement). A tap_id already present is a programmer error
+    here: the caller locked the cards and looked the ids up in the same transaction."""
+    if not records:
+        return
+    await connection.execute(
+        """INSERT INTO transit_taps (tap_id, device_id, card_token, request, reason, fare_minor,
+               rider_category, day_total_minor, day_cap_minor, transit_day, station,
+               direction, tapped_at, transfer_id)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[],
+               $5::smallint[], $6::bigint[], $7::text[], $8::bigint[], $9::bigint[],
+               $10::date[], $11::text[], $12::text[], $13::timestamptz[], $14::numeric[])""",
+        [r.answer.tap_id for r in records], [r.device_id for r in records],
+        [r.card_token for r in records],
+        [msgspec.json.encode(r.request).decode() for r in records],
+        [r.answer.reason_code for r in records], [r.answer.fare_minor for r in records],
+        [r.answer.rider_category for r in records],
+        [r.answer.day_total_minor for r in records], [r.answer.day_cap_minor for r in records],
+        [None if r.transit_day is None else date.fromisoformat(r.transit_day) for r in records],
+        [r.station for r in records], [r.direction for r in records],
+        [r.tapped_at for r in records], [r.transfer_id for r in records],
+    )
+
+
+async def insert_alerts(connection: asyncpg.Connection, alerts: list[RaisedAlert]) -> None:
+    """Store raised alerts (one statement)."""
+    if not alerts:
+        return
+    await connection.execute(
+        """INSERT INTO transit_alerts (kind, card_token, tap_id, detail)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])""",
+        [a.kind for a in alerts], [a.card_token for a in alerts], [a.tap_id for a in alerts],
+        [a.detail for a in alerts],
+    )
+
+
+async def enrol_card(connection: asyncpg.Connection, card_token: str, *, account_id: int,
+                     bank_code: str, rider_category: str = "adult") -> None:
+    """Enrol a card for transit: its ledger account, issuing bank and rider category.
+
+    Enrolling again updates the account, bank and category and keeps the ATC memory.
+    """
+    assert card_token and bank_code and account_id > 0
+    await connection.execute(
+        """INSERT INTO transit_cards (card_token, account_id, bank_code, rider_category)
+           VALUES ($1, $2, $3, $4)
+           ON CONFLICT (card_token) DO UPDATE SET account_id = EXCLUDED.account_id,
+               bank_code = EXCLUDED.bank_code, rider_category = EXCLUDED.rider_category""",
+        card_token, account_id, bank_code, rider_category,
+    )
+
+
+async def deny(connection: asyncpg.Connection, card_token: str, reason: str) -> bool:
+    """List ``card_token`` for ``reason``; return whether it was not listed for it before."""
+    assert reason in DENY_REASON_NAMES
+    status = await connection.execute(
+        """INSERT INTO transit_deny_list (card_token, reason) VALUES ($1, $2)
+           ON CONFLICT DO NOTHING""", card_token, reason)
+    return status.endswith(" 1")
+
+
+async def allow(connection: asyncpg.Connection, card_token: str, reason: str) -> bool:
+    """Remove the listing of ``card_token`` for ``reason``; return whether it was listed."""
+    status = await connection.execute(
+        "DELETE FROM transit_deny_list WHERE card_token = $1 AND reason = $2",
+        card_token, reason)
+    return status != "DELETE 0"
+
+
+async def deny_list(connection: asyncpg.Connection) -> list[DenyEntry]:
+    """Every deny-list entry, by card token then reason."""
+    rows = await connection.fetch(
+        "SELECT card_token, reason FROM transit_deny_list ORDER BY card_token, reason")
+    return [DenyEntry(card_token=r["card_token"], reason=r["reason"]) for r in rows]
+
+
+async def journeys(connection: asyncpg.Connection, card_token: str,
+                   limit: int = JOURNEYS_LISTED_MAX) -> list[Journey]:
+    """The card's recorded taps, newest first (at most ``limit``)."""
+    assert 1 <= limit <= JOURNEYS_LISTED_MAX
+    rows = await connection.fetch(
+        """SELECT tap_id, tapped_at, station, direction, reason, fare_minor, day_total_minor
+           FROM transit_taps WHERE card_token = $1 ORDER BY tapped_at DESC, tap_id LIMIT $2""",
+        card_token, limit)
+    return [
+        Journey(tap_id=r["tap_id"], tapped_at=r["tapped_at"].isoformat(), station=r["station"],
+                direction=r["direction"], decision=Reason(r["reason"]).decision,
+                reason=Reason(r["reason"]).name, fare_minor=r["fare_minor"],
+                day_total_minor=r["day_total_minor"])
+        for r in rows
+    ]
+
+
+async def alerts(connection: asyncpg.Connection, *, after_id: int = 0,
+                 limit: int = ALERTS_LISTED_MAX) -> list[Alert]:
+    """Stored alerts with ``alert_id > after_id``, oldest first (at most ``limit``)."""
+    assert 1 <= limit <= ALERTS_LISTED_MAX
+    rows = await connection.fetch(
+        """SELECT alert_id, kind, card_token, tap_id, detail, raised_at FROM transit_alerts
+           WHERE alert_id > $1 ORDER BY alert_id LIMIT $2""", after_id, limit)
+    return [Alert(alert_id=r["alert_id"], kind=r["kind"], card_token=r["card_token"],
+                  tap_id=r["tap_id"], detail=r["detail"], raised_at=r["raised_at"].isoformat())
+            for r in rows]
