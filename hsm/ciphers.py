@@ -97,7 +97,7 @@ def adjust_parity(key: bytes) -> bytes:
     >>> adjust_parity(bytes.fromhex("0000FFFE")).hex()
     '0101fefe'
     """
-    return bytes(_ODD_PARITY[byte] for byte in key)
+    return bytes(key).translate(_ODD_PARITY)
 
 
 # Each byte with its low bit set so that the byte has an odd number of one bits.

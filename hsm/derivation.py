@@ -61,55 +61,31 @@ def option_b_input(pan: str, psn: str) -> bytes:
     return bytes.fromhex("".join((decimal + letters)[:Y_DIGITS]))
 
 
-def icc_master_key(alg: Alg, issuer_master_key: bytes, y: bytes) -> bytes:
-    """The ICC master key for the 8-byte Y of Option A or B.
+def master_key_input(y: bytes) -> bytes:
+    """The 16 bytes ``Y || (Y xor FF..FF)`` an issuer master key encrypts (ECB) to give the
+    ICC master key: two 3DES blocks, or one AES/SM4 block. EMV 4.4 Book 2, A1.4.1.
 
-    3DES: ``E(Y) || E(Y xor FF..FF)`` with odd parity; AES-128 and SM4: ``E(Y || Y xor
-    FF..FF)`` (one 16-byte block). EMV 4.4 Book 2, A1.4.1 and A1.4.2.
-
-    Parameters
-    ----------
-    issuer_master_key : bytes
-        16 bytes.
-    y : bytes
-        8 bytes from :func:`option_a_input` or :func:`option_b_input`.
-
-    Returns
-    -------
-    bytes
-        16 bytes.
+    >>> master_key_input(bytes.fromhex("6173900101001001")).hex()
+    '61739001010010019e8c6ffefeffeffe'
     """
-    require_length("y", y, 8)
-    return _parity_for(alg, ecb_encrypt(alg, issuer_master_key, y + _xor(y, _INVERT)))
+    return require_length("y", y, 8) + _xor(y, _INVERT)
 
 
-def _parity_for(alg: Alg, key: bytes) -> bytes:
-    return adjust_parity(key) if alg == "3DES" else key
+def common_session_input(alg: Alg, r: bytes) -> bytes:
+    """The 16 bytes an ICC master key encrypts (ECB) to give the EMV common session key.
 
-
-def common_session_key(alg: Alg, icc_master_key: bytes, r: bytes) -> bytes:
-    """EMV common session key from the diversification value R (one block).
-
-    3DES: ``E(R with byte 3 = F0) || E(R with byte 3 = 0F)`` with odd parity; AES-128 and
-    SM4: ``E(R)``. EMV 4.4 Book 2, A1.3.1.
+    3DES: ``R with byte 3 = F0 || R with byte 3 = 0F``; AES-128 and SM4: ``R``.
+    EMV 4.4 Book 2, A1.3.1.
 
     Parameters
     ----------
-    icc_master_key : bytes
-        16 bytes.
     r : bytes
         One block: 8 bytes for 3DES, 16 for AES-128 and SM4.
-
-    Returns
-    -------
-    bytes
-        16 bytes.
     """
     require_length("r", r, BLOCK_SIZE[alg])
     if alg != "3DES":
-        return ecb_encrypt(alg, icc_master_key, r)
-    blocks = r[:2] + b"\xf0" + r[3:] + r[:2] + b"\x0f" + r[3:]
-    return adjust_parity(ecb_encrypt(alg, icc_master_key, blocks))
+        return r
+    return r[:2] + b"\xf0" + r[3:] + r[:2] + b"\x0f" + r[3:]
 
 
 def emv_csk_r(alg: Alg, atc: bytes) -> bytes:
@@ -128,8 +104,8 @@ def mastercard_r(alg: Alg, atc: bytes, un: bytes) -> bytes:
     return (atc + bytes(2) + un).ljust(BLOCK_SIZE[alg], b"\x00")
 
 
-def pboc_session_key(alg: Alg, icc_master_key: bytes, atc: bytes) -> bytes:
-    """PBOC 3.0 session key: ``E(00*6 || ATC) || E(00*6 || ~ATC)`` with odd parity.
+def pboc_session_input(alg: Alg, atc: bytes) -> bytes:
+    """The 16 bytes ``00*6 || ATC || 00*6 || ~ATC`` of the PBOC 3.0 session key.
 
     Defined for 3DES only (JR/T 0025); the SM4 programmes in this engine use the EMV
     common session key instead.
@@ -142,8 +118,18 @@ def pboc_session_key(alg: Alg, icc_master_key: bytes, atc: bytes) -> bytes:
     if alg != "3DES":
         raise ValueError(f"the pboc session key is defined for 3DES only, not {alg}")
     require_length("atc", atc, ATC_SIZE)
-    blocks = bytes(6) + atc + bytes(6) + _xor(atc, _INVERT[:ATC_SIZE])
-    return adjust_parity(ecb_encrypt(alg, icc_master_key, blocks))
+    return bytes(6) + atc + bytes(6) + _xor(atc, _INVERT[:ATC_SIZE])
+
+
+def derived_key(alg: Alg, encrypted: bytes) -> bytes:
+    """The key from an ECB encryption of a derivation input: 3DES keys get odd parity."""
+    assert len(encrypted) == KEY_SIZE
+    return adjust_parity(encrypted) if alg == "3DES" else encrypted
+
+
+def encrypt_derive(alg: Alg, key: bytes, data: bytes) -> bytes:
+    """``derived_key(alg, E_key(data))``: one derivation step done in software."""
+    return derived_key(alg, ecb_encrypt(alg, key, data))
 
 
 assert KEY_SIZE == 16

@@ -7,6 +7,10 @@ class HsmError(Exception):
     """Root of every error the key service raises (shown to CLI users)."""
 
 
+class HsmValueError(HsmError, ValueError):
+    """An argument of a key service call is malformed; the message names it."""
+
+
 class KeyNotFoundError(HsmError, LookupError):
     """No key with the requested label exists in the key store."""
 

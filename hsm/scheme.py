@@ -90,6 +90,21 @@ def scheme_named(name: str) -> Scheme:
     return scheme
 
 
+def master_key_input(scheme: Scheme, pan: str, psn: str) -> bytes:
+    """The 16 bytes the issuer master key encrypts (ECB) to give the card's ICC master key.
+
+    Raises
+    ------
+    ValueError
+        A PAN or PSN that is not digits of the right length.
+    """
+    if scheme.master_key_derivation == "A":
+        y = derivation.option_a_input(pan, psn)
+    else:
+        y = derivation.option_b_input(pan, psn)
+    return derivation.master_key_input(y)
+
+
 def icc_master_key(scheme: Scheme, issuer_master_key: bytes, pan: str, psn: str) -> bytes:
     """The 16-byte ICC master key of the card ``pan`` / ``psn`` (EMV Book 2 A1.4).
 
@@ -107,11 +122,30 @@ def icc_master_key(scheme: Scheme, issuer_master_key: bytes, pan: str, psn: str)
     ValueError
         A wrong key length, or a PAN or PSN that is not digits of the right length.
     """
-    if scheme.master_key_derivation == "A":
-        y = derivation.option_a_input(pan, psn)
-    else:
-        y = derivation.option_b_input(pan, psn)
-    return derivation.icc_master_key(scheme.alg, issuer_master_key, y)
+    data = master_key_input(scheme, pan, psn)
+    return derivation.encrypt_derive(scheme.alg, issuer_master_key, data)
+
+
+def session_key_input(
+    scheme: Scheme, atc: bytes, un: bytes = b"", r: bytes | None = None
+) -> bytes | None:
+    """The 16 bytes the ICC master key encrypts (ECB) to give the AC session key, or
+    ``None`` when the scheme has no session key (the ICC master key is the AC key).
+
+    Arguments and errors as :func:`session_key`.
+    """
+    method = scheme.session_key_derivation
+    if (r is not None) != (method == "common_r"):
+        raise ValueError(f"r is {'required' if method == 'common_r' else 'not used'} for {method}")
+    if method == "none":
+        return None
+    if method == "pboc":
+        return derivation.pboc_session_input(scheme.alg, atc)
+    if method == "mastercard":
+        r = derivation.mastercard_r(scheme.alg, atc, un)
+    elif method == "emv_csk":
+        r = derivation.emv_csk_r(scheme.alg, atc)
+    return derivation.common_session_input(scheme.alg, r)
 
 
 def session_key(
@@ -137,19 +171,11 @@ def session_key(
     ValueError
         A wrong length of any input, or ``r`` given (or missing) against the scheme.
     """
-    method = scheme.session_key_derivation
-    if (r is not None) != (method == "common_r"):
-        raise ValueError(f"r is {'required' if method == 'common_r' else 'not used'} for {method}")
     require_length("icc_master_key", icc_master_key, 16)
-    if method == "none":
+    data = session_key_input(scheme, atc, un, r)
+    if data is None:
         return icc_master_key
-    if method == "pboc":
-        return derivation.pboc_session_key(scheme.alg, icc_master_key, atc)
-    if method == "mastercard":
-        r = derivation.mastercard_r(scheme.alg, atc, un)
-    elif method == "emv_csk":
-        r = derivation.emv_csk_r(scheme.alg, atc)
-    return derivation.common_session_key(scheme.alg, icc_master_key, r)
+    return derivation.encrypt_derive(scheme.alg, icc_master_key, data)
 
 
 def application_cryptogram(scheme: Scheme, ac_key: bytes, transaction_data: bytes) -> bytes:
