@@ -1,0 +1,346 @@
+"""Pricing one tap: ``FareEngine.price_tap(state, tap) -> TapPricing``.
+
+Pure: the card's running state comes in, the fare, the new state and the rules applied go
+out; nothing is read or written elsewhere, so the tap API keeps the state in its database
+and calls this on the hot path. All lookup tables (origin-destination fares, rule
+matches) are built when the engine is loaded.
+
+Order of work for one tap (each step reported as an :class:`Applied`):
+
+1. Roll the day, week and month totals to the tap's transit day (day boundary, e.g.
+   04:30 local).
+2. An open entry that this tap does not close (an entry or single tap, an exit on
+   another network, or more than ``journey_max_s`` after the entry) is a *missing
+   exit*: its network's maximum fare is charged.
+3. The tap itself: an entry opens a journey (nothing charged yet); an exit with no open
+   entry is charged the network's maximum fare; an exit closing an entry, or a single
+   tap, is priced as a leg (distance band, GTFS product or flat fare) for the rider's
+   category at the leg's start (peak, monthly ride cap), then joined to the current
+   sub-journey if a transfer rule allows.
+4. Caps: the charge is cut so the day total never exceeds the daily cap and the week
+   total never exceeds the weekly cap.
+
+Maximum fares for missing exits are also reduced by the rider's concession (a
+free-travel rider owes nothing for an unfinished journey).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from engine.fares.days import transit_date, week_start
+from engine.fares.errors import FareRulesError, UnpriceableError
+from engine.fares.money import AMOUNT_MINOR_MAX
+from engine.fares.networks import FareNetwork, GtfsFareNetwork, LegFare, Pairing
+from engine.fares.riders import RiderCategoryRule, RiderProfile, RiderRules
+from engine.fares.state import CardFareState, OpenEntry, SubJourney
+from engine.fares.transfers import LegTimes, TransferRule, find_transfer_rule, leg_cost_after_transfer
+
+
+class TapOrderError(UnpriceableError):
+    """A tap older than the card's last priced tap: taps are priced in time order per card."""
+
+
+class TapKind(enum.StrEnum):
+    """What the gate or validator is: an entry gate, an exit gate, or a single-tap reader."""
+
+    ENTRY = "entry"
+    EXIT = "exit"
+    SINGLE = "single"
+
+
+class Rule(enum.StrEnum):
+    """The rules a priced tap reports, in the order they apply."""
+
+    MAX_FARE_MISSING_EXIT = "max_fare_missing_exit"
+    ENTRY_OPENED = "entry_opened"
+    MAX_FARE_EXIT_WITHOUT_ENTRY = "max_fare_exit_without_entry"
+    CONCESSION_WITHHELD = "concession_withheld"
+    DISTANCE_FARE = "distance_fare"
+    GTFS_FARE = "gtfs_fare"
+    FLAT_FARE = "flat_fare"
+    CONCESSION = "concession"
+    TRANSFER = "transfer"
+    DAILY_CAP = "daily_cap"
+    WEEKLY_CAP = "weekly_cap"
+
+
+class TapFacts(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What the fare engine needs to know about one tap.
+
+    ``station_id`` is the network's station or stop id (``stops.stop_id`` for GTFS
+    networks); ``tapped_at_utc`` must be aware.
+    """
+
+    tap_id: str
+    network_id: str
+    station_id: str
+    kind: TapKind
+    tapped_at_utc: datetime
+    rider: RiderProfile = RiderProfile()
+
+
+class Applied(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One rule applied: ``amount_minor`` is the fare it set (fare rules, maximum fares)
+    or the change it made (negative for concessions, transfer discounts, caps)."""
+
+    rule: Rule
+    amount_minor: int
+    detail: str = ""
+
+
+class TapPricing(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The result of :meth:`FareEngine.price_tap`.
+
+    ``fare_minor`` is what to debit now (>= 0); ``state`` replaces the card's state;
+    ``day_total_minor`` / ``week_total_minor`` include this fare; caps are ``None`` when
+    not configured.
+    """
+
+    fare_minor: int
+    state: CardFareState
+    applied: tuple[Applied, ...]
+    rider_category_id: str
+    transit_date: date
+    day_total_minor: int
+    daily_cap_minor: int | None
+    week_total_minor: int
+    weekly_cap_minor: int | None
+
+
+class Caps(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Fare caps per card in minor units (``None`` = no cap); weeks start on ISO weekday
+    ``week_starts_on`` (1 = Monday)."""
+
+    daily_minor: int | None = None
+    weekly_minor: int | None = None
+    week_starts_on: int = 1
+
+
+class FareEngine:
+    """Networks, rider rules, transfer rules and caps, loaded once; prices taps.
+
+    Parameters
+    ----------
+    networks : Mapping[str, FareNetwork]
+        Keyed by the ``network_id`` taps name.
+    riders : RiderRules
+        Rider categories (see :mod:`engine.fares.riders`).
+    timezone : ZoneInfo
+        Local time zone of the transit day.
+    day_boundary : time
+        Local time a transit day starts (04:30 is common).
+    caps : Caps
+        Daily and weekly caps.
+    transfer_rules : sequence of TransferRule
+        Rules between ``LegFare.leg_group_id`` values (network ids, or a GTFS feed's
+        ``leg_group_id``).
+    transfer_products : Mapping[str, int]
+        Amounts (minor units, may be negative) of the transfer products the rules name;
+        products not here are looked up in the GTFS feeds of the networks.
+    journey_max_s : int
+        Longest time between entry and exit (Chengdu: 240 min); later, the entry counts
+        as a missing exit.
+    """
+
+    def __init__(self, networks: Mapping[str, FareNetwork], riders: RiderRules, *, timezone: ZoneInfo,
+                 day_boundary: time = time(4, 30), caps: Caps = Caps(),
+                 transfer_rules: Sequence[TransferRule] = (), transfer_products: Mapping[str, int] | None = None,
+                 journey_max_s: int = 4 * 3600) -> None:
+        currencies = {network.currency for network in networks.values()}
+        if len(currencies) != 1:
+            raise FareRulesError(f"fare engine: networks must share one currency, found {sorted(currencies)}")
+        for name, cap in (("daily", caps.daily_minor), ("weekly", caps.weekly_minor)):
+            if cap is not None and not 0 <= cap <= AMOUNT_MINOR_MAX:
+                raise FareRulesError(f"fare engine: {name} cap {cap} out of range")
+        if not 1 <= caps.week_starts_on <= 7:
+            raise FareRulesError(f"fare engine: week_starts_on {caps.week_starts_on} is not 1..7")
+        if journey_max_s <= 0:
+            raise FareRulesError("fare engine: journey_max_s must be positive")
+        self.networks = dict(networks)
+        self.riders = riders
+        self.timezone = timezone
+        self.day_boundary = day_boundary
+        self.caps = caps
+        self.currency = currencies.pop()
+        self.transfer_rules = tuple(transfer_rules)
+        self.transfer_products = dict(transfer_products or {})
+        self.journey_max_s = journey_max_s
+        self.max_fare_minor = max(network.max_fare_minor for network in self.networks.values())
+
+    # -- public ----------------------------------------------------------------------
+
+    def price_tap(self, state: CardFareState, tap: TapFacts) -> TapPricing:
+        """Price ``tap`` for a card in ``state``.
+
+        Returns
+        -------
+        TapPricing
+            Fare to debit now (minor units, >= 0, within the caps), the new state, the
+            rules applied and the running totals.
+
+        Raises
+        ------
+        UnpriceableError
+            Unknown network or station, a tap kind the network does not use (an entry
+            tap on a single-tap bus), or no fare rule for the leg.
+        TapOrderError
+            The tap is older than the card's last priced tap.
+        ValueError
+            ``tapped_at_utc`` is naive.
+        """
+        network = self.networks.get(tap.network_id)
+        if network is None:
+            raise UnpriceableError(f"network_id {tap.network_id!r}: unknown network")
+        if not network.has_station(tap.station_id):
+            raise UnpriceableError(f"station_id {tap.station_id!r}: not on network {tap.network_id!r}")
+        single = network.pairing is Pairing.SINGLE
+        if single != (tap.kind is TapKind.SINGLE):
+            raise UnpriceableError(f"kind {tap.kind.value!r}: network {tap.network_id!r} takes "
+                                   f"{'single' if single else 'entry and exit'} taps")
+        at = tap.tapped_at_utc
+        state = self._rolled(state, at)
+        local = at.astimezone(self.timezone)
+        base = self.riders.base_category(tap.rider, local.date())
+        applied: list[Applied] = []
+        charge = 0
+        open_entry, sub, rides = state.open_entry, state.sub_journey, state.concession_rides
+
+        if open_entry is not None:
+            in_time = (at - open_entry.entered_at_utc).total_seconds() <= self.journey_max_s
+            if not (tap.kind is TapKind.EXIT and open_entry.network_id == tap.network_id and in_time):
+                charge += self._max_fare(open_entry.network_id, Rule.MAX_FARE_MISSING_EXIT, open_entry.station_id,
+                                         base, open_entry.entered_at_utc, rides, applied)
+                open_entry, sub = None, None
+
+        if tap.kind is TapKind.ENTRY:
+            open_entry = OpenEntry(tap.tap_id, tap.network_id, tap.station_id, at)
+            applied.append(Applied(Rule.ENTRY_OPENED, 0, tap.station_id))
+        elif tap.kind is TapKind.EXIT and open_entry is None:
+            charge += self._max_fare(tap.network_id, Rule.MAX_FARE_EXIT_WITHOUT_ENTRY, tap.station_id,
+                                     base, at, rides, applied)
+            sub = None
+        else:
+            paired = open_entry if tap.kind is TapKind.EXIT else None
+            departure_at = paired.entered_at_utc if paired is not None else at
+            category, why = self.riders.effective_category(base, departure_at.astimezone(self.timezone), rides)
+            if why is not None:
+                applied.append(Applied(Rule.CONCESSION_WITHHELD, 0, f"{base.category_id}: {why}"))
+            leg = network.leg_fare(paired.station_id if paired is not None else tap.station_id,
+                                   tap.station_id if paired is not None else None, departure_at, at, category)
+            applied.append(Applied(Rule(leg.source.value), leg.full_minor, leg.detail))
+            if leg.fare_minor != leg.full_minor:
+                applied.append(Applied(Rule.CONCESSION, leg.fare_minor - leg.full_minor, category.category_id))
+            if category.monthly_rides_max is not None:
+                rides += 1
+            cost, sub = self._joined(sub, leg, LegTimes(departure_at, at), category, applied)
+            charge += cost
+            open_entry = None
+
+        return self._capped(state, charge, applied, base, at, open_entry=open_entry, sub_journey=sub,
+                            concession_rides=rides)
+
+    def close_open_entry(self, state: CardFareState, now_utc: datetime, rider: RiderProfile) -> TapPricing:
+        """Charge a missing exit once the journey time is over (the daily close calls this).
+
+        An open entry older than ``journey_max_s`` at ``now_utc`` is charged its network's
+        maximum fare (on the entry's transit day, within its caps) and cleared; otherwise
+        nothing changes and the fare is 0.
+        """
+        entry = state.open_entry
+        if entry is None or (now_utc - entry.entered_at_utc).total_seconds() <= self.journey_max_s:
+            at = state.last_tapped_at_utc or now_utc
+            return self._capped(self._rolled(state, at), 0, [], self._base(rider, at), at,
+                                open_entry=entry, sub_journey=state.sub_journey,
+                                concession_rides=state.concession_rides)
+        at = entry.entered_at_utc
+        state = self._rolled(state, at)
+        base = self._base(rider, at)
+        applied: list[Applied] = []
+        charge = self._max_fare(entry.network_id, Rule.MAX_FARE_MISSING_EXIT, entry.station_id, base, at,
+                                state.concession_rides, applied)
+        return self._capped(state, charge, applied, base, at, open_entry=None, sub_journey=None,
+                            concession_rides=state.concession_rides)
+
+    # -- steps -----------------------------------------------------------------------
+
+    def _base(self, rider: RiderProfile, at: datetime) -> RiderCategoryRule:
+        return self.riders.base_category(rider, at.astimezone(self.timezone).date())
+
+    def _rolled(self, state: CardFareState, at: datetime) -> CardFareState:
+        """``state`` with totals reset if ``at`` starts a new transit day, week or month."""
+        if state.last_tapped_at_utc is not None and at < state.last_tapped_at_utc:
+            raise TapOrderError(f"tapped_at_utc {at.isoformat()} is before the card's last tap "
+                                f"{state.last_tapped_at_utc.isoformat()}")
+        day = transit_date(at, self.timezone, self.day_boundary)
+        week = week_start(day, self.caps.week_starts_on)
+        month = f"{day.year:04d}-{day.month:02d}"
+        if state.transit_date == day and state.week_start == week and state.concession_month == month:
+            return state
+        return msgspec.structs.replace(
+            state, transit_date=day,
+            day_total_minor=state.day_total_minor if state.transit_date == day else 0,
+            week_start=week, week_total_minor=state.week_total_minor if state.week_start == week else 0,
+            concession_month=month, concession_rides=state.concession_rides if state.concession_month == month else 0,
+        )
+
+    def _max_fare(self, network_id: str, rule: Rule, station_id: str, base: RiderCategoryRule, at: datetime,
+                  rides: int, applied: list[Applied]) -> int:
+        category, _ = self.riders.effective_category(base, at.astimezone(self.timezone), rides)
+        full = self.networks[network_id].max_fare_minor
+        fare = category.concession_minor(full)
+        applied.append(Applied(rule, full, f"{network_id} {station_id}"))
+        if fare != full:
+            applied.append(Applied(Rule.CONCESSION, fare - full, category.category_id))
+        return fare
+
+    def _joined(self, sub: SubJourney | None, leg: LegFare, times: LegTimes, category: RiderCategoryRule,
+                applied: list[Applied]) -> tuple[int, SubJourney]:
+        """The leg's cost after any transfer rule, and the sub-journey it ends."""
+        if sub is not None and self.transfer_rules:
+            first = LegTimes(sub.first_departure_at_utc, sub.first_arrival_at_utc)
+            number = sub.transfers + 1
+            rule = find_transfer_rule(self.transfer_rules, sub.leg_group_id, leg.leg_group_id, number, first, times)
+            if rule is not None:
+                cost = leg_cost_after_transfer(rule, number, leg.fare_minor, sub.charged_minor,
+                                               lambda product_id: self._transfer_amount(product_id, category))
+                if cost != leg.fare_minor:
+                    applied.append(Applied(Rule.TRANSFER, cost - leg.fare_minor,
+                                           f"{sub.leg_group_id} -> {leg.leg_group_id} #{number}"))
+                return cost, SubJourney(leg.leg_group_id, sub.first_departure_at_utc, sub.first_arrival_at_utc,
+                                        number, sub.charged_minor + cost)
+        return leg.fare_minor, SubJourney(leg.leg_group_id, times.departure_at, times.arrival_at, 0, leg.fare_minor)
+
+    def _transfer_amount(self, product_id: str, category: RiderCategoryRule) -> int:
+        amount = self.transfer_products.get(product_id)
+        if amount is not None:
+            return amount
+        for network in self.networks.values():
+            if isinstance(network, GtfsFareNetwork) and product_id in network.feed.products:
+                return network.feed.product_amount(product_id, category.gtfs_rider_category_id)
+        raise UnpriceableError(f"transfer fare_product_id {product_id!r}: no amount in the engine or any feed")
+
+    def _capped(self, state: CardFareState, charge: int, applied: list[Applied], base: RiderCategoryRule,
+                at: datetime, **changes) -> TapPricing:
+        assert charge >= 0, charge
+        fare = charge
+        for rule, cap, total in ((Rule.DAILY_CAP, self.caps.daily_minor, state.day_total_minor),
+                                 (Rule.WEEKLY_CAP, self.caps.weekly_minor, state.week_total_minor)):
+            if cap is not None and fare > cap - total:
+                room = max(0, cap - total)
+                applied.append(Applied(rule, room - fare, f"cap {cap}"))
+                fare = room
+        day_total = state.day_total_minor + fare
+        week_total = state.week_total_minor + fare
+        if week_total > AMOUNT_MINOR_MAX:
+            raise UnpriceableError("week_total_minor: overflows a 64-bit amount")
+        new_state = msgspec.structs.replace(state, day_total_minor=day_total, week_total_minor=week_total,
+                                            last_tapped_at_utc=at, **changes)
+        assert 0 <= fare <= charge
+        return TapPricing(fare, new_state, tuple(applied), base.category_id, state.transit_date, day_total,
+                          self.caps.daily_minor, week_total, self.caps.weekly_minor)
