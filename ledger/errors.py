@@ -19,3 +19,10 @@ class InvalidRequestError(LedgerError, ValueError):
 
     The message names the item index and field, e.g. ``transfers[3].amount: must be ...``.
     """
+
+
+class ConflictError(LedgerError, RuntimeError):
+    """A write kept colliding with concurrent writers (deadlock, serialization, id race).
+
+    Transient: the whole call changed nothing and may be sent again unchanged.
+    """

@@ -1,0 +1,82 @@
+"""The tamper-evident journal: a SHA-256 hash chain over every committed batch.
+
+Each committed batch holds items of one kind (accounts, transfers or expiries) with
+consecutive timestamps; its hash is ``SHA-256(prev_hash || kind (1 byte) || items)``,
+where each item is its canonical fixed-size big-endian record below, in timestamp order.
+The first batch's ``prev_hash`` is 32 zero bytes. Changing, adding or removing any
+journaled row changes a hash, which ``onecard audit`` recomputes.
+
+Canonical records (TigerBeetle's 128-byte layouts, big-endian):
+
+- transfer: id 16, debit_account_id 16, credit_account_id 16, amount 16, pending_id 16,
+  user_data_128 16, user_data_64 8, user_data_32 4, timeout_s 4, ledger 4, code 2,
+  flags 2, timestamp 8.
+- account: id 16, four balances 64 (zero: as created), user_data_128 16,
+  user_data_64 8, user_data_32 4, reserved 4, ledger 4, code 2, flags 2 (without the
+  ``closed`` bit, which changes after creation), timestamp 8.
+- expiry: pending_id 16, timestamp 8.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from enum import IntEnum
+from typing import Iterable
+
+HASH_SIZE = 32
+GENESIS_HASH = bytes(HASH_SIZE)
+
+# Rows are in database column order; user_data_64 is the signed bigint with the same bits.
+_TRANSFER_RECORD = struct.Struct(">16s16s16s8xq16s16sqIIIHHq")
+_ACCOUNT_RECORD = struct.Struct(">16s64x16sqI4xIHHq")
+_EXPIRY_RECORD = struct.Struct(">16sq")
+_ACCOUNT_CLOSED = 1 << 5
+
+assert _TRANSFER_RECORD.size == 128 and _ACCOUNT_RECORD.size == 128 and _EXPIRY_RECORD.size == 24
+
+
+class JournalKind(IntEnum):
+    """What a journal batch holds."""
+
+    accounts = 1
+    transfers = 2
+    expiries = 3
+
+
+def transfer_record(row: tuple) -> bytes:
+    """Canonical 128 bytes of a transfer row (13 columns of ``ledger_transfers``)."""
+    return _TRANSFER_RECORD.pack(*row)
+
+
+def account_record(row: tuple) -> bytes:
+    """Canonical 128 bytes of an account row (12 columns of ``ledger_accounts``)."""
+    (id, _dp, _dpo, _cp, _cpo, user_data_128, user_data_64, user_data_32, ledger, code, flags, timestamp) = row
+    return _ACCOUNT_RECORD.pack(id, user_data_128, user_data_64, user_data_32, ledger, code,
+                                flags & ~_ACCOUNT_CLOSED, timestamp)
+
+
+def expiry_record(row: tuple) -> bytes:
+    """Canonical 24 bytes of an expiry row (``pending_id``, ``timestamp``)."""
+    return _EXPIRY_RECORD.pack(*row)
+
+
+RECORDERS = {
+    JournalKind.accounts: account_record,
+    JournalKind.transfers: transfer_record,
+    JournalKind.expiries: expiry_record,
+}
+
+
+def batch_hash(prev_hash: bytes, kind: JournalKind, rows: Iterable[tuple]) -> bytes:
+    """``SHA-256(prev_hash || kind || records)`` of one batch (32 bytes).
+
+    >>> batch_hash(GENESIS_HASH, JournalKind.expiries, [(bytes(16), 7)]).hex()[:16]
+    'c74a98eee3139f52'
+    """
+    assert len(prev_hash) == HASH_SIZE
+    recorder = RECORDERS[kind]
+    digest = hashlib.sha256(prev_hash)
+    digest.update(bytes((kind,)))
+    digest.update(b"".join(map(recorder, rows)))
+    return digest.digest()
