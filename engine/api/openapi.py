@@ -13,6 +13,7 @@ import msgspec
 
 from adapters import signing
 from engine.taps.reasons import Reason
+from terminal.tap import Tap
 from engine.taps.wire import (AlertList, DenyList, Health, JourneyList, Problem, TapAnswer,
                               TapBatchAnswer, TapConflict)
 
@@ -57,13 +58,13 @@ _DENY_PARAMETERS = [
 
 
 @functools.cache
-def document(tap_type: type) -> dict[str, Any]:
-    """The whole document; ``tap_type`` is the tap wire Struct (:class:`terminal.tap.Tap`)."""
+def document() -> dict[str, Any]:
+    """The whole document (the tap request is :class:`terminal.tap.Tap`)."""
     _, components = msgspec.json.schema_components(
-        [tap_type, TapAnswer, TapConflict, TapBatchAnswer, Problem, DenyList, JourneyList,
+        [Tap, TapAnswer, TapConflict, TapBatchAnswer, Problem, DenyList, JourneyList,
          AlertList, Health], ref_template=REF)
     reasons = ", ".join(f"{reason.value} {reason.name}" for reason in Reason)
-    tap_name = tap_type.__name__
+    tap_name = Tap.__name__
     paths = {
         "/v1/taps": {"post": _signed({
             "operationId": "taps",

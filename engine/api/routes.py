@@ -21,7 +21,9 @@ from engine.errors import ConflictError, NotFoundError
 from engine.taps import store
 from engine.taps.batcher import QueueFullError
 from engine.taps.devices import Device, DeviceRegistry
+from engine.taps.keys import IssuerKeys
 from engine.taps.service import TapService
+from terminal.tap import Tap
 from engine.taps.wire import (AlertList, DenyList, Health, JourneyList, Problem, TapAnswer,
                               TapBatchAnswer, TapConflict, TapError)
 
@@ -49,9 +51,9 @@ class Services:
 
     pool: asyncpg.Pool
     devices: DeviceRegistry
+    issuer_keys: IssuerKeys
     taps: TapService
     metrics: Metrics
-    tap_type: type
 
 
 SERVICES = web.AppKey("services", Services)
@@ -100,7 +102,7 @@ async def post_taps(request: web.Request) -> web.Response:
     body = await request.read()
     device = request[DEVICE]
     if body.lstrip()[:1] != b"[":
-        tap = msgspec.json.decode(body, type=services.tap_type)
+        tap = msgspec.json.decode(body, type=Tap)
         answer = await services.taps.submit(device, tap)
         return _json(answer, 409 if isinstance(answer, TapConflict) else 200)
     raws = _raw_list.decode(body)
@@ -110,7 +112,7 @@ async def post_taps(request: web.Request) -> web.Response:
     indexes, taps = [], []
     for index, raw in enumerate(raws):
         try:
-            taps.append(msgspec.json.decode(raw, type=services.tap_type))
+            taps.append(msgspec.json.decode(raw, type=Tap))
             indexes.append(index)
         except msgspec.ValidationError as error:
             results[index] = TapError(index=index, message=str(error))
@@ -184,7 +186,7 @@ async def get_metrics(request: web.Request) -> web.Response:
 async def get_openapi(request: web.Request) -> web.Response:
     from engine.api.openapi import document
 
-    return _json(document(request.app[SERVICES].tap_type))
+    return _json(document())
 
 
 def add_routes(app: web.Application) -> None:

@@ -5,7 +5,10 @@ CREATE TABLE transit_devices (
     device_id     text PRIMARY KEY,
     role          text NOT NULL CHECK (role IN ('gate', 'admin')),
     -- The operator whose account a gate's fares are credited to (gates only).
-    operator_account_id numeric(39, 0) CHECK ((role = 'gate') = (operator_account_id IS NOT NULL)),
+    operator_account_id numeric(39, 0),
+    -- The fare network (engine.fares network id) the gate belongs to (gates only).
+    network_id    text,
+    CHECK ((role = 'gate') = (operator_account_id IS NOT NULL AND network_id IS NOT NULL)),
     -- The device's signing secret, sealed by the key service; never stored in clear.
     secret_sealed bytea NOT NULL,
     created_at    timestamptz NOT NULL DEFAULT now(),
@@ -16,14 +19,27 @@ CREATE TABLE transit_cards (
     card_token       text PRIMARY KEY,
     account_id       numeric(39, 0) NOT NULL,
     bank_code        text NOT NULL,
-    rider_category   text NOT NULL DEFAULT 'adult',
+    -- Rider profile from the cardholder record (engine.fares.riders.RiderProfile).
+    birth_date       date,
+    entitlements     text[] NOT NULL DEFAULT '{}',
+    -- The rider category of the card's last priced tap (answered on declines).
+    rider_category   text NOT NULL DEFAULT '',
     atc_max          integer NOT NULL DEFAULT -1,
     -- The most recent ATCs accepted and their ARQCs, newest last (replay and clone checks).
     atcs_recent      integer[] NOT NULL DEFAULT '{}',
     arqcs_recent     bytea[] NOT NULL DEFAULT '{}',
     -- Opaque fare-engine state (open journey, running totals), encoded by engine.fares.
     fare_state       bytea,
+    -- Opaque alert-rule state (engine.alerts.AlertState as JSON).
+    alert_state      bytea,
     enrolled_at      timestamptz NOT NULL DEFAULT now()
+);
+
+-- Which issuer key verifies the cryptograms of a card, by the longest matching PAN prefix.
+CREATE TABLE transit_issuers (
+    pan_prefix  text PRIMARY KEY CHECK (pan_prefix ~ '^[0-9]{4,12}$'),
+    bank_code   text NOT NULL,
+    key_label   text NOT NULL
 );
 
 CREATE TABLE transit_taps (

@@ -2,7 +2,9 @@
 
 Checks run in the priority order of :class:`~engine.taps.reasons.Reason` and the first
 that fails is the answer. The function returns the decision together with the card's new
-state and any alerts; the caller writes all of them, or none, in one transaction.
+state and the alerts raised; the caller writes all of them, or none, in one transaction.
+Pricing (:mod:`engine.fares`) and the alert rules (:mod:`engine.alerts`) come in as pure
+callables, so this module is tested without a database, keys or fare tables.
 
 ATC rule (EMV 4.4 Book 3, 9F36: the card increments its ATC on every transaction).
 The card keeps the ``ATCS_REMEMBERED_MAX`` highest ATCs accepted, with their ARQCs. A
@@ -10,13 +12,17 @@ tap whose ATC is in that set is a replay (same ARQC) or a cloned card (different
 two chips share one key and counter); an ATC below the lowest remembered one, once the
 set is full, is too old to tell and is declined. Any other ATC is new, even if lower than
 the highest (offline uploads arrive out of order).
+
+Alert rules run on every tap whose cryptogram verified for an enrolled card, declined or
+not (a replayed ATC with a new ARQC is exactly the clone signal); the fare is priced only
+for taps that pass every check before it.
 """
 
 from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Callable
 
 from engine.taps.reasons import DENY_REASONS, Reason
@@ -32,11 +38,15 @@ class TapFacts:
     """What the decision needs from one tap, PAN already replaced by its token.
 
     ``atc`` is the 2-byte counter as an int; ``arqc`` 8 bytes; ``tapped_at`` is the
-    gate's local time with its UTC offset; ``currency`` the ISO 4217 numeric code.
+    gate's local time with its UTC offset; ``currency`` the ISO 4217 numeric code;
+    ``network_id`` the fare network of the signing gate; ``gate_id`` the gate the tap
+    names, which must be the signing device.
     """
 
     tap_id: str
     device_id: str
+    gate_id: str
+    network_id: str
     card_token: str
     atc: int
     arqc: bytes
@@ -50,23 +60,29 @@ class TapFacts:
 class CardState:
     """A card's transit state as stored, plus the deny-list reasons it is listed for.
 
-    ``atcs_recent`` is sorted ascending with ``arqcs_recent`` in the same order.
+    ``atcs_recent`` is sorted ascending with ``arqcs_recent`` in the same order;
+    ``fare_state`` and ``alert_state`` are opaque bytes of the fare engine and the alert
+    rules.
     """
 
     card_token: str
     account_id: int
     bank_code: str
-    rider_category: str
+    rider_category: str = ""
+    birth_date: date | None = None
+    entitlements: frozenset[str] = frozenset()
     atc_max: int = -1
     atcs_recent: tuple[int, ...] = ()
     arqcs_recent: tuple[bytes, ...] = ()
     fare_state: bytes | None = None
+    alert_state: bytes | None = None
     deny_reasons: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
 class Fare:
-    """The fare engine's answer for one approved-so-far tap (minor units, local day)."""
+    """The fare engine's answer for one tap (minor units; ``transit_day`` ISO date;
+    ``day_cap_minor`` 0 when there is no daily cap)."""
 
     fare_minor: int
     rider_category: str
@@ -95,53 +111,64 @@ class Decision:
     alerts: tuple[RaisedAlert, ...] = field(default=())
 
 
+# price(card, facts) -> Fare, or None when the fare engine cannot price the tap.
 Pricer = Callable[[CardState, TapFacts], "Fare | None"]
+# detect(card, facts) -> (alerts raised, the card's new alert_state).
+Detector = Callable[[CardState, TapFacts], "tuple[tuple[RaisedAlert, ...], bytes | None]"]
 
 
-def decide(card: CardState | None, facts: TapFacts, *, arqc_valid: bool, price: Pricer) -> Decision:
+def no_alerts(card: CardState, facts: TapFacts) -> tuple[tuple[RaisedAlert, ...], bytes | None]:
+    """A :data:`Detector` that raises nothing (tests, or alert rules switched off)."""
+    return (), card.alert_state
+
+
+def decide(card: CardState | None, facts: TapFacts, *, arqc_failure: Reason | None,
+           price: Pricer, detect: Detector = no_alerts) -> Decision:
     """Decide one tap.
 
     Parameters
     ----------
     card : the card's stored state, ``None`` when the card is not enrolled.
     facts : the tap.
-    arqc_valid : whether the key service verified the ARQC (EMV 4.4 Book 2, A1.2).
-    price : the fare engine (pure): ``None`` when it cannot price the tap.
+    arqc_failure : ``None`` when the key service verified the ARQC (EMV 4.4 Book 2,
+        A1.2), else why not (``arqc_invalid``, ``tap_invalid``, ``card_unknown``).
+    price : the fare engine (pure).
+    detect : the alert rules (pure).
 
     >>> from datetime import timezone
-    >>> card = CardState("tok", 1, "BANK", "adult")
-    >>> facts = TapFacts("t1", "g1", "tok", 5, bytes(8), "S1", "entry",
+    >>> card = CardState("tok", 1, "BANK")
+    >>> facts = TapFacts("t1", "g1", "g1", "metro", "tok", 5, bytes(8), "S1", "entry",
     ...                  datetime(2026, 1, 1, tzinfo=timezone.utc), 156)
     >>> fare = Fare(200, "adult", 200, 1500, "2026-01-01", b"")
-    >>> decision = decide(card, facts, arqc_valid=True, price=lambda c, f: fare)
+    >>> decision = decide(card, facts, arqc_failure=None, price=lambda c, f: fare)
     >>> decision.reason.name, decision.card.atcs_recent
     ('approved', (5,))
-    >>> decide(decision.card, facts, arqc_valid=True, price=lambda c, f: fare).reason.name
+    >>> decide(decision.card, facts, arqc_failure=None, price=lambda c, f: fare).reason.name
     'atc_replayed'
     """
     assert facts.card_token, "the card token is set before deciding"
-    if facts.currency != CURRENCY_CNY or not 0 <= facts.atc <= ATC_MAX:
+    assert arqc_failure is not Reason.approved
+    if facts.currency != CURRENCY_CNY or facts.gate_id != facts.device_id:
         return Decision(Reason.tap_invalid)
-    if not arqc_valid:
-        return Decision(Reason.arqc_invalid)
+    if arqc_failure is not None:
+        return Decision(arqc_failure)
     if card is None:
         return Decision(Reason.card_unknown)
     assert card.card_token == facts.card_token
+    alerts, alert_state = detect(card, facts)
+    watched = replace(card, alert_state=alert_state)
     atc_reason = _check_atc(card, facts)
-    if atc_reason is Reason.atc_cloned:
-        alert = RaisedAlert("cloned_card", card.card_token, facts.tap_id,
-                            f"ATC {facts.atc} seen before with a different ARQC")
-        return Decision(atc_reason, alerts=(alert,))
     if atc_reason is not None:
-        return Decision(atc_reason)
-    seen = _remember_atc(card, facts)
+        return Decision(atc_reason, card=watched, alerts=alerts)
+    seen = _remember_atc(watched, facts)
     if card.deny_reasons:
-        return Decision(min(DENY_REASONS[reason] for reason in card.deny_reasons), card=seen)
+        return Decision(min(DENY_REASONS[reason] for reason in card.deny_reasons), card=seen,
+                        alerts=alerts)
     fare = price(seen, facts)
     if fare is None:
-        return Decision(Reason.fare_unavailable, card=seen)
+        return Decision(Reason.fare_unavailable, card=seen, alerts=alerts)
     assert fare.fare_minor >= 0 and fare.day_total_minor >= 0
-    return Decision(Reason.approved, fare=fare,
+    return Decision(Reason.approved, fare=fare, alerts=alerts,
                     card=replace(seen, fare_state=fare.fare_state,
                                  rider_category=fare.rider_category))
 

@@ -29,7 +29,7 @@ import asyncpg
 
 from engine.taps import store
 from engine.taps.batcher import MicroBatcher
-from engine.taps.decision import CardState, Pricer, RaisedAlert, TapFacts, decide
+from engine.taps.decision import CardState, Detector, Pricer, TapFacts, decide, no_alerts
 from engine.taps.devices import Device
 from engine.taps.reasons import Reason
 from engine.taps.store import TapRecord
@@ -51,7 +51,7 @@ class TapKeys(Protocol):
     """What the tap path needs from the key service (batch forms, one result per tap)."""
 
     async def card_tokens(self, taps: Sequence[Any]) -> list[str]: ...
-    async def arqcs_valid(self, taps: Sequence[Any]) -> list[bool]: ...
+    async def arqc_checks(self, taps: Sequence[Any]) -> list[Reason | None]: ...
 
 
 class TapLedger(Protocol):
@@ -64,7 +64,7 @@ class TapLedger(Protocol):
 class TapIntake(Protocol):
     """Reading the wire tap (:class:`terminal.tap.Tap`)."""
 
-    def facts(self, tap: Any, card_token: str, device_id: str) -> TapFacts: ...
+    def facts(self, tap: Any, card_token: str, device: Device) -> TapFacts: ...
     def request_fields(self, tap: Any, card_token: str) -> dict[str, Any]: ...
 
 
@@ -84,6 +84,10 @@ class _PostingRefused(Exception):
     """A posting of a multi-tap batch was refused: roll back, retry one by one."""
 
 
+class _LoneRefusal(Exception):
+    """The posting of a one-tap batch was refused: roll back, record it declined."""
+
+
 def transfer_id_for(tap_id: str) -> int:
     """The ledger transfer id of a tap's fare: 128 bits derived from the ``tap_id``.
 
@@ -99,12 +103,13 @@ class TapService:
 
     def __init__(self, pool: asyncpg.Pool, *, keys: TapKeys, ledger: TapLedger,
                  intake: TapIntake, price: Pricer, metrics: TapMetrics,
-                 flush_size_max: int, flush_delay_ms: float):
+                 flush_size_max: int, flush_delay_ms: float, detect: Detector = no_alerts):
         self._pool = pool
         self._keys = keys
         self._ledger = ledger
         self._intake = intake
         self._price = price
+        self._detect = detect
         self._metrics = metrics
         self.batcher: MicroBatcher[Submitted, TapAnswer | TapConflict] = MicroBatcher(
             self._flush, flush_size_max=flush_size_max, flush_delay_ms=flush_delay_ms)
@@ -138,19 +143,24 @@ class TapService:
     async def _flush(self, items: list[Submitted]) -> list[TapAnswer | TapConflict]:
         taps = [item.tap for item in items]
         tokens = await self._keys.card_tokens(taps)
-        arqcs_valid = await self._keys.arqcs_valid(taps)
-        assert len(tokens) == len(arqcs_valid) == len(items)
+        arqc_checks = await self._keys.arqc_checks(taps)
+        assert len(tokens) == len(arqc_checks) == len(items)
         prepared = [
-            (item, self._intake.facts(item.tap, token, item.device.device_id),
-             self._intake.request_fields(item.tap, token), valid)
-            for item, token, valid in zip(items, tokens, arqcs_valid)
+            (item, self._intake.facts(item.tap, token, item.device),
+             self._intake.request_fields(item.tap, token), check)
+            for item, token, check in zip(items, tokens, arqc_checks)
         ]
         try:
             return await self._commit(prepared)
+        except _LoneRefusal:
+            return [await self._record_refusal(*prepared[0])]
         except _PostingRefused:
             answers = []
             for one in prepared:
-                answers.extend(await self._commit([one]))
+                try:
+                    answers.extend(await self._commit([one]))
+                except _LoneRefusal:
+                    answers.append(await self._record_refusal(*one))
             return answers
 
     async def _commit(self, prepared: list) -> list[TapAnswer | TapConflict]:
@@ -160,13 +170,13 @@ class TapService:
                 cards = await store.lock_cards(connection, (f.card_token for _, f, _, _ in prepared))
                 known = await store.fetch_taps(connection, (f.tap_id for _, f, _, _ in prepared))
                 answers, records, postings, alerts = [], [], [], []
-                for item, facts, request, arqc_valid in prepared:
+                for item, facts, request, arqc_failure in prepared:
                     prior = known.get(facts.tap_id)
                     if prior is not None:
                         answers.append(_repeat(prior, request))
                         continue
                     record, posting, raised, card = self._decide(
-                        cards.get(facts.card_token), item.device, facts, request, arqc_valid)
+                        cards.get(facts.card_token), item.device, facts, request, arqc_failure)
                     if card is not None:
                         cards[card.card_token] = card
                     known[facts.tap_id] = record
@@ -174,23 +184,27 @@ class TapService:
                     answers.append(record.answer)
                     postings.extend(posting)
                     alerts.extend(raised)
+                # The ledger write goes last: from it to the commit the transaction holds
+                # the ledger's journal head, which every writer needs.
+                await store.insert_taps(connection, records)
+                await store.update_cards(connection, (cards[token] for token in
+                                                      {r.card_token for r in records}
+                                                      if token in cards))
+                await store.insert_alerts(connection, alerts)
                 posted = await self._ledger.post(connection, postings)
                 if not all(posted):
                     if len(prepared) > 1:
                         raise _PostingRefused()
-                    return await self._refused(connection, records[0], prepared[0][2])
-                await store.insert_taps(connection, records)
-                await store.update_cards(connection, (cards[r.card_token] for r in records
-                                                      if r.card_token in cards))
-                await store.insert_alerts(connection, alerts)
+                    raise _LoneRefusal()
         self._metrics.flushed(len(prepared), time.perf_counter() - started_s)
         for alert in alerts:
             self._metrics.alerted(alert.kind)
         return answers
 
     def _decide(self, card: CardState | None, device: Device, facts: TapFacts,
-                request: dict, arqc_valid: bool):
-        decision = decide(card, facts, arqc_valid=arqc_valid, price=self._price)
+                request: dict, arqc_failure: Reason | None):
+        decision = decide(card, facts, arqc_failure=arqc_failure, price=self._price,
+                          detect=self._detect)
         fare = decision.fare
         postings: list[FarePosting] = []
         transfer_id = None
@@ -213,20 +227,25 @@ class TapService:
             transit_day=fare.transit_day if fare else None, transfer_id=transfer_id)
         return record, postings, decision.alerts, decision.card
 
-    async def _refused(self, connection: asyncpg.Connection, record: TapRecord,
-                       request: dict) -> list[TapAnswer]:
-        """Record a lone tap whose posting the ledger refused; the card state is kept."""
+    async def _record_refusal(self, item: Submitted, facts: TapFacts, request: dict,
+                              arqc_failure: Reason | None) -> TapAnswer | TapConflict:
+        """Record a tap whose posting the ledger refused as declined; the card is unchanged."""
         reason = Reason.ledger_rejected
-        answer = TapAnswer(tap_id=record.answer.tap_id, decision=reason.decision,
-                           reason=reason.name, reason_code=int(reason), fare_minor=0,
-                           rider_category=record.answer.rider_category, day_total_minor=0,
-                           day_cap_minor=0)
-        refused = TapRecord(answer=answer, request=request, device_id=record.device_id,
-                            card_token=record.card_token, station=record.station,
-                            direction=record.direction, tapped_at=record.tapped_at,
-                            transit_day=None, transfer_id=None)
-        await store.insert_taps(connection, [refused])
-        return [answer]
+        answer = TapAnswer(tap_id=facts.tap_id, decision=reason.decision, reason=reason.name,
+                           reason_code=int(reason), fare_minor=0, rider_category="",
+                           day_total_minor=0, day_cap_minor=0)
+        async with self._pool.acquire() as connection:
+            async with connection.transaction():
+                await store.lock_cards(connection, [facts.card_token])
+                prior = (await store.fetch_taps(connection, [facts.tap_id])).get(facts.tap_id)
+                if prior is not None:
+                    return _repeat(prior, request)
+                await store.insert_taps(connection, [TapRecord(
+                    answer=answer, request=request, device_id=item.device.device_id,
+                    card_token=facts.card_token, station=facts.station,
+                    direction=facts.direction, tapped_at=facts.tapped_at, transit_day=None,
+                    transfer_id=None)])
+        return answer
 
 
 def _repeat(prior: TapRecord, request: dict[str, Any]) -> TapAnswer | TapConflict:

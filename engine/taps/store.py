@@ -43,8 +43,9 @@ class TapRecord:
 async def lock_cards(connection: asyncpg.Connection, tokens: Iterable[str]) -> dict[str, CardState]:
     """Lock (``FOR UPDATE``) and load the enrolled cards among ``tokens``, with deny reasons."""
     rows = await connection.fetch(
-        """SELECT c.card_token, c.account_id, c.bank_code, c.rider_category, c.atc_max,
-                  c.atcs_recent, c.arqcs_recent, c.fare_state,
+        """SELECT c.card_token, c.account_id, c.bank_code, c.rider_category, c.birth_date,
+                  c.entitlements, c.atc_max, c.atcs_recent, c.arqcs_recent, c.fare_state,
+                  c.alert_state,
                   ARRAY(SELECT d.reason FROM transit_deny_list d
                         WHERE d.card_token = c.card_token) AS deny_reasons
            FROM transit_cards c WHERE c.card_token = ANY($1::text[])
@@ -58,25 +59,27 @@ def _card(row: asyncpg.Record) -> CardState:
     return CardState(
         card_token=row["card_token"], account_id=int(row["account_id"]),
         bank_code=row["bank_code"], rider_category=row["rider_category"],
+        birth_date=row["birth_date"], entitlements=frozenset(row["entitlements"]),
         atc_max=row["atc_max"], atcs_recent=tuple(row["atcs_recent"]),
         arqcs_recent=tuple(bytes(a) for a in row["arqcs_recent"]),
         fare_state=None if row["fare_state"] is None else bytes(row["fare_state"]),
+        alert_state=None if row["alert_state"] is None else bytes(row["alert_state"]),
         deny_reasons=frozenset(row["deny_reasons"]),
     )
 
 
 async def update_cards(connection: asyncpg.Connection, cards: Iterable[CardState]) -> None:
-    """Write the ATC memory and fare state of ``cards`` (one statement)."""
+    """Write the ATC memory, fare and alert state of ``cards`` (one statement)."""
     cards = list(cards)
     if not cards:
         return
     await connection.execute(
         """UPDATE transit_cards c SET atc_max = u.atc_max, rider_category = u.rider_category,
                   atcs_recent = u.atcs::integer[], arqcs_recent = u.arqcs::bytea[],
-                  fare_state = u.fare_state
+                  fare_state = u.fare_state, alert_state = u.alert_state
            FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::text[],
-                       $6::bytea[])
-                AS u(card_token, atc_max, rider_category, atcs, arqcs, fare_state)
+                       $6::bytea[], $7::bytea[])
+                AS u(card_token, atc_max, rider_category, atcs, arqcs, fare_state, alert_state)
            WHERE c.card_token = u.card_token""",
         [c.card_token for c in cards], [c.atc_max for c in cards],
         [c.rider_category for c in cards],
@@ -84,7 +87,7 @@ async def update_cards(connection: asyncpg.Connection, cards: Iterable[CardState
         # PostgreSQL array literal.
         ["{" + ",".join(map(str, c.atcs_recent)) + "}" for c in cards],
         ["{" + ",".join('"\\\\x' + a.hex() + '"' for a in c.arqcs_recent) + "}" for c in cards],
-        [c.fare_state for c in cards],
+        [c.fare_state for c in cards], [c.alert_state for c in cards],
     )
 
 
@@ -149,19 +152,49 @@ async def insert_alerts(connection: asyncpg.Connection, alerts: list[RaisedAlert
 
 
 async def enrol_card(connection: asyncpg.Connection, card_token: str, *, account_id: int,
-                     bank_code: str, rider_category: str = "adult") -> None:
-    """Enrol a card for transit: its ledger account, issuing bank and rider category.
+                     bank_code: str, birth_date: date | None = None,
+                     entitlements: Iterable[str] = ()) -> None:
+    """Enrol a card for transit: its ledger account, issuing bank and rider profile.
 
-    Enrolling again updates the account, bank and category and keeps the ATC memory.
+    Enrolling again updates the account, bank and profile and keeps the ATC memory, fare
+    and alert state.
     """
     assert card_token and bank_code and account_id > 0
     await connection.execute(
-        """INSERT INTO transit_cards (card_token, account_id, bank_code, rider_category)
-           VALUES ($1, $2, $3, $4)
+        """INSERT INTO transit_cards (card_token, account_id, bank_code, birth_date, entitlements)
+           VALUES ($1, $2, $3, $4, $5)
            ON CONFLICT (card_token) DO UPDATE SET account_id = EXCLUDED.account_id,
-               bank_code = EXCLUDED.bank_code, rider_category = EXCLUDED.rider_category""",
-        card_token, account_id, bank_code, rider_category,
+               bank_code = EXCLUDED.bank_code, birth_date = EXCLUDED.birth_date,
+               entitlements = EXCLUDED.entitlements""",
+        card_token, account_id, bank_code, birth_date, sorted(entitlements),
     )
+
+
+@dataclass(frozen=True)
+class Issuer:
+    """Cards whose PAN starts with ``pan_prefix`` are issued by ``bank_code`` and their
+    cryptograms verify under the key service's ``imk-ac`` key ``key_label``."""
+
+    pan_prefix: str
+    bank_code: str
+    key_label: str
+
+
+async def add_issuer(connection: asyncpg.Connection, issuer: Issuer) -> None:
+    """Register (or replace) the issuer of a PAN prefix."""
+    await connection.execute(
+        """INSERT INTO transit_issuers (pan_prefix, bank_code, key_label) VALUES ($1, $2, $3)
+           ON CONFLICT (pan_prefix) DO UPDATE SET bank_code = EXCLUDED.bank_code,
+               key_label = EXCLUDED.key_label""",
+        issuer.pan_prefix, issuer.bank_code, issuer.key_label)
+
+
+async def issuers(connection: asyncpg.Connection) -> list[Issuer]:
+    """Every registered issuer, longest prefix first."""
+    rows = await connection.fetch(
+        "SELECT pan_prefix, bank_code, key_label FROM transit_issuers "
+        "ORDER BY length(pan_prefix) DESC, pan_prefix")
+    return [Issuer(r["pan_prefix"], r["bank_code"], r["key_label"]) for r in rows]
 
 
 async def deny(connection: asyncpg.Connection, card_token: str, reason: str) -> bool:

@@ -1,0 +1,56 @@
+"""Setting up transit: issuers, operators and cards (used by the CLI, tests, benchmark).
+
+A card is enrolled by its PAN: the key service turns the PAN into its token (the PAN is
+not kept), the ledger gets the card's account, and ``transit_cards`` the card's state row.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Iterable
+
+import asyncpg
+
+from engine.errors import ConflictError
+from engine.taps import store
+from engine.taps.posting import card_account, operator_account
+from ledger.results import CreateAccountResult
+from ledger.service import Ledger
+
+_CREATED = (CreateAccountResult.ok, CreateAccountResult.exists)
+
+
+async def open_operator(ledger: Ledger, account_id: int) -> int:
+    """Create (idempotently) the ledger account of a transit operator; return its id.
+
+    Raises
+    ------
+    ConflictError
+        ``account_id`` exists as another kind of account.
+    """
+    [result] = await ledger.create_accounts([operator_account(account_id)])
+    if result not in _CREATED:
+        raise ConflictError(f"account_id: {account_id} cannot be an operator account ({result.name})")
+    return account_id
+
+
+async def enrol_card(pool: asyncpg.Pool, ledger: Ledger, key_service, *, pan: str,
+                     account_id: int, bank_code: str, birth_date: date | None = None,
+                     entitlements: Iterable[str] = ()) -> str:
+    """Enrol the card ``pan`` for transit; return its token.
+
+    Raises
+    ------
+    ConflictError
+        ``account_id`` exists as another kind of account.
+    ValueError
+        ``pan`` is not 8 to 19 digits (from the key service).
+    """
+    token = await key_service.tokenize_pan(pan)
+    [result] = await ledger.create_accounts([card_account(account_id)])
+    if result not in _CREATED:
+        raise ConflictError(f"account_id: {account_id} cannot be a card account ({result.name})")
+    async with pool.acquire() as connection:
+        await store.enrol_card(connection, token, account_id=account_id, bank_code=bank_code,
+                               birth_date=birth_date, entitlements=entitlements)
+    return token
