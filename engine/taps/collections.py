@@ -1,0 +1,141 @@
+"""Daily aggregation: after a transit day closes, one collection per card for its bank.
+
+TfL's model: taps are approved against the card's standing, not a live balance; once the
+transit day is over, each issuing bank is asked once per card for the day's total. A
+bank that declines puts the card on the deny list (``unpaid_debt``) until the debt is
+cleared; a collected amount is credited to the card's account from the bank's settlement
+account, so the card account nets back to zero.
+
+Collection state, per (card, transit day)::
+
+    requested --collected--> collected
+    requested --declined---> declined --cleared--> cleared
+
+The sums come from :func:`engine.fares.aggregation.collections_by_bank` over the day's
+recorded taps; closing a day twice creates nothing new (each collection is keyed by card
+and day), and a day still open (its boundary not yet passed) is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+
+import asyncpg
+
+from engine.errors import ConflictError, NotFoundError
+from engine.fares.aggregation import Collection, PricedTap, collections_by_bank
+from engine.taps import store
+from engine.taps.posting import LEDGER_CNY, POSTED, TRANSFER_CODE_COLLECTION
+from ledger.service import Ledger
+from ledger.types import Transfer
+
+# Allowed transitions of a collection (from status -> to statuses).
+TRANSITIONS = {"requested": {"collected", "declined"}, "declined": {"cleared"},
+               "collected": set(), "cleared": set()}
+
+
+async def close_day(pool: asyncpg.Pool, transit_day: date, *, current_day: date) -> dict[str, tuple[Collection, ...]]:
+    """Record and return the day's collections per bank (see the module docstring).
+
+    ``current_day`` is the transit day in progress now (the fare engine's day boundary
+    applied); only days before it are closed.
+
+    Raises
+    ------
+    ConflictError
+        ``transit_day`` is not over yet.
+    engine.fares.aggregation.AggregationError
+        The day's taps contradict each other.
+    """
+    if transit_day >= current_day:
+        raise ConflictError(f"transit_day: {transit_day} is not closed yet (current {current_day})")
+    async with pool.acquire() as connection:
+        async with connection.transaction():
+            rows = await connection.fetch(
+                """SELECT t.tap_id, t.card_token, c.bank_code, t.transit_day, t.fare_minor
+                   FROM transit_taps t JOIN transit_cards c ON c.card_token = t.card_token
+                   WHERE t.transit_day = $1 AND t.fare_minor > 0""", transit_day)
+            grouped = collections_by_bank(
+                (PricedTap(r["tap_id"], r["card_token"], r["bank_code"], r["transit_day"],
+                           r["fare_minor"]) for r in rows), transit_day)
+            items = [item for bank in grouped.values() for item in bank]
+            await connection.execute(
+                """INSERT INTO transit_collections (card_token, transit_day, bank_code, amount_minor)
+                   SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::bigint[])
+                   ON CONFLICT DO NOTHING""",
+                [c.card_token for c in items], [c.transit_date for c in items],
+                [c.issuing_bank_id for c in items], [c.amount_minor for c in items])
+    return grouped
+
+
+def collection_transfer_id(card_token: str, transit_day: date) -> int:
+    """The ledger id of the bank's payment of one collection (128 bits, derived).
+
+    >>> collection_transfer_id("c", date(2026, 1, 1)) != collection_transfer_id("c", date(2026, 1, 2))
+    True
+    """
+    key = f"onecard/transit/collection\x00{card_token}\x00{transit_day.isoformat()}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:16], "big") or 1
+
+
+async def record_bank_answer(pool: asyncpg.Pool, ledger: Ledger, card_token: str,
+                             transit_day: date, *, collected: bool,
+                             bank_account_id: int | None = None) -> str:
+    """Record the bank's answer to a collection; return the new status.
+
+    ``collected``: the bank paid (``bank_account_id`` -> card account). Otherwise the card
+    goes on the deny list for ``unpaid_debt``.
+
+    Raises
+    ------
+    NotFoundError
+        No such collection.
+    ConflictError
+        The collection was answered already, or the ledger refused the payment.
+    """
+    to_status = "collected" if collected else "declined"
+    return await _move(pool, ledger, card_token, transit_day, to_status, bank_account_id)
+
+
+async def clear_debt(pool: asyncpg.Pool, ledger: Ledger, card_token: str, transit_day: date, *,
+                     bank_account_id: int) -> str:
+    """A declined collection was paid after all: post it and lift ``unpaid_debt`` once the
+    card has no other declined collection. Raises as :func:`record_bank_answer`."""
+    return await _move(pool, ledger, card_token, transit_day, "cleared", bank_account_id)
+
+
+async def _move(pool: asyncpg.Pool, ledger: Ledger, card_token: str, transit_day: date,
+                to_status: str, bank_account_id: int | None) -> str:
+    async with pool.acquire() as connection:
+        async with connection.transaction():
+            row = await connection.fetchrow(
+                """SELECT o.status, o.amount_minor, c.account_id FROM transit_collections o
+                   JOIN transit_cards c ON c.card_token = o.card_token
+                   WHERE o.card_token = $1 AND o.transit_day = $2 FOR UPDATE OF o""",
+                card_token, transit_day)
+            if row is None:
+                raise NotFoundError(f"collection: none for card {card_token} on {transit_day}")
+            if to_status not in TRANSITIONS[row["status"]]:
+                raise ConflictError(f"collection: is {row['status']}, cannot become {to_status}")
+            await connection.execute(
+                "UPDATE transit_collections SET status = $3 WHERE card_token = $1 AND transit_day = $2",
+                card_token, transit_day, to_status)
+            if to_status == "declined":
+                await store.deny(connection, card_token, "unpaid_debt")
+                return to_status
+            if to_status == "cleared":
+                still_owed = await connection.fetchval(
+                    """SELECT count(*) FROM transit_collections
+                       WHERE card_token = $1 AND status = 'declined'""", card_token)
+                if not still_owed:
+                    await store.allow(connection, card_token, "unpaid_debt")
+            assert bank_account_id is not None, "a payment names the bank's account"
+            [result] = await ledger.create_transfers([Transfer(
+                id=collection_transfer_id(card_token, transit_day),
+                debit_account_id=bank_account_id, credit_account_id=int(row["account_id"]),
+                amount=row["amount_minor"], ledger=LEDGER_CNY, code=TRANSFER_CODE_COLLECTION)],
+                connection=connection)
+            if result not in POSTED:
+                raise ConflictError(f"collection: the ledger refused the payment ({result.name})")
+    return to_status
