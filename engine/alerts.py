@@ -42,8 +42,8 @@ RECENT_TAPS_MAX = 64
 EARTH_RADIUS_M = 6_371_008.8  # IUGG mean radius
 
 
-class AlertConfigError(EngineError, ValueError):
-    """An alert threshold is missing its meaning (unknown key, wrong type, out of range)."""
+class AlertError(EngineError, ValueError):
+    """Alert thresholds or a usage record are invalid (unknown key, wrong type, out of range)."""
 
 
 class AlertType(enum.StrEnum):
@@ -67,9 +67,9 @@ class AlertThresholds(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         for name in self.__struct_fields__:
             if getattr(self, name) <= 0:
-                raise AlertConfigError(f"alert thresholds {name}: must be positive")
+                raise AlertError(f"alert thresholds {name}: must be positive")
         if self.burst_taps_max >= RECENT_TAPS_MAX:
-            raise AlertConfigError(f"alert thresholds burst_taps_max: must be below {RECENT_TAPS_MAX}")
+            raise AlertError(f"alert thresholds burst_taps_max: must be below {RECENT_TAPS_MAX}")
 
     @classmethod
     def load(cls, path: Path) -> "AlertThresholds":
@@ -77,14 +77,14 @@ class AlertThresholds(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
         Raises
         ------
-        AlertConfigError
+        AlertError
             Bad TOML, unknown key, wrong type or a non-positive value.
         """
         try:
             document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
             return msgspec.convert(document.get("alerts", {}), cls)
         except (tomllib.TOMLDecodeError, msgspec.ValidationError) as error:
-            raise AlertConfigError(f"{Path(path).name} [alerts]: {error}") from None
+            raise AlertError(f"{Path(path).name} [alerts]: {error}") from None
 
 
 class CardUsage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -204,7 +204,7 @@ def check_usage(state: AlertState, usage: CardUsage, thresholds: AlertThresholds
     ['cloned_card']
     """
     if not 0 <= usage.atc <= 0xFFFF:
-        raise AlertConfigError(f"atc: {usage.atc} is not a 2-byte counter")
+        raise AlertError(f"atc: {usage.atc} is not a 2-byte counter")
     found = (atc_jump(state, usage, thresholds), cloned_card(state, usage),
              impossible_travel(state, usage, distance_m, thresholds), tap_burst(state, usage, thresholds))
     pair = (usage.atc, usage.arqc.upper())

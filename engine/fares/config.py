@@ -4,7 +4,7 @@ The packaged ``engine/fares/data/chengdu.toml`` is the reference example (docume
 its comments). Keys:
 
 - ``currency``, ``timezone`` (IANA), ``day_boundary`` (``HH:MM`` local),
-  ``journey_max_minutes``, ``rider_rules`` (path), ``[caps]`` ``daily``/``weekly``
+  ``journey_max_minutes``, ``reentry_grace_seconds``, ``rider_rules`` (path), ``[caps]`` ``daily``/``weekly``
   (decimal amounts) and ``week_starts_on``;
 - ``[[network]]`` with ``id`` and ``kind``: ``distance`` (``stations`` CSV, ``bands``
   CSV), ``flat`` (``fare``), or ``gtfs`` (``feed`` folder, ``pairing`` =
@@ -35,7 +35,8 @@ from engine.fares.riders import RiderRules
 from engine.fares.stations import StationNetwork
 from engine.fares.transfers import DurationLimitType, TransferRule, TransferType
 
-TOP_KEYS = {"currency", "timezone", "day_boundary", "journey_max_minutes", "rider_rules", "caps", "network", "transfer"}
+TOP_KEYS = {"currency", "timezone", "day_boundary", "journey_max_minutes", "reentry_grace_seconds", "rider_rules", "caps",
+            "network", "transfer"}
 
 
 def packaged_config(name: str = "chengdu.toml") -> Path:
@@ -55,6 +56,8 @@ def load_engine(path: Path | None = None, *, shared_data: Path | None = None) ->
     path = Path(path) if path is not None else packaged_config()
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FareRulesError(f"{path}: file not found") from None
     except tomllib.TOMLDecodeError as error:
         raise FareRulesError(f"{path.name}: {error}") from None
     unknown = set(document) - TOP_KEYS
@@ -124,7 +127,8 @@ def load_engine(path: Path | None = None, *, shared_data: Path | None = None) ->
         transfer_rules.append(rule)
     return FareEngine(networks, riders, timezone=timezone, day_boundary=boundary, caps=caps,
                       transfer_rules=transfer_rules, transfer_products=products,
-                      journey_max_s=int(document.get("journey_max_minutes", 240)) * 60)
+                      journey_max_s=int(document.get("journey_max_minutes", 240)) * 60,
+                      reentry_grace_s=int(document.get("reentry_grace_seconds", 120)))
 
 
 def _required(table: dict, key: str, where: str):

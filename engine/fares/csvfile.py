@@ -73,11 +73,15 @@ def read_rows(path: Path, required_fields: tuple[str, ...], *, comments: bool = 
     Raises
     ------
     FareRulesError
-        A required column is missing, a row has more cells than the header, or the file
+        The file does not exist, a required column is missing, a row has more cells than the header, or the file
         has more than :data:`ROWS_MAX` rows.
     """
     name = path.name
-    with path.open(encoding="utf-8-sig", newline="") as handle:
+    try:
+        handle = path.open(encoding="utf-8-sig", newline="")
+    except FileNotFoundError:
+        raise FareRulesError(f"{path}: file not found") from None
+    with handle:
         lines = (line for line in handle if not (comments and line.lstrip().startswith("#")))
         reader = csv.reader(lines)
         try:

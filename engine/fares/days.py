@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from engine.fares.errors import BadTapError
+
 
 def transit_date(at_utc: datetime, timezone: ZoneInfo, day_boundary: time) -> date:
     """The transit day of an aware moment ``at_utc``.
@@ -22,11 +24,11 @@ def transit_date(at_utc: datetime, timezone: ZoneInfo, day_boundary: time) -> da
 
     Raises
     ------
-    ValueError
-        ``at_utc`` is naive.
+    BadTapError
+        ``at_utc`` is naive (a ``ValueError``).
     """
     if at_utc.tzinfo is None:
-        raise ValueError("tapped_at_utc: must carry a time zone (UTC)")
+        raise BadTapError("tapped_at_utc: must carry a time zone (UTC)")
     local = at_utc.astimezone(timezone)
     shifted = local - timedelta(hours=day_boundary.hour, minutes=day_boundary.minute, seconds=day_boundary.second)
     return shifted.date()

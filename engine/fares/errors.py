@@ -14,4 +14,9 @@ class FareRulesError(EngineError, ValueError):
 
 
 class UnpriceableError(EngineError, LookupError):
-    """No rule prices this leg (unknown stop, no matching fare leg rule)."""
+    """No rule prices this leg (unknown network or stop, no matching fare leg rule)."""
+
+
+class BadTapError(EngineError, ValueError):
+    """A tap's facts are malformed: a naive time, a kind its network does not take, or a
+    time before the card's last priced tap."""

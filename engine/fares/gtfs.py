@@ -42,6 +42,8 @@ from engine.fares.money import to_minor
 from engine.fares.transfers import DurationLimitType, TransferRule, TransferType
 
 SECONDS_PER_DAY = 86_400
+# Matched (network, from stop, to stop) rule lists kept; cleared when full.
+RULES_CACHE_MAX = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +323,8 @@ class GtfsFares:
             fields = (("network_id", frozenset() if network_id is None else frozenset((network_id,))),
                       ("from_area_id", from_areas), ("to_area_id", to_areas))
             cached = tuple(self._match(list(self.leg_rules), fields))
+            if len(self._rules_cache) >= RULES_CACHE_MAX:
+                self._rules_cache.clear()
             self._rules_cache[key] = cached
         return cached
 

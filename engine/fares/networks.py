@@ -132,8 +132,12 @@ class GtfsFareNetwork:
         self.currency = feed.currency
         self.gtfs_network_id = gtfs_network_id
         self.fare_media_id = fare_media_id
-        priced = [feed.product_amount(rule.fare_product_id, None, fare_media_id)
-                  for rule in feed.leg_rules if rule.fare_product_id in feed.products]
+        priced = []
+        for rule in feed.leg_rules:
+            try:
+                priced.append(feed.product_amount(rule.fare_product_id, None, fare_media_id))
+            except UnpriceableError:
+                continue  # a product only some riders or media can buy: not a regular fare
         if not priced:
             raise FareRulesError(f"network {network_id}: the feed's fare_leg_rules price nothing")
         self.max_fare_minor = max(priced)

@@ -11,7 +11,8 @@ Order of work for one tap (each step reported as an :class:`Applied`):
    04:30 local).
 2. An open entry that this tap does not close (an entry or single tap, an exit on
    another network, or more than ``journey_max_s`` after the entry) is a *missing
-   exit*: its network's maximum fare is charged.
+   exit*: its network's maximum fare is charged. A repeated entry at the same station
+   within ``reentry_grace_s`` only replaces the open entry.
 3. The tap itself: an entry opens a journey (nothing charged yet); an exit with no open
    entry is charged the network's maximum fare; an exit closing an entry, or a single
    tap, is priced as a leg (distance band, GTFS product or flat fare) for the rider's
@@ -34,7 +35,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from engine.fares.days import transit_date, week_start
-from engine.fares.errors import FareRulesError, UnpriceableError
+from engine.fares.errors import BadTapError, FareRulesError, UnpriceableError
 from engine.fares.money import AMOUNT_MINOR_MAX
 from engine.fares.networks import FareNetwork, GtfsFareNetwork, LegFare, Pairing
 from engine.fares.riders import RiderCategoryRule, RiderProfile, RiderRules
@@ -42,7 +43,13 @@ from engine.fares.state import CardFareState, OpenEntry, SubJourney
 from engine.fares.transfers import LegTimes, TransferRule, find_transfer_rule, leg_cost_after_transfer
 
 
-class TapOrderError(UnpriceableError):
+def _aware(moment: datetime, field: str) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise BadTapError(f"{field}: must carry a time zone (UTC)")
+    return moment
+
+
+class TapOrderError(BadTapError):
     """A tap older than the card's last priced tap: taps are priced in time order per card."""
 
 
@@ -58,6 +65,7 @@ class Rule(enum.StrEnum):
     """The rules a priced tap reports, in the order they apply."""
 
     MAX_FARE_MISSING_EXIT = "max_fare_missing_exit"
+    ENTRY_REPEATED = "entry_repeated"
     ENTRY_OPENED = "entry_opened"
     MAX_FARE_EXIT_WITHOUT_ENTRY = "max_fare_exit_without_entry"
     CONCESSION_WITHHELD = "concession_withheld"
@@ -146,12 +154,28 @@ class FareEngine:
     journey_max_s : int
         Longest time between entry and exit (Chengdu: 240 min); later, the entry counts
         as a missing exit.
+    reentry_grace_s : int
+        A second entry at the same station within this time replaces the open entry
+        without a missing-exit charge (a rider tapping again at a gate that did not
+        open); 0 turns this off.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> from engine.fares.networks import FlatFareNetwork
+    >>> engine = FareEngine({"bus": FlatFareNetwork("bus", 200, "CNY")}, RiderRules.load(),
+    ...                     timezone=ZoneInfo("Asia/Shanghai"), caps=Caps(daily_minor=300))
+    >>> at = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)
+    >>> first = engine.price_tap(CardFareState(), TapFacts("t1", "bus", "stop-1", TapKind.SINGLE, at))
+    >>> second = engine.price_tap(first.state, TapFacts("t2", "bus", "stop-2", TapKind.SINGLE, at))
+    >>> first.fare_minor, second.fare_minor, second.day_total_minor, [a.rule.value for a in second.applied]
+    (200, 100, 300, ['flat_fare', 'daily_cap'])
     """
 
     def __init__(self, networks: Mapping[str, FareNetwork], riders: RiderRules, *, timezone: ZoneInfo,
                  day_boundary: time = time(4, 30), caps: Caps = Caps(),
                  transfer_rules: Sequence[TransferRule] = (), transfer_products: Mapping[str, int] | None = None,
-                 journey_max_s: int = 4 * 3600) -> None:
+                 journey_max_s: int = 4 * 3600, reentry_grace_s: int = 120) -> None:
         currencies = {network.currency for network in networks.values()}
         if len(currencies) != 1:
             raise FareRulesError(f"fare engine: networks must share one currency, found {sorted(currencies)}")
@@ -162,6 +186,8 @@ class FareEngine:
             raise FareRulesError(f"fare engine: week_starts_on {caps.week_starts_on} is not 1..7")
         if journey_max_s <= 0:
             raise FareRulesError("fare engine: journey_max_s must be positive")
+        if not 0 <= reentry_grace_s < journey_max_s:
+            raise FareRulesError("fare engine: reentry_grace_s must be 0 or more and below journey_max_s")
         self.networks = dict(networks)
         self.riders = riders
         self.timezone = timezone
@@ -171,6 +197,7 @@ class FareEngine:
         self.transfer_rules = tuple(transfer_rules)
         self.transfer_products = dict(transfer_products or {})
         self.journey_max_s = journey_max_s
+        self.reentry_grace_s = reentry_grace_s
         self.max_fare_minor = max(network.max_fare_minor for network in self.networks.values())
 
     # -- public ----------------------------------------------------------------------
@@ -187,12 +214,12 @@ class FareEngine:
         Raises
         ------
         UnpriceableError
-            Unknown network or station, a tap kind the network does not use (an entry
-            tap on a single-tap bus), or no fare rule for the leg.
+            Unknown network or station, or no fare rule for the leg.
+        BadTapError
+            A tap kind the network does not use (an entry tap on a single-tap bus), or
+            a naive ``tapped_at_utc``.
         TapOrderError
-            The tap is older than the card's last priced tap.
-        ValueError
-            ``tapped_at_utc`` is naive.
+            The tap is older than the card's last priced tap (a ``BadTapError``).
         """
         network = self.networks.get(tap.network_id)
         if network is None:
@@ -201,9 +228,9 @@ class FareEngine:
             raise UnpriceableError(f"station_id {tap.station_id!r}: not on network {tap.network_id!r}")
         single = network.pairing is Pairing.SINGLE
         if single != (tap.kind is TapKind.SINGLE):
-            raise UnpriceableError(f"kind {tap.kind.value!r}: network {tap.network_id!r} takes "
+            raise BadTapError(f"kind {tap.kind.value!r}: network {tap.network_id!r} takes "
                                    f"{'single' if single else 'entry and exit'} taps")
-        at = tap.tapped_at_utc
+        at = _aware(tap.tapped_at_utc, "tapped_at_utc")
         state = self._rolled(state, at)
         local = at.astimezone(self.timezone)
         base = self.riders.base_category(tap.rider, local.date())
@@ -212,8 +239,14 @@ class FareEngine:
         open_entry, sub, rides = state.open_entry, state.sub_journey, state.concession_rides
 
         if open_entry is not None:
-            in_time = (at - open_entry.entered_at_utc).total_seconds() <= self.journey_max_s
-            if not (tap.kind is TapKind.EXIT and open_entry.network_id == tap.network_id and in_time):
+            elapsed_s = (at - open_entry.entered_at_utc).total_seconds()
+            repeated = (tap.kind is TapKind.ENTRY and elapsed_s <= self.reentry_grace_s
+                        and (open_entry.network_id, open_entry.station_id) == (tap.network_id, tap.station_id))
+            if repeated:
+                applied.append(Applied(Rule.ENTRY_REPEATED, 0, open_entry.tap_id))
+                open_entry = None
+            elif not (tap.kind is TapKind.EXIT and open_entry.network_id == tap.network_id
+                      and elapsed_s <= self.journey_max_s):
                 charge += self._max_fare(open_entry.network_id, Rule.MAX_FARE_MISSING_EXIT, open_entry.station_id,
                                          base, open_entry.entered_at_utc, rides, applied)
                 open_entry, sub = None, None
@@ -253,6 +286,7 @@ class FareEngine:
         nothing changes and the fare is 0.
         """
         entry = state.open_entry
+        now_utc = _aware(now_utc, "now_utc")
         if entry is None or (now_utc - entry.entered_at_utc).total_seconds() <= self.journey_max_s:
             at = state.last_tapped_at_utc or now_utc
             return self._capped(self._rolled(state, at), 0, [], self._base(rider, at), at,

@@ -122,7 +122,10 @@ class RiderRules:
             text = resources.files("engine.fares").joinpath("data/rider_rules.toml").read_text(encoding="utf-8")
             name = "rider_rules.toml"
         else:
-            text, name = Path(path).read_text(encoding="utf-8"), Path(path).name
+            try:
+                text, name = Path(path).read_text(encoding="utf-8"), Path(path).name
+            except FileNotFoundError:
+                raise FareRulesError(f"{path}: file not found") from None
         try:
             document = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
@@ -147,10 +150,10 @@ class RiderRules:
             rides = raw.get("monthly_rides_max")
             if rides is not None and (not isinstance(rides, int) or rides < 0):
                 raise FareRulesError(f"{where} monthly_rides_max: {rides!r} is not a non-negative integer")
-            fields = {key: value for key, value in raw.items() if key != "id"}
+            fields = {key: value for key, value in raw.items() if key not in ("id", "name")}
             fields["entitlements_any"] = frozenset(raw.get("entitlements_any", ()))
-            categories.append(RiderCategoryRule(category_id=str(raw["id"]), name=str(raw.get("name", raw["id"])), **{
-                key: value for key, value in fields.items() if key != "name"}))
+            categories.append(RiderCategoryRule(category_id=str(raw["id"]), name=str(raw.get("name", raw["id"])),
+                                                **fields))
         if not categories or len(categories) > CATEGORIES_MAX:
             raise FareRulesError(f"{name}: needs 1..{CATEGORIES_MAX} categories")
         ids = [category.category_id for category in categories]
