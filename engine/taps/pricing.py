@@ -7,7 +7,8 @@ define; a card without state starts from their empty state.
 
 A tap the fare engine cannot price (unknown station, a tap kind the network does not
 take, or a tap older than the card's last priced tap: the engine prices in time order)
-is declined ``fare_unavailable``.
+is declined ``fare_unavailable``; so a late offline tap of a card that has tapped since
+is declined, never priced out of order.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import timezone
 import msgspec
 
 from engine import alerts as rules
-from engine.fares.errors import UnpriceableError
+from engine.fares.errors import BadTapError, UnpriceableError
 from engine.fares.pricing import FareEngine, TapFacts as FareTap, TapKind
 from engine.fares.riders import RiderProfile
 from engine.fares.state import CardFareState, decode_state, encode_state
@@ -50,7 +51,7 @@ class FarePricing:
                                          entitlements=card.entitlements))
         try:
             priced = self._engine.price_tap(state, tap)
-        except UnpriceableError:
+        except (UnpriceableError, BadTapError):
             return None
         return Fare(fare_minor=priced.fare_minor, rider_category=priced.rider_category_id,
                     day_total_minor=priced.day_total_minor,

@@ -106,6 +106,21 @@ async def test_unpriceable_station_is_declined(api, rider):
     assert answer["reason"] == "fare_unavailable"
 
 
+async def test_entry_tap_on_a_single_tap_bus_is_declined(api, rider):
+    _, answer = await api.tap(rider.tap("x-6", "entry", "stop-1", gate="bus-1"), device="bus-1")
+    assert answer["reason"] == "fare_unavailable"
+    _, answer = await api.tap(rider.tap("x-7", "single", "stop-1", minutes=1, gate="bus-1"),
+                              device="bus-1")
+    assert (answer["reason"], answer["fare_minor"]) == ("approved", 200)
+
+
+async def test_late_offline_tap_is_not_priced_out_of_order(api, rider):
+    early = rider.tap("o-1", minutes=0)
+    await api.tap(rider.tap("o-2", minutes=30))
+    _, answer = await api.tap(early)
+    assert answer["reason"] == "fare_unavailable"
+
+
 async def test_atc_replay_clone_and_too_old(api, rider):
     tap = rider.tap("a-1")
     await api.tap(tap)
