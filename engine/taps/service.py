@@ -1,9 +1,10 @@
 """The tap service: the hot path from a decoded tap to a durable answer.
 
-One flush of the micro-batcher (:mod:`engine.taps.batcher`):
+One batch of the micro-batcher (:mod:`engine.taps.batcher`):
 
-1. tokenizes the PANs and verifies every ARQC through the key service's batch form;
-2. in one transaction: locks the cards, looks the ``tap_id`` values up (a repeat gets its
+1. is prepared: PANs tokenized, every ARQC verified through the key service's batch form
+   (while the previous batch is still committing);
+2. is flushed in one transaction: locks the cards, looks the ``tap_id`` values up (a repeat gets its
    first answer; a repeat with a different body is a conflict naming the field), decides
    each new tap (:func:`engine.taps.decision.decide`), posts the fares card -> operator
    through the ledger on the same connection, and writes the tap records, the cards' new
@@ -112,7 +113,8 @@ class TapService:
         self._detect = detect
         self._metrics = metrics
         self.batcher: MicroBatcher[Submitted, TapAnswer | TapConflict] = MicroBatcher(
-            self._flush, flush_size_max=flush_size_max, flush_delay_ms=flush_delay_ms)
+            self._flush, prepare=self._prepare, flush_size_max=flush_size_max,
+            flush_delay_ms=flush_delay_ms)
 
     async def submit(self, device: Device, tap: Any) -> TapAnswer | TapConflict:
         """Decide one tap; return its answer after it is durable.
@@ -140,16 +142,20 @@ class TapService:
     async def close(self) -> None:
         await self.batcher.close()
 
-    async def _flush(self, items: list[Submitted]) -> list[TapAnswer | TapConflict]:
+    async def _prepare(self, items: list[Submitted]) -> list:
+        """Stage 1 (no database): PAN tokens, ARQC checks, the decision's view of each tap."""
         taps = [item.tap for item in items]
         tokens = await self._keys.card_tokens(taps)
         arqc_checks = await self._keys.arqc_checks(taps)
         assert len(tokens) == len(arqc_checks) == len(items)
-        prepared = [
+        return [
             (item, self._intake.facts(item.tap, token, item.device),
              self._intake.request_fields(item.tap, token), check)
             for item, token, check in zip(items, tokens, arqc_checks)
         ]
+
+    async def _flush(self, prepared: list) -> list[TapAnswer | TapConflict]:
+        """Stage 2: one transaction for the batch (see the module docstring)."""
         try:
             return await self._commit(prepared)
         except _LoneRefusal:
@@ -186,11 +192,9 @@ class TapService:
                     alerts.extend(raised)
                 # The ledger write goes last: from it to the commit the transaction holds
                 # the ledger's journal head, which every writer needs.
-                await store.insert_taps(connection, records)
-                await store.update_cards(connection, (cards[token] for token in
-                                                      {r.card_token for r in records}
-                                                      if token in cards))
-                await store.insert_alerts(connection, alerts)
+                changed = [cards[token] for token in {r.card_token for r in records}
+                           if token in cards]
+                await store.write_batch(connection, records, changed, alerts)
                 posted = await self._ledger.post(connection, postings)
                 if not all(posted):
                     if len(prepared) > 1:
@@ -240,11 +244,11 @@ class TapService:
                 prior = (await store.fetch_taps(connection, [facts.tap_id])).get(facts.tap_id)
                 if prior is not None:
                     return _repeat(prior, request)
-                await store.insert_taps(connection, [TapRecord(
+                await store.write_batch(connection, [TapRecord(
                     answer=answer, request=request, device_id=item.device.device_id,
                     card_token=facts.card_token, station=facts.station,
                     direction=facts.direction, tapped_at=facts.tapped_at, transit_day=None,
-                    transfer_id=None)])
+                    transfer_id=None)], [], [])
         return answer
 
 

@@ -1,8 +1,8 @@
 """PostgreSQL side of the tap path: card state, tap records, deny list, alerts, devices.
 
 Layer rule (Mojaloop style): the decision module decides, this module locks and writes.
-One flush of the tap batcher runs :func:`lock_cards`, :func:`fetch_taps`, then the
-writes, inside one transaction the caller holds. Cards are locked in token order so two
+One flush of the tap batcher runs :func:`lock_cards`, :func:`fetch_taps`, then
+:func:`write_batch`, inside one transaction the caller holds. Cards are locked in token order so two
 engine processes flushing overlapping cards cannot deadlock. SQL is plain (no advisory
 locks, no session state) so it runs on any PostgreSQL-protocol database.
 """
@@ -68,29 +68,6 @@ def _card(row: asyncpg.Record) -> CardState:
     )
 
 
-async def update_cards(connection: asyncpg.Connection, cards: Iterable[CardState]) -> None:
-    """Write the ATC memory, fare and alert state of ``cards`` (one statement)."""
-    cards = list(cards)
-    if not cards:
-        return
-    await connection.execute(
-        """UPDATE transit_cards c SET atc_max = u.atc_max, rider_category = u.rider_category,
-                  atcs_recent = u.atcs::integer[], arqcs_recent = u.arqcs::bytea[],
-                  fare_state = u.fare_state, alert_state = u.alert_state
-           FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::text[],
-                       $6::bytea[], $7::bytea[])
-                AS u(card_token, atc_max, rider_category, atcs, arqcs, fare_state, alert_state)
-           WHERE c.card_token = u.card_token""",
-        [c.card_token for c in cards], [c.atc_max for c in cards],
-        [c.rider_category for c in cards],
-        # Arrays of arrays of different lengths cannot be unnested, so each travels as its
-        # PostgreSQL array literal.
-        ["{" + ",".join(map(str, c.atcs_recent)) + "}" for c in cards],
-        ["{" + ",".join('"\\\\x' + a.hex() + '"' for a in c.arqcs_recent) + "}" for c in cards],
-        [c.fare_state for c in cards], [c.alert_state for c in cards],
-    )
-
-
 async def fetch_taps(connection: asyncpg.Connection, tap_ids: Iterable[str]) -> dict[str, TapRecord]:
     """The already recorded taps among ``tap_ids``."""
     rows = await connection.fetch(
@@ -115,18 +92,38 @@ def _record(row: asyncpg.Record) -> TapRecord:
     )
 
 
-async def insert_taps(connection: asyncpg.Connection, records: list[TapRecord]) -> None:
-    """Record decided taps (one statement). A tap_id already present is a programmer error
-    here: the caller locked the cards and looked the ids up in the same transaction."""
-    if not records:
-        return
+_WRITE_BATCH = """
+WITH taps AS (
+    INSERT INTO transit_taps (tap_id, device_id, card_token, request, reason, fare_minor,
+        rider_category, day_total_minor, day_cap_minor, transit_day, station, direction,
+        tapped_at, transfer_id)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::smallint[],
+        $6::bigint[], $7::text[], $8::bigint[], $9::bigint[], $10::date[], $11::text[],
+        $12::text[], $13::timestamptz[], $14::numeric[])
+),
+alerts AS (
+    INSERT INTO transit_alerts (kind, card_token, tap_id, detail)
+    SELECT * FROM unnest($15::text[], $16::text[], $17::text[], $18::text[])
+)
+UPDATE transit_cards c SET atc_max = u.atc_max, rider_category = u.rider_category,
+       atcs_recent = u.atcs::integer[], arqcs_recent = u.arqcs::bytea[],
+       fare_state = u.fare_state, alert_state = u.alert_state
+FROM unnest($19::text[], $20::integer[], $21::text[], $22::text[], $23::text[], $24::bytea[],
+            $25::bytea[]) AS u(card_token, atc_max, rider_category, atcs, arqcs, fare_state,
+                               alert_state)
+WHERE c.card_token = u.card_token"""
+
+
+async def write_batch(connection: asyncpg.Connection, records: list[TapRecord],
+                      cards: list[CardState], alerts: list[RaisedAlert]) -> None:
+    """Write decided taps, the cards' new state (ATC memory, fare and alert state) and
+    raised alerts in one statement.
+
+    A tap_id already recorded is a programmer error here: the caller locked the cards and
+    looked the ids up in the same transaction.
+    """
     await connection.execute(
-        """INSERT INTO transit_taps (tap_id, device_id, card_token, request, reason, fare_minor,
-               rider_category, day_total_minor, day_cap_minor, transit_day, station,
-               direction, tapped_at, transfer_id)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[],
-               $5::smallint[], $6::bigint[], $7::text[], $8::bigint[], $9::bigint[],
-               $10::date[], $11::text[], $12::text[], $13::timestamptz[], $14::numeric[])""",
+        _WRITE_BATCH,
         [r.answer.tap_id for r in records], [r.device_id for r in records],
         [r.card_token for r in records],
         [msgspec.json.encode(r.request).decode() for r in records],
@@ -136,18 +133,15 @@ async def insert_taps(connection: asyncpg.Connection, records: list[TapRecord]) 
         [None if r.transit_day is None else date.fromisoformat(r.transit_day) for r in records],
         [r.station for r in records], [r.direction for r in records],
         [r.tapped_at for r in records], [r.transfer_id for r in records],
-    )
-
-
-async def insert_alerts(connection: asyncpg.Connection, alerts: list[RaisedAlert]) -> None:
-    """Store raised alerts (one statement)."""
-    if not alerts:
-        return
-    await connection.execute(
-        """INSERT INTO transit_alerts (kind, card_token, tap_id, detail)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])""",
         [a.kind for a in alerts], [a.card_token for a in alerts], [a.tap_id for a in alerts],
         [a.detail for a in alerts],
+        [c.card_token for c in cards], [c.atc_max for c in cards],
+        [c.rider_category for c in cards],
+        # Arrays of arrays of different lengths cannot be unnested, so each card's travels
+        # as its PostgreSQL array literal.
+        ["{" + ",".join(map(str, c.atcs_recent)) + "}" for c in cards],
+        ["{" + ",".join('"\\\\x' + a.hex() + '"' for a in c.arqcs_recent) + "}" for c in cards],
+        [c.fare_state for c in cards], [c.alert_state for c in cards],
     )
 
 
