@@ -43,6 +43,7 @@ ROLES: dict[str, frozenset[str]] = {
 
 _encoder = msgspec.json.Encoder()
 _raw_list = msgspec.json.Decoder(list[msgspec.Raw])
+_tap = msgspec.json.Decoder(Tap)
 
 
 @dataclass
@@ -102,7 +103,7 @@ async def post_taps(request: web.Request) -> web.Response:
     body = await request.read()
     device = request[DEVICE]
     if body.lstrip()[:1] != b"[":
-        tap = msgspec.json.decode(body, type=Tap)
+        tap = _tap.decode(body)
         answer = await services.taps.submit(device, tap)
         return _json(answer, 409 if isinstance(answer, TapConflict) else 200)
     raws = _raw_list.decode(body)
@@ -112,7 +113,7 @@ async def post_taps(request: web.Request) -> web.Response:
     indexes, taps = [], []
     for index, raw in enumerate(raws):
         try:
-            taps.append(msgspec.json.decode(raw, type=Tap))
+            taps.append(_tap.decode(raw))
             indexes.append(index)
         except msgspec.ValidationError as error:
             results[index] = TapError(index=index, message=str(error))

@@ -21,9 +21,11 @@ for taps that pass every check before it.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Callable
+
+import msgspec
+from msgspec.structs import replace
 
 from engine.taps.reasons import DENY_REASONS, Reason
 
@@ -33,8 +35,7 @@ CURRENCY_CNY = 156
 assert 1 <= ATCS_REMEMBERED_MAX <= 1024
 
 
-@dataclass(frozen=True)
-class TapFacts:
+class TapFacts(msgspec.Struct, frozen=True):
     """What the decision needs from one tap, PAN already replaced by its token.
 
     ``atc`` is the 2-byte counter as an int; ``arqc`` 8 bytes; ``tapped_at`` is the
@@ -56,8 +57,7 @@ class TapFacts:
     currency: int
 
 
-@dataclass(frozen=True)
-class CardState:
+class CardState(msgspec.Struct, frozen=True):
     """A card's transit state as stored, plus the deny-list reasons it is listed for.
 
     ``atcs_recent`` is sorted ascending with ``arqcs_recent`` in the same order;
@@ -79,8 +79,7 @@ class CardState:
     deny_reasons: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True)
-class Fare:
+class Fare(msgspec.Struct, frozen=True):
     """The fare engine's answer for one tap (minor units; ``transit_day`` ISO date;
     ``day_cap_minor`` 0 when there is no daily cap)."""
 
@@ -92,23 +91,21 @@ class Fare:
     fare_state: bytes
 
 
-@dataclass(frozen=True)
-class RaisedAlert:
+class RaisedAlert(msgspec.Struct, frozen=True):
     kind: str
     card_token: str | None
     tap_id: str
     detail: str
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(msgspec.Struct, frozen=True):
     """Outcome of :func:`decide`: the reason, the fare (approved only), the card's new state
     (``None`` when nothing about the card changes) and alerts to store."""
 
     reason: Reason
     fare: Fare | None = None
     card: CardState | None = None
-    alerts: tuple[RaisedAlert, ...] = field(default=())
+    alerts: tuple[RaisedAlert, ...] = ()
 
 
 # price(card, facts) -> Fare, or None when the fare engine cannot price the tap.
