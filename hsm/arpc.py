@@ -39,7 +39,9 @@ def arpc_method_2(
     bytes of proprietary authentication data."""
     require_length("arqc", arqc, 8)
     require_length("csu", csu, CSU_SIZE)
-    require_length("proprietary_auth_data", proprietary_auth_data, *range(PROPRIETARY_AUTH_DATA_SIZE_MAX + 1))
+    require_length(
+        "proprietary_auth_data", proprietary_auth_data, *range(PROPRIETARY_AUTH_DATA_SIZE_MAX + 1)
+    )
     data = arqc + csu + proprietary_auth_data
     mac = mac_algorithm_3(key, data, 2) if alg == "3DES" else cmac(alg, key, data)
     return mac[:ARPC_2_SIZE]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Generic, Hashable, TypeVar
+from typing import Callable, Generic, Hashable, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -23,10 +23,12 @@ class LruCache(Generic[K, V]):
     LruCache(entries=2, entries_max=2)
     """
 
-    def __init__(self, entries_max: int) -> None:
+    def __init__(self, entries_max: int, on_evict: Callable[[V], None] | None = None) -> None:
         assert entries_max > 0
         self.entries_max = entries_max
         self._entries: OrderedDict[K, V] = OrderedDict()
+        # Called with each value that leaves the cache (e.g. to destroy a token object).
+        self._on_evict = on_evict
 
     def get(self, key: K) -> V | None:
         value = self._entries.get(key)
@@ -38,11 +40,16 @@ class LruCache(Generic[K, V]):
         self._entries[key] = value
         self._entries.move_to_end(key)
         if len(self._entries) > self.entries_max:
-            self._entries.popitem(last=False)
+            _, evicted = self._entries.popitem(last=False)
+            if self._on_evict is not None:
+                self._on_evict(evicted)
         assert len(self._entries) <= self.entries_max
 
     def clear(self) -> None:
-        self._entries.clear()
+        while self._entries:
+            _, evicted = self._entries.popitem(last=False)
+            if self._on_evict is not None:
+                self._on_evict(evicted)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -74,13 +74,6 @@ def ecb_encrypt(alg: Alg, key: bytes, data: bytes) -> bytes:
     return Cipher(block_cipher(alg, key), _ECB).encryptor().update(data)
 
 
-def cbc_encrypt(alg: Alg, key: bytes, iv: bytes, data: bytes) -> bytes:
-    """Encrypt whole blocks of ``data`` in CBC mode from ``iv`` (one block)."""
-    require_blocks(alg, "data", data)
-    require_length("iv", iv, BLOCK_SIZE[alg])
-    return Cipher(block_cipher(alg, key), modes.CBC(iv)).encryptor().update(data)
-
-
 def require_blocks(alg: Alg, field: str, data: bytes) -> bytes:
     """Return ``data`` if it is a non-empty multiple of ``alg``'s block size."""
     size = BLOCK_SIZE.get(alg)

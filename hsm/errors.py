@@ -33,3 +33,7 @@ class UnsupportedError(HsmError, NotImplementedError):
 
 class RefusedError(HsmError, ValueError):
     """The request is refused (e.g. an ARPC for an ARQC that did not verify)."""
+
+
+class TokenError(HsmError, OSError):
+    """The PKCS#11 token failed or refused an operation (transient unless it repeats)."""

@@ -9,13 +9,17 @@ Layout under the store folder (``ONECARD_HOME/keys``):
   type and version (a wrapped key copied to another label does not open).
 
 Writes go to a temporary file renamed over the old one, so a crash never leaves half a
-store.
+store, and changes hold an exclusive lock (``.lock``) so two ceremonies cannot lose each
+other's keys.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -137,6 +141,17 @@ def write_store(folder: Path, keys: list[StoredKey]) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
+
+
+@contextlib.contextmanager
+def store_lock(folder: Path) -> Iterator[None]:
+    """Hold the store's exclusive lock (blocking) while reading, changing and writing it."""
+    descriptor = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def store_mtime_ns(folder: Path) -> int:

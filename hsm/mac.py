@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives.ciphers import Cipher
+from cryptography.hazmat.primitives.ciphers.modes import CBC, ECB
 from cryptography.hazmat.primitives.cmac import CMAC
 
-from hsm.ciphers import BLOCK_SIZE, KEY_SIZE, Alg, block_cipher, cbc_encrypt
+from hsm.ciphers import BLOCK_SIZE, KEY_SIZE, Alg, block_cipher, des3_key
 from hsm.inputs import require_length
 
 Padding = Literal[1, 2]
@@ -58,11 +61,18 @@ def mac_algorithm_3(key: bytes, data: bytes, padding: Padding) -> bytes:
     """
     require_length("key", key, KEY_SIZE)
     blocks = pad(data, DES_BLOCK, padding)
-    chain = bytes(DES_BLOCK)
+    # The ARQC hot path: inputs are checked above, so the contexts are built directly,
+    # with mode objects made once (a zero-IV CBC for the chain, ECB for the last block).
+    last = blocks[-DES_BLOCK:]
     if len(blocks) > DES_BLOCK:
-        single = key[:8] * 2
-        chain = cbc_encrypt("3DES", single, chain, blocks[:-DES_BLOCK])[-DES_BLOCK:]
-    return cbc_encrypt("3DES", key, chain, blocks[-DES_BLOCK:])
+        single = Cipher(TripleDES(key[:8] * 3), _CBC_ZERO_IV).encryptor()
+        chain = single.update(blocks[:-DES_BLOCK])[-DES_BLOCK:]
+        last = (int.from_bytes(last, "big") ^ int.from_bytes(chain, "big")).to_bytes(8, "big")
+    return Cipher(TripleDES(des3_key(key)), _ECB).encryptor().update(last)
+
+
+_CBC_ZERO_IV = CBC(bytes(DES_BLOCK))
+_ECB = ECB()
 
 
 def cmac(alg: Alg, key: bytes, data: bytes) -> bytes:

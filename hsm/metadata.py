@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import datetime
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
 from hsm.ciphers import KEY_SIZE, key_check_value
 from hsm.datakeys import DATA_KEY_SIZE, message_mac
 from hsm.errors import HsmValueError
-from hsm.scheme import SCHEMES, Scheme
+from hsm.scheme import Scheme, scheme_named
 from hsm.service import DATA_KEY_ALGS, IMK_ALGS, KEY_TYPES, KeyInfo, check_label
 
 
 def check_key_claims(key_type: str, alg: str, scheme: str | None) -> tuple[str, Scheme | None]:
     """The canonical algorithm name and the scheme of a key about to be stored.
 
-    ``imk-ac`` keys need ``alg`` 3des/aes/sm4 and a scheme of :data:`hsm.scheme.SCHEMES`
+    ``imk-ac`` keys need ``alg`` 3des/aes/sm4 and a scheme (:func:`hsm.scheme.scheme_named`)
     running that algorithm; data keys take no scheme and their algorithm is fixed.
 
     >>> check_key_claims("imk-ac", "3des", "pboc-3des")[0]
@@ -33,9 +35,10 @@ def check_key_claims(key_type: str, alg: str, scheme: str | None) -> tuple[str, 
     canonical = IMK_ALGS.get(alg.lower()) if isinstance(alg, str) else None
     if canonical is None:
         raise HsmValueError(f"alg must be one of {', '.join(IMK_ALGS)}, got {alg!r}")
-    found = SCHEMES.get(scheme or "")
-    if found is None:
-        raise HsmValueError(f"scheme must be one of {', '.join(sorted(SCHEMES))}, got {scheme!r}")
+    try:
+        found = scheme_named(scheme or "")
+    except ValueError as error:
+        raise HsmValueError(str(error)) from None
     if found.alg != canonical:
         raise HsmValueError(f"scheme {scheme} runs {found.alg}, not {canonical}")
     return canonical, found
@@ -50,6 +53,9 @@ def kcv_hex(key_type: str, alg: str, key: bytes) -> str:
     """The key check value of ``key`` (3 bytes, upper-case hex), see :class:`KeyInfo`."""
     if key_type == "imk-ac":
         return key_check_value(alg, key).hex().upper()
+    if key_type == "field-enc":
+        encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+        return encryptor.update(bytes(16))[:3].hex().upper()
     return message_mac(key, bytes(DATA_KEY_SIZE))[:3].hex().upper()
 
 

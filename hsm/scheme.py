@@ -77,17 +77,40 @@ SCHEMES: dict[str, Scheme] = {
 
 
 def scheme_named(name: str) -> Scheme:
-    """The scheme called ``name`` in :data:`SCHEMES`.
+    """The scheme called ``name``: a key of :data:`SCHEMES`, or the spelled-out form
+    ``ALG:MASTER_KEY_DERIVATION:SESSION_KEY_DERIVATION:AC_MAC`` for any valid combination.
+
+    >>> scheme_named("visa-cvn10") == scheme_named("3DES:A:none:alg3_pad1")
+    True
+    >>> scheme_name(scheme_named("3DES:A:common_r:alg3_pad1"))
+    '3DES:A:common_r:alg3_pad1'
 
     Raises
     ------
     ValueError
-        No such scheme (the message lists the known names).
+        No such scheme (the message lists the named ones) or an invalid combination.
     """
-    scheme = SCHEMES.get(name)
-    if scheme is None:
-        raise ValueError(f"scheme must be one of {', '.join(sorted(SCHEMES))}, got {name!r}")
-    return scheme
+    scheme = SCHEMES.get(name) if isinstance(name, str) else None
+    if scheme is not None:
+        return scheme
+    parts = name.split(":") if isinstance(name, str) else []
+    if len(parts) != len(Scheme.__struct_fields__):
+        raise ValueError(
+            f"scheme must be one of {', '.join(sorted(SCHEMES))} or "
+            f"ALG:MASTER_KEY_DERIVATION:SESSION_KEY_DERIVATION:AC_MAC, got {name!r}"
+        )
+    try:
+        return msgspec.convert(dict(zip(Scheme.__struct_fields__, parts)), Scheme)
+    except msgspec.ValidationError as error:
+        raise ValueError(f"scheme {name!r}: {error}") from None
+
+
+def scheme_name(scheme: Scheme) -> str:
+    """The name of ``scheme`` in :data:`SCHEMES`, else its spelled-out form."""
+    for name, named in SCHEMES.items():
+        if named == scheme:
+            return name
+    return ":".join(getattr(scheme, field) for field in Scheme.__struct_fields__)
 
 
 def master_key_input(scheme: Scheme, pan: str, psn: str) -> bytes:

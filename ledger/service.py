@@ -264,8 +264,8 @@ class Ledger:
     ) -> int:
         """Release up to ``limit`` pending transfers whose timeout passed; return how many.
 
-        The engine calls this periodically (the batcher does, between flushes); until
-        then an expired pending transfer still holds its amount but answers
+        The engine calls this periodically (e.g. every second); until then an expired
+        pending transfer still holds its amount but answers
         ``pending_transfer_expired`` to a post or void.
         """
         assert 1 <= limit <= BATCH_MAX
@@ -412,9 +412,12 @@ class Ledger:
         ]
         pending_rows = []
         for pending_id, status in batch.pending_changes.items():
+            # Only a pending transfer created in this batch needs its expiry; for one created
+            # earlier the upsert keeps the stored expiry and changes the status alone.
             timeout_s = batch.transfers[pending_id].timeout_s
-            expires = timestamps[pending_id] + timeout_s * NANOSECONDS_PER_SECOND if timeout_s else 0
-            pending_rows.append((id_bytes(pending_id), int(status), expires if pending_id in timestamps else 0))
+            created_at = timestamps.get(pending_id)
+            expires = created_at + timeout_s * NANOSECONDS_PER_SECOND if created_at and timeout_s else 0
+            pending_rows.append((id_bytes(pending_id), int(status), expires))
         history = [(id_bytes(row[0]), first + row[1], *row[2:]) for row in batch.history]
         # Binary COPY encodes rows without asyncpg's per-element array checks: the bulk
         # of a batch goes this way, the rest (balances, states, journal) in one statement.

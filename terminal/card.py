@@ -106,7 +106,10 @@ class Card:
             raise ValueError("aip must be 2 bytes")
         self.aip = bytes(aip)
         self.iad = IAD_BY_KIND[kind] if iad is None else bytes(iad)
-        self._records = _records(pan, psn, expiry_yymmdd)
+        self._pdol_length = sum(length for _, length in tlv.decode_dol(pdol))
+        self._gpo_data_header = b"\x83" + tlv.encode_length(self._pdol_length)  # tag 83, Book 3 6.5.8
+        self._records = {key: _ok(record) for key, record in _records(pan, psn, expiry_yymmdd).items()}
+        self._responses = self._fixed_responses()
         self.reset()
 
     @classmethod
@@ -122,6 +125,20 @@ class Card:
         masked = self.pan[:6] + "*" * 6 + self.pan[-4:]
         return f"Card(scheme={self.scheme_name!r}, pan={masked!r}, psn={self.psn!r}, atc={self.atc})"
 
+    def _fixed_responses(self) -> dict[str, bytes]:
+        """The answers that never change, encoded once at personalisation."""
+        entry = tlv.template("61", tlv.primitive("4F", self.aid),
+                             tlv.primitive("50", self.label.encode()), tlv.primitive("87", b"\x01"))
+        ppse = tlv.template("6F", tlv.primitive("84", PPSE_NAME),
+                            tlv.template("A5", tlv.template("BF0C", entry)))
+        fields = [tlv.primitive("50", self.label.encode()), tlv.primitive("87", b"\x01")]
+        if self.pdol:
+            fields.append(tlv.primitive("9F38", self.pdol))
+        fields.append(tlv.primitive("5F2D", b"zhen"))
+        fci = tlv.template("6F", tlv.primitive("84", self.aid), tlv.template("A5", *fields))
+        gpo = tlv.template("77", tlv.primitive("82", self.aip), tlv.primitive("94", AFL))
+        return {"ppse": _ok(ppse), "fci": _ok(fci), "gpo": _ok(gpo)}
+
     def reset(self) -> None:
         """Power on or reset: no application selected, no transaction in progress."""
         self._selected = False
@@ -134,15 +151,10 @@ class Card:
             return _sw(0x6700)
         if parsed.cla & 0xF0 not in (0x00, 0x80):
             return _sw(0x6E00)
-        handler = {
-            iso7816.INS_SELECT: self._select,
-            iso7816.INS_GET_PROCESSING_OPTIONS: self._get_processing_options,
-            iso7816.INS_READ_RECORD: self._read_record,
-            iso7816.INS_GENERATE_AC: self._generate_ac,
-        }.get(parsed.ins)
+        handler = _HANDLERS.get(parsed.ins)
         if handler is None:
             return _sw(0x6D00)
-        return handler(parsed)
+        return getattr(self, handler)(parsed)
 
     def _select(self, command: Command) -> bytes:
         if command.p1 != 0x04 or command.p2 not in (0x00, 0x02):
@@ -151,34 +163,25 @@ class Card:
         if command.p2 == 0x02:
             return _sw(0x6A82)  # one application only: there is no "next" occurrence
         if command.data == PPSE_NAME:
-            entry = tlv.template("61", tlv.primitive("4F", self.aid),
-                                 tlv.primitive("50", self.label.encode()),
-                                 tlv.primitive("87", b"\x01"))
-            proprietary = tlv.template("A5", tlv.template("BF0C", entry))
-            return _ok(tlv.template("6F", tlv.primitive("84", PPSE_NAME), proprietary))
+            return self._responses["ppse"]
         if command.data != self.aid:
             return _sw(0x6A82)
-        fields = [tlv.primitive("50", self.label.encode()), tlv.primitive("87", b"\x01")]
-        if self.pdol:
-            fields.append(tlv.primitive("9F38", self.pdol))
-        fields.append(tlv.primitive("5F2D", b"zhen"))
         self._selected = True
-        return _ok(tlv.template("6F", tlv.primitive("84", self.aid), tlv.template("A5", *fields)))
+        return self._responses["fci"]
 
     def _get_processing_options(self, command: Command) -> bytes:
         if not self._selected:
             return _sw(0x6985)
-        pdol_length = sum(length for _, length in tlv.decode_dol(self.pdol))
-        expected = tlv.primitive("83", bytes(pdol_length)).encode()[:2]
         if command.p1 or command.p2:
             return _sw(0x6A86)
-        if command.data[:2] != expected or len(command.data) != 2 + pdol_length:
+        header = self._gpo_data_header
+        if not command.data.startswith(header) or len(command.data) != len(header) + self._pdol_length:
             return _sw(0x6700)
         if self.atc >= ATC_MAX:
             return _sw(0x6985)  # the counter is exhausted: the card is finished
         self.atc += 1
         self._in_transaction = True
-        return _ok(tlv.template("77", tlv.primitive("82", self.aip), tlv.primitive("94", AFL)))
+        return self._responses["gpo"]
 
     def _read_record(self, command: Command) -> bytes:
         if command.p2 & 0x07 != 0x04:
@@ -186,7 +189,7 @@ class Card:
         if not self._selected:
             return _sw(0x6985)
         record = self._records.get((command.p2 >> 3, command.p1))
-        return _ok(record) if record is not None else _sw(0x6A83)
+        return record if record is not None else _sw(0x6A83)
 
     def _generate_ac(self, command: Command) -> bytes:
         if not self._in_transaction:
@@ -206,6 +209,14 @@ class Card:
             "77", tlv.primitive("9F27", bytes([cid])), tlv.primitive("9F36", atc),
             tlv.primitive("9F26", cryptogram), tlv.primitive("9F10", self.iad),
         ))
+
+
+_HANDLERS = {
+    iso7816.INS_SELECT: "_select",
+    iso7816.INS_GET_PROCESSING_OPTIONS: "_get_processing_options",
+    iso7816.INS_READ_RECORD: "_read_record",
+    iso7816.INS_GENERATE_AC: "_generate_ac",
+}
 
 
 def _records(pan: str, psn: str, expiry_yymmdd: str) -> dict[tuple[int, int], tlv.Tlv]:

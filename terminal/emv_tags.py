@@ -93,7 +93,6 @@ TAGS: dict[str, tuple[str, str]] = {
     "9F74": ("VLP Issuer Authorisation Code (PBOC ECash)", "a"),
     "9F79": ("Electronic Cash Balance (PBOC)", "n"),
     "9F7A": ("VLP Terminal Support Indicator (PBOC)", "b"),
-    "9F816E": ("Proprietary 3-byte tag (example)", "b"),
     "A5": ("File Control Information (FCI) Proprietary Template", "var"),
     "BF0C": ("File Control Information (FCI) Issuer Discretionary Data", "var"),
     "DF8116": ("User Interface Request Data (EMV Book C-2)", "b"),

@@ -166,8 +166,7 @@ def _exchange(transmit: Transmit, apdu: bytes, name: str) -> bytes:
 
 
 def _select_application(transmit: Transmit) -> tuple[bytes, list[tlv.Tlv]]:
-    select = lambda name: iso7816.command(0x00, iso7816.INS_SELECT, 0x04, 0x00, name)  # noqa: E731
-    ppse = tlv.decode(_exchange(transmit, select(PPSE_NAME), "SELECT PPSE"))
+    ppse = tlv.decode(_exchange(transmit, _select(PPSE_NAME), "SELECT PPSE"))
     candidates = []
     for node in tlv.walk(ppse):
         if node.tag == "61":
@@ -180,11 +179,16 @@ def _select_application(transmit: Transmit) -> tuple[bytes, list[tlv.Tlv]]:
     last_error: CardStatusError | None = None
     for _, _, aid in sorted(candidates):
         try:
-            return aid, tlv.decode(_exchange(transmit, select(aid), f"SELECT {aid.hex().upper()}"))
+            return aid, tlv.decode(_exchange(transmit, _select(aid), f"SELECT {aid.hex().upper()}"))
         except CardStatusError as error:
             last_error = error
     assert last_error is not None
     raise last_error
+
+
+def _select(name: bytes) -> bytes:
+    """SELECT by DF name, first occurrence (ISO/IEC 7816-4 P1 = 04, P2 = 00)."""
+    return iso7816.command(0x00, iso7816.INS_SELECT, 0x04, 0x00, name)
 
 
 def _processing_options(nodes: list[tlv.Tlv]) -> tuple[bytes, bytes]:
@@ -245,6 +249,7 @@ class PcscReader:
         self._reader_name = reader_name
         self._card_wait_s = card_wait_s
         self._connection = None
+        self._service = None
 
     def __enter__(self) -> "PcscReader":
         from smartcard.CardRequest import CardRequest
@@ -257,11 +262,13 @@ class PcscReader:
             raise ReaderError(f"reader {reader}: no card presented within {self._card_wait_s} s") from None
         except CardConnectionException as error:
             raise ReaderError(f"reader {reader}: cannot connect to the card ({error})") from None
+        # Keep the card service: it disconnects the card when it is garbage collected.
+        self._service = service
         self._connection = service.connection
         return self
 
     def __exit__(self, *exc_info) -> None:
-        connection, self._connection = self._connection, None
+        connection, self._connection, self._service = self._connection, None, None
         if connection is not None:
             try:
                 connection.disconnect()
@@ -296,11 +303,11 @@ def pcsc_readers() -> list:
         pyscard is not installed or pcscd is not running.
     """
     try:
+        from smartcard.pcsc.PCSCExceptions import BaseSCardException
         from smartcard.System import readers
-        from smartcard.Exceptions import ListReadersException
     except ImportError:
         raise ReaderError("pyscard is not installed (pip install 'onecard[reader]')") from None
     try:
         return list(readers())
-    except ListReadersException as error:
+    except BaseSCardException as error:
         raise ReaderError(f"cannot list PC/SC readers; is pcscd running? ({error})") from None

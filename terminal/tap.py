@@ -176,18 +176,24 @@ def mac_input(session_key_derivation: str, cdol1_data: bytes, aip: bytes, atc: b
     Raises
     ------
     ValueError
-        An unknown method.
+        An unknown method, or an IAD too short to hold the CVR the method MACs.
     """
     assert len(aip) == 2 and len(atc) == 2
     if session_key_derivation in ("none", "pboc"):
-        part = iad[3:7]
+        part = _iad_slice(iad, 3, 7)
     elif session_key_derivation == "mastercard":
-        part = iad[2:8]
+        part = _iad_slice(iad, 2, 8)
     elif session_key_derivation in ("emv_csk", "common_r"):
         part = iad
     else:
         raise ValueError(f"session_key_derivation: unknown method {session_key_derivation!r}")
     return cdol1_data + aip + atc + part
+
+
+def _iad_slice(iad: bytes, start: int, end: int) -> bytes:
+    if len(iad) < end:
+        raise ValueError(f"iad: {len(iad)} bytes, too short for the CVR at bytes {start}-{end - 1}")
+    return iad[start:end]
 
 
 def tap_from_card(

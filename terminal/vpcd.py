@@ -19,12 +19,16 @@ Two facts of this stack shape the code:
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 import threading
 import time
+from pathlib import Path
 from typing import Protocol
 
 from terminal.errors import ReaderError
+from terminal.reader import pcsc_readers
 
 VPCD_HOST = "127.0.0.1"
 VPCD_PORT = 35963
@@ -36,6 +40,10 @@ CONTROL_POWER_OFF = 0x00
 CONTROL_POWER_ON = 0x01
 CONTROL_RESET = 0x02
 CONTROL_ATR = 0x04
+
+READER_PREFIX = "Virtual PCD 00 00"
+VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
+PCSCD_START_WAIT_S = 10.0
 
 assert RECONNECT_DELAY_S >= 0.5, "pcscd needs about 0.5 s to notice a card leaving"
 
@@ -54,16 +62,64 @@ _last_disconnect_s = 0.0
 _disconnect_lock = threading.Lock()
 
 
+def virtual_reader_name() -> str | None:
+    """The PC/SC name of the vpcd reader on port 35963, or ``None`` (no pcscd, no pyscard)."""
+    try:
+        names = [str(reader) for reader in pcsc_readers()]
+    except ReaderError:
+        return None
+    return next((name for name in names if name.startswith(READER_PREFIX)), None)
+
+
+def start_pcscd() -> subprocess.Popen | None:
+    """Start ``pcscd --foreground`` unless its virtual reader is already there; return the
+    process started (the caller stops it), or ``None`` when one was already running.
+
+    pcscd runs as root without USB or systemd this way (as in CI and containers).
+
+    Raises
+    ------
+    ReaderError
+        pcscd or the vpcd driver is not installed, or the reader did not appear within
+        ``PCSCD_START_WAIT_S``.
+    """
+    if virtual_reader_name() is not None:
+        return None
+    pcscd = shutil.which("pcscd") or shutil.which("pcscd", path="/usr/sbin:/sbin")
+    if pcscd is None or not VPCD_DRIVER.exists():
+        raise ReaderError("pcscd or vsmartcard-vpcd is not installed "
+                          "(apt-get install pcscd vsmartcard-vpcd)")
+    process = subprocess.Popen([pcscd, "--foreground"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + PCSCD_START_WAIT_S
+    while time.monotonic() < deadline and process.poll() is None:
+        if virtual_reader_name() is not None:
+            return process
+        time.sleep(0.1)
+    process.terminate()
+    process.wait()
+    raise ReaderError(f"pcscd did not show the reader {READER_PREFIX!r} within {PCSCD_START_WAIT_S} s")
+
+
+def wait_until_card_gone() -> None:
+    """Sleep until pcscd has noticed the last card of this process leave the virtual reader
+    (``RECONNECT_DELAY_S`` after its link closed)."""
+    with _disconnect_lock:
+        wait_s = _last_disconnect_s + RECONNECT_DELAY_S - time.monotonic()
+    if wait_s > 0:
+        time.sleep(wait_s)
+
+
 class VpcdLink:
     """A context manager that inserts ``card`` into the virtual reader while it is open.
 
-    >>> link = VpcdLink(object.__new__(type("C", (), {})))  # not connected until entered
-    >>> link.connected
-    False
+    ``apdus_served`` counts the command APDUs the card answered through this link.
     """
 
-    def __init__(self, card: VirtualCard, host: str = VPCD_HOST, port: int = VPCD_PORT):
+    def __init__(self, card: VirtualCard, host: str = VPCD_HOST, port: int = VPCD_PORT,
+                 *, quickack: bool = True):
         self._card = card
+        self._quickack = quickack  # False only to measure what it saves (benchmarks)
         self._address = (host, port)
         self._socket: socket.socket | None = None
         self._thread: threading.Thread | None = None
@@ -89,10 +145,7 @@ class VpcdLink:
             Nothing listens at the vpcd address (pcscd with vsmartcard-vpcd not running).
         """
         assert self._socket is None, "already connected"
-        with _disconnect_lock:
-            wait_s = _last_disconnect_s + RECONNECT_DELAY_S - time.monotonic()
-        if wait_s > 0:
-            time.sleep(wait_s)
+        wait_until_card_gone()
         try:
             sock = socket.create_connection(self._address, timeout=CONNECT_TIMEOUT_S)
         except OSError as error:
@@ -127,7 +180,7 @@ class VpcdLink:
         assert sock is not None
         try:
             while True:
-                message = _receive(sock)
+                message = _receive(sock, self._quickack)
                 if message is None:
                     return
                 reply = self._handle(message)
@@ -147,20 +200,21 @@ class VpcdLink:
         return self._card.transmit(message)
 
 
-def _receive(sock: socket.socket) -> bytes | None:
-    header = _receive_exactly(sock, 2)
+def _receive(sock: socket.socket, quickack: bool) -> bytes | None:
+    header = _receive_exactly(sock, 2, quickack)
     if header is None:
         return None
-    return _receive_exactly(sock, int.from_bytes(header, "big"))
+    return _receive_exactly(sock, int.from_bytes(header, "big"), quickack)
 
 
-def _receive_exactly(sock: socket.socket, size: int) -> bytes | None:
+def _receive_exactly(sock: socket.socket, size: int, quickack: bool) -> bytes | None:
     chunks = bytearray()
     while len(chunks) < size:
         chunk = sock.recv(size - len(chunks))
         # Re-arm quick ACKs after every read: the kernel clears the flag, and delayed ACKs
         # would add ~40 ms to every APDU exchange.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        if quickack:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
         if not chunk:
             return None
         chunks += chunk

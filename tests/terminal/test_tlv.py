@@ -136,3 +136,25 @@ def test_arbitrary_bytes_decode_or_raise_tlv_error(data):
         return
     # Whatever decodes re-encodes to something that decodes to the same tree.
     assert tlv.decode(tlv.encode(nodes)) == nodes
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=100))
+def test_arbitrary_dol_bytes_decode_or_raise_tlv_error(data):
+    try:
+        entries = tlv.decode_dol(data)
+    except TlvError:
+        return
+    assert all(length >= 0 for _, length in entries)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["9F02", "9F37", "5A", "9F66", "95"]), st.integers(0, 8)), max_size=6),
+       st.dictionaries(st.sampled_from(["9F02", "9F37", "5A", "95"]), st.binary(max_size=10)))
+def test_dol_data_always_has_the_listed_length(dol, values):
+    assert len(tlv.build_dol(dol, values)) == sum(length for _, length in dol)
+
+
+def test_dol_fitting_rules():
+    values = {"9F02": bytes.fromhex("0102030405060708"), "5A": bytes.fromhex("1234"), "95": b"\x01"}
+    assert tlv.build_dol([("9F02", 6), ("5A", 4), ("95", 2), ("9F37", 4)], values).hex().upper() == (
+        "030405060708" "1234FFFF" "0100" "00000000")

@@ -48,8 +48,12 @@ def test_icc_master_key_matches_pyemv(imk, pan, psn, option) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(mk=keys, atc=st.binary(min_size=2, max_size=2), un=st.binary(min_size=4, max_size=4),
-       r=st.binary(min_size=8, max_size=8))
+@given(
+    mk=keys,
+    atc=st.binary(min_size=2, max_size=2),
+    un=st.binary(min_size=4, max_size=4),
+    r=st.binary(min_size=8, max_size=8),
+)
 def test_session_keys_match_pyemv(mk, atc, un, r) -> None:
     def ours(method, **inputs):
         return session_key(Scheme("3DES", "A", method, "alg3_pad2"), mk, atc, **inputs)
@@ -61,9 +65,14 @@ def test_session_keys_match_pyemv(mk, atc, un, r) -> None:
 
 
 @settings(max_examples=80, deadline=None)
-@given(key=keys, data=st.binary(max_size=80), ac_mac=st.sampled_from(["alg3_pad1", "alg3_pad2"]),
-       arc=st.binary(min_size=2, max_size=2), csu=st.binary(min_size=4, max_size=4),
-       pad=st.binary(max_size=8))
+@given(
+    key=keys,
+    data=st.binary(max_size=80),
+    ac_mac=st.sampled_from(["alg3_pad1", "alg3_pad2"]),
+    arc=st.binary(min_size=2, max_size=2),
+    csu=st.binary(min_size=4, max_size=4),
+    pad=st.binary(max_size=8),
+)
 def test_cryptogram_and_arpc_match_pyemv(key, data, ac_mac, arc, csu, pad) -> None:
     scheme = Scheme("3DES", "A", "emv_csk", ac_mac)
     padding = ac.PaddingType.VISA if ac_mac == "alg3_pad1" else ac.PaddingType.EMV
@@ -104,7 +113,10 @@ def test_a_one_bit_change_fails_verification() -> None:
 
 
 BAD_INPUTS = [
-    (lambda s: icc_master_key(s, IMK[:15], "4761739001010010", "01"), "key must be 16 bytes, got 15"),
+    (
+        lambda s: icc_master_key(s, IMK[:15], "4761739001010010", "01"),
+        "key must be 16 bytes, got 15",
+    ),
     (lambda s: icc_master_key(s, IMK, "4761-7390", "01"), "pan must be 8 to 19 decimal digits"),
     (lambda s: icc_master_key(s, IMK, "47617390010100101234", "01"), "pan must be 8 to 19"),
     (lambda s: icc_master_key(s, IMK, "4761739001010010", "1"), "psn must be 2 decimal digits"),
@@ -116,8 +128,10 @@ BAD_INPUTS = [
     (lambda s: verify_application_cryptogram(s, IMK, b"", bytes(7)), "arqc must be 8 bytes, got 7"),
     (lambda s: generate_arpc(s, IMK, bytes(8), 1), "arc is required"),
     (lambda s: generate_arpc(s, IMK, bytes(8), 1, arc=bytes(3)), "arc must be 2 bytes, got 3"),
-    (lambda s: generate_arpc(s, IMK, bytes(8), 2, csu=bytes(4), proprietary_auth_data=bytes(9)),
-     "proprietary_auth_data must be"),
+    (
+        lambda s: generate_arpc(s, IMK, bytes(8), 2, csu=bytes(4), proprietary_auth_data=bytes(9)),
+        "proprietary_auth_data must be",
+    ),
     (lambda s: generate_arpc(s, IMK, bytes(8), 3), "ARPC method must be 1 or 2"),
 ]
 
@@ -134,11 +148,14 @@ def test_error_messages_never_echo_key_material() -> None:
     assert IMK.hex() not in str(caught.value).lower()
 
 
-@pytest.mark.parametrize("fields, message", [
-    (("3DES", "A", "emv_csk", "cmac8"), "does not fit"),
-    (("AES-128", "A", "emv_csk", "alg3_pad2"), "does not fit"),
-    (("SM4", "A", "pboc", "cmac8"), "3DES only"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (("3DES", "A", "emv_csk", "cmac8"), "does not fit"),
+        (("AES-128", "A", "emv_csk", "alg3_pad2"), "does not fit"),
+        (("SM4", "A", "pboc", "cmac8"), "3DES only"),
+    ],
+)
 def test_impossible_schemes_are_refused(fields, message) -> None:
     with pytest.raises(ValueError, match=message):
         Scheme(*fields)

@@ -7,11 +7,11 @@ import os
 
 import pytest
 
+from engine.config import Config
 from hsm.errors import HsmError, KeyExistsError, KeyNotFoundError, KeyStoreError, RefusedError
 from hsm.service import ArqcRequest, ArqcResult, open_key_service
 from hsm.soft import SoftKeyService
 from hsm.vectors import load_cases
-from engine.config import Config
 
 IMK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 
@@ -26,8 +26,13 @@ async def service(tmp_path):
 
 def _request(label="imk", **fields) -> ArqcRequest:
     values = dict(
-        key_label=label, pan="4761739001010010", psn="01", atc=b"\x00\x01",
-        un=bytes.fromhex("74439FF6"), transaction_data=bytes(29), arqc=bytes(8),
+        key_label=label,
+        pan="4761739001010010",
+        psn="01",
+        atc=b"\x00\x01",
+        un=bytes.fromhex("74439FF6"),
+        transaction_data=bytes(29),
+        arqc=bytes(8),
     )
     values.update(fields)
     return ArqcRequest(**values)
@@ -39,7 +44,9 @@ async def _with_arqc(service, **fields) -> ArqcRequest:
     request = _request(**fields)
     scheme = SCHEMES["emv-csk-3des"]
     mk = icc_master_key(scheme, IMK, request.pan, request.psn)
-    arqc = application_cryptogram(scheme, session_key(scheme, mk, request.atc), request.transaction_data)
+    arqc = application_cryptogram(
+        scheme, session_key(scheme, mk, request.atc), request.transaction_data
+    )
     return _request(**{**fields, "arqc": arqc})
 
 
@@ -56,15 +63,25 @@ async def test_vector_cases_verify_through_the_service(service, shared_data) -> 
             continue  # schemes the engine does not name (e.g. pad1 with a session key)
         label = f"imk-{case.issuer_master_key_hex[:8]}-{name}"
         if label not in schemes:
-            await service.import_key(label, "imk-ac", case.alg.split("-")[0], bytes.fromhex(case.issuer_master_key_hex), name)
+            await service.import_key(
+                label,
+                "imk-ac",
+                case.alg.split("-")[0],
+                bytes.fromhex(case.issuer_master_key_hex),
+                name,
+            )
             schemes[label] = name
-        requests.append(ArqcRequest(
-            key_label=label, pan=case.pan, psn=case.pan_sequence_number,
-            atc=bytes.fromhex(case.atc_hex or "0000"),
-            un=bytes.fromhex(case.unpredictable_number_hex or ""),
-            transaction_data=bytes.fromhex(case.transaction_data_hex),
-            arqc=bytes.fromhex(case.arqc_hex),
-        ))
+        requests.append(
+            ArqcRequest(
+                key_label=label,
+                pan=case.pan,
+                psn=case.pan_sequence_number,
+                atc=bytes.fromhex(case.atc_hex or "0000"),
+                un=bytes.fromhex(case.unpredictable_number_hex or ""),
+                transaction_data=bytes.fromhex(case.transaction_data_hex),
+                arqc=bytes.fromhex(case.arqc_hex),
+            )
+        )
         expected.append(ArqcResult.verified if case.expect == "valid" else ArqcResult.arqc_mismatch)
     assert len(requests) >= 55
     assert await service.verify_arqc_batch(requests) == expected
@@ -75,18 +92,24 @@ async def test_vector_cases_verify_through_the_service(service, shared_data) -> 
 async def test_results_in_priority_order(service) -> None:
     await service.import_key("imk", "imk-ac", "3des", IMK, "emv-csk-3des")
     good = await _with_arqc(service)
-    results = await service.verify_arqc_batch([
-        good,
-        _request(label="nobody"),
-        _request(label="nobody", atc=b"\x01"),
-        _request(atc=b"\x01"),
-        _request(pan="4761-7390"),
-        _request(arqc=bytes(7)),
-        _request(),
-    ])
+    results = await service.verify_arqc_batch(
+        [
+            good,
+            _request(label="nobody"),
+            _request(label="nobody", atc=b"\x01"),
+            _request(atc=b"\x01"),
+            _request(pan="4761-7390"),
+            _request(arqc=bytes(7)),
+            _request(),
+        ]
+    )
     assert results == [
-        ArqcResult.verified, ArqcResult.key_not_found, ArqcResult.key_not_found,
-        ArqcResult.input_invalid, ArqcResult.input_invalid, ArqcResult.input_invalid,
+        ArqcResult.verified,
+        ArqcResult.key_not_found,
+        ArqcResult.key_not_found,
+        ArqcResult.input_invalid,
+        ArqcResult.input_invalid,
+        ArqcResult.input_invalid,
         ArqcResult.arqc_mismatch,
     ]
     assert await service.verify_arqc(good) == ArqcResult.verified
@@ -99,7 +122,9 @@ async def test_arpc_only_for_a_verified_arqc(service) -> None:
 
     scheme = SCHEMES["emv-csk-3des"]
     sk = session_key(scheme, icc_master_key(scheme, IMK, good.pan, good.psn), good.atc)
-    assert await service.generate_arpc(good, 1, arc=b"00") == generate_arpc(scheme, sk, good.arqc, 1, arc=b"00")
+    assert await service.generate_arpc(good, 1, arc=b"00") == generate_arpc(
+        scheme, sk, good.arqc, 1, arc=b"00"
+    )
     assert len(await service.generate_arpc(good, 2, csu=bytes(4))) == 4
     with pytest.raises(RefusedError, match="no ARPC for an ARQC that did not verify"):
         await service.generate_arpc(_request(), 1, arc=b"00")
@@ -114,7 +139,11 @@ async def test_data_keys(service) -> None:
     assert await service.verify_mac("bank1-mac", b"pacs.008", mac)
     assert not await service.verify_mac("bank1-mac", b"pacs.009", mac)
     token = await service.tokenize_pan("4761739001010010")
-    assert token == await service.tokenize_pan("4761739001010010") != await service.tokenize_pan("4761739001010028")
+    assert (
+        token
+        == await service.tokenize_pan("4761739001010010")
+        != await service.tokenize_pan("4761739001010028")
+    )
     assert len(token) == 32 and "4761739001010010" not in token
     sealed = await service.encrypt_field("张三".encode(), b"cardholder.name:42")
     assert await service.decrypt_field(sealed, b"cardholder.name:42") == "张三".encode()
@@ -135,7 +164,13 @@ async def test_data_keys(service) -> None:
 
 async def test_key_management_errors(service) -> None:
     info = await service.import_key("imk", "imk-ac", "3des", IMK, "emv-csk-3des")
-    assert (info.label, info.key_type, info.alg, info.kcv, info.scheme) == ("imk", "imk-ac", "3DES", "08D7B4", "emv-csk-3des")
+    assert (info.label, info.key_type, info.alg, info.kcv, info.scheme) == (
+        "imk",
+        "imk-ac",
+        "3DES",
+        "08D7B4",
+        "emv-csk-3des",
+    )
     with pytest.raises(KeyExistsError):
         await service.import_key("imk", "imk-ac", "3des", IMK, "emv-csk-3des")
     with pytest.raises(HsmError, match="scheme emv-aes runs AES-128, not 3DES"):
@@ -185,3 +220,31 @@ async def test_card_key_cache_is_bounded(tmp_path) -> None:
     await service.verify_arqc_batch([_request(pan=pan) for pan in pans])
     assert len(service._card_keys) == 3
     assert "entries=3" in repr(service)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"pan": None},
+        {"psn": 1},
+        {"atc": "0001"},
+        {"un": None},
+        {"transaction_data": None},
+        {"arqc": "0011223344556677"},
+        {"r": bytes(8)},
+    ],
+)
+async def test_malformed_fields_are_input_invalid_not_exceptions(service, fields) -> None:
+    await service.import_key("imk", "imk-ac", "3des", IMK, "mastercard-skd")
+    assert await service.verify_arqc(_request(**fields)) == ArqcResult.input_invalid
+
+
+async def test_two_services_on_one_store_keep_each_others_keys(tmp_path) -> None:
+    SoftKeyService.init(tmp_path)
+    first, second = SoftKeyService.open(tmp_path), SoftKeyService.open(tmp_path)
+    await first.generate_key("fields", "field-enc")
+    await second.generate_key("bank1", "bank-mac")
+    await first.rotate_key("fields")
+    assert [(k.label, k.version) for k in await second.list_keys()] == [("bank1", 1), ("fields", 2)]
+    with pytest.raises(KeyExistsError):
+        await second.generate_key("fields", "field-enc")

@@ -1,0 +1,25 @@
+"""Errors of clearing and settlement (all under :class:`engine.errors.EngineError`)."""
+
+from __future__ import annotations
+
+from engine.errors import ConflictError, EngineError, NotFoundError
+
+
+class SettlementError(EngineError):
+    """Root of the errors of :mod:`engine.settlement`."""
+
+
+class CycleStateError(SettlementError, ConflictError):
+    """A cycle transition the state table does not allow (the message names both states)."""
+
+
+class UnknownParticipantError(SettlementError, NotFoundError):
+    """A bank, operator, payer or cycle that does not exist (or is not the caller's)."""
+
+
+class ParticipantError(SettlementError, ValueError):
+    """A participant's fields are invalid or contradict an existing one (field named)."""
+
+
+class InboundConflictError(SettlementError, ConflictError):
+    """A bank reused a MsgId for a message with different content (a modified request)."""

@@ -1,0 +1,273 @@
+"""Gate simulator: N emulated cards riding through M gates, as a stream of real taps.
+
+Every tap comes out of the real kernel flow (:func:`terminal.reader.read_tap`) run against
+an emulated card (:class:`terminal.card.Card`), so its ARQC verifies with the issuer master
+key of the card's scheme, exactly as the engine will check it. A configurable share of taps
+is bad on purpose, each labelled with its :class:`Fault`:
+
+- ``wrong_arqc``: one bit of the cryptogram flipped after the read;
+- ``replayed_atc``: the card's counter rolled back by one before the read (a cloned or
+  replayed card): the ARQC is valid but the ATC was already used;
+- ``deny_listed``: a tap by one of the cards in :attr:`Simulation.denied_pans`.
+
+Riders alternate entry and exit: a card outside enters at a random station's entry gate; a
+card inside leaves through an exit gate of another station. Gates are paired per station
+(even index: entry, odd: exit); a single gate is a flat-fare validator (``single``).
+Local time starts at ``start`` and advances by exponential gaps (mean ``gap_ms_mean``),
+so taps come in realistic bursts. Everything is deterministic for a given ``seed``.
+
+The issuer master keys and gate signing keys are derived from the seed: they are
+simulation keys, for tests, the demo and benchmarks only.
+
+>>> simulation = Simulation(cards=3, gates=4, seed=7)
+>>> [(item.tap.gate_id, item.tap.direction, item.tap.pan[-4:], item.tap.atc)
+...  for item in simulation.taps(4)]
+[('G0000', 'entry', '7833', 1), ('G0000', 'entry', '7825', 1), ('G0000', 'entry', '7841', 1), ('G0003', 'exit', '7833', 2)]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import enum
+import hashlib
+import random
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import msgspec
+from stdnum import luhn
+
+from hsm.scheme import SCHEMES
+from terminal.card import Card
+from terminal.gate import DenyList, GateClient, card_hash
+from terminal.reader import read_tap
+from terminal.tap import Tap
+
+BIN_DEFAULT = "621700"  # a UnionPay debit BIN (ISO/IEC 7812 issuer identification)
+PAN_DIGITS = 19
+GAP_MS_MEAN = 250
+DENIED_SHARE = 0.02
+CARDS_MAX = 10_000_000
+GATES_MAX = 100_000
+CONCURRENCY_DEFAULT = 32
+START_DEFAULT = datetime.datetime(2026, 11, 30, 7, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=8)))
+
+assert len(BIN_DEFAULT) + 7 + 1 <= PAN_DIGITS and 0 < DENIED_SHARE < 1
+
+
+class Fault(enum.IntEnum):
+    """What is wrong with a simulated tap on purpose; ``none`` for a good tap. A bad tap
+    carries exactly one fault, so the expected decline reason is unambiguous."""
+
+    none = 0
+    wrong_arqc = 1
+    replayed_atc = 2
+    deny_listed = 3
+
+
+class SimulatedTap(NamedTuple):
+    """A tap and the fault the simulator put into it."""
+
+    tap: Tap
+    fault: Fault
+
+
+class Gate(NamedTuple):
+    gate_id: str
+    station: str
+    direction: str
+
+
+class Simulation:
+    """A deterministic population of cards and gates producing taps.
+
+    Parameters
+    ----------
+    cards, gates : int
+        How many emulated cards and gates (1..10,000,000 and 1..100,000). With faults
+        enabled there must be at least 2 cards (some are deny-listed).
+    bad_share : float
+        Share of taps (0 to 1) that carry a fault, split evenly between the three kinds.
+    seed : int
+        Seeds every random choice, the keys and the PANs.
+    schemes : Sequence[str]
+        Scheme names (:data:`hsm.scheme.SCHEMES`); cards take them in turn.
+    amount : int
+        The amount, in minor units, each gate asks the card to authorise (0: the engine
+        prices the journey afterwards, as open-loop transit does).
+    start : datetime
+        Local time of the first tap (timezone-aware).
+
+    Raises
+    ------
+    ValueError
+        A count or share out of range, or an unknown scheme.
+    """
+
+    def __init__(self, *, cards: int, gates: int, bad_share: float = 0.0, seed: int = 0,
+                 schemes: Sequence[str] = ("pboc-3des",), amount: int = 0,
+                 start: datetime.datetime = START_DEFAULT, gap_ms_mean: int = GAP_MS_MEAN,
+                 bin_prefix: str = BIN_DEFAULT):
+        if not 1 <= cards <= CARDS_MAX:
+            raise ValueError(f"cards: must be 1..{CARDS_MAX}, got {cards}")
+        if not 1 <= gates <= GATES_MAX:
+            raise ValueError(f"gates: must be 1..{GATES_MAX}, got {gates}")
+        if not 0.0 <= bad_share <= 1.0:
+            raise ValueError(f"bad_share: must be 0..1, got {bad_share}")
+        if bad_share and cards < 2:
+            raise ValueError("cards: at least 2 are needed when bad_share > 0 (one is deny-listed)")
+        unknown = [name for name in schemes if name not in SCHEMES]
+        if unknown or not schemes:
+            raise ValueError(f"schemes: unknown {unknown or 'empty list'}; known: {', '.join(sorted(SCHEMES))}")
+        if start.utcoffset() is None:
+            raise ValueError("start: must be timezone-aware")
+        self.seed = seed
+        self.bad_share = bad_share
+        self.amount = amount
+        self._random = random.Random(seed)
+        self._clock = start
+        self._gap_ms_mean = gap_ms_mean
+        self._sequence = 0
+        self.issuer_master_keys = {name: _derived_key(f"imk/{seed}/{name}") for name in schemes}
+        self.gates = _gates(gates)
+        self.gate_keys = {gate.gate_id: _derived_key(f"gate/{seed}/{gate.gate_id}", 32) for gate in self.gates}
+        self.cards = [Card.issue(schemes[index % len(schemes)], self.issuer_master_keys[schemes[index % len(schemes)]],
+                                 _pan(bin_prefix, seed, index), f"{index % 3:02d}")
+                      for index in range(cards)]
+        self._cards_by_pan = {card.pan: card for card in self.cards}
+        denied_count = max(1, round(cards * DENIED_SHARE)) if bad_share else 0
+        self.denied_pans = frozenset(card.pan for card in self.cards[cards - denied_count:])
+        self._riders = self.cards[:cards - denied_count]
+        self._inside: dict[str, str] = {}  # PAN -> station entered
+        self._stations = sorted({gate.station for gate in self.gates})
+
+    def __repr__(self) -> str:
+        return (f"Simulation(cards={len(self.cards)}, gates={len(self.gates)}, "
+                f"bad_share={self.bad_share}, seed={self.seed})")
+
+    def deny_list(self, version: int = 1) -> DenyList:
+        """The deny list an engine should serve for this simulation (salt from the seed)."""
+        salt = _derived_key(f"salt/{self.seed}")
+        return DenyList(version, salt.hex(), sorted(card_hash(salt, pan) for pan in self.denied_pans))
+
+    def scheme_of(self, pan: str) -> str:
+        """The scheme name of the simulated card ``pan``."""
+        return self._cards_by_pan[pan].scheme_name
+
+    def taps(self, count: int) -> Iterator[SimulatedTap]:
+        """The next ``count`` taps, in local-time order."""
+        for _ in range(count):
+            yield self._next()
+
+    def _next(self) -> SimulatedTap:
+        fault = Fault.none
+        if self.bad_share and self._random.random() < self.bad_share:
+            fault = self._random.choice((Fault.wrong_arqc, Fault.replayed_atc, Fault.deny_listed))
+        if fault is Fault.deny_listed:
+            pan = self._random.choice(sorted(self.denied_pans))
+            card = self._cards_by_pan[pan]
+            return SimulatedTap(self._read(card, self._random.choice(self.gates)), fault)
+        card = self._random.choice(self._riders)
+        if fault is Fault.replayed_atc and card.atc >= 1:
+            last_atc = card.atc
+            card.atc = last_atc - 1
+            tap = self._read(card, self._random.choice(self.gates))
+            card.atc = last_atc
+            return SimulatedTap(tap, fault)
+        if fault is Fault.replayed_atc:
+            fault = Fault.none  # a card that never tapped has nothing to replay
+        tap = self._read(card, self._ride(card))
+        if fault is Fault.wrong_arqc:
+            arqc = bytearray.fromhex(tap.arqc)
+            arqc[self._random.randrange(8)] ^= 1 << self._random.randrange(8)
+            tap = msgspec.structs.replace(tap, arqc=arqc.hex().upper())
+        return SimulatedTap(tap, fault)
+
+    def _ride(self, card: Card) -> Gate:
+        """The gate of the card's next tap, and the rider's new state."""
+        entered = self._inside.pop(card.pan, None)
+        if len(self.gates) == 1:
+            return self.gates[0]
+        if entered is None:
+            gate = self._random.choice([gate for gate in self.gates if gate.direction == "entry"])
+            self._inside[card.pan] = gate.station
+            return gate
+        exits = [gate for gate in self.gates if gate.direction == "exit" and gate.station != entered]
+        return self._random.choice(exits or [gate for gate in self.gates if gate.direction == "exit"])
+
+    def _read(self, card: Card, gate: Gate) -> Tap:
+        self._clock += datetime.timedelta(milliseconds=self._random.expovariate(1 / self._gap_ms_mean))
+        self._sequence += 1
+        card.reset()
+        return read_tap(card.transmit, amount=self.amount,
+                        tap_id=f"{gate.gate_id}:{self.seed}:{self._sequence}",
+                        gate_id=gate.gate_id, station=gate.station, direction=gate.direction,
+                        local_time=self._clock.replace(microsecond=self._clock.microsecond // 1000 * 1000),
+                        un=self._random.randbytes(4))
+
+
+async def send_taps(taps: Iterable[Tap], engine_url: str, gate_keys: dict[str, bytes],
+                    queue_dir: Path, *, concurrency: int = CONCURRENCY_DEFAULT) -> Counter:
+    """Send taps to the engine through one :class:`GateClient` per gate, up to
+    ``concurrency`` in flight; return a Counter of outcomes: ``"approve"`` or
+    ``"decision/reason"`` (e.g. ``"decline/arqc_invalid"``).
+
+    Taps the engine could not take are queued under ``queue_dir`` (one SQLite file per
+    gate) and counted as ``"approve/offline"`` or ``"decline/offline_deny_list"``.
+
+    Raises
+    ------
+    GateError
+        The engine refused a request (4xx), e.g. a gate key it does not know.
+    """
+    assert concurrency >= 1
+    clients: dict[str, GateClient] = {}
+    outcomes: Counter = Counter()
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(tap: Tap) -> None:
+        client = clients.get(tap.gate_id)
+        if client is None:
+            client = clients[tap.gate_id] = GateClient(
+                engine_url, tap.gate_id, gate_keys[tap.gate_id], queue_dir / f"{tap.gate_id}.sqlite3")
+            await client.__aenter__()
+        async with semaphore:
+            decision = await client.submit(tap)
+        outcomes[f"{decision.decision}/{decision.reason}" if decision.reason else decision.decision] += 1
+
+    try:
+        pending: set[asyncio.Task] = set()
+        for tap in taps:
+            pending.add(asyncio.ensure_future(one(tap)))
+            if len(pending) >= concurrency * 2:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()
+        for task in asyncio.as_completed(pending):
+            await task
+    finally:
+        for client in clients.values():
+            await client.close()
+    return outcomes
+
+
+def _gates(count: int) -> list[Gate]:
+    if count == 1:
+        return [Gate("G0000", "S000", "single")]
+    return [Gate(f"G{index:04d}", f"S{index // 2:03d}", "entry" if index % 2 == 0 else "exit")
+            for index in range(count - count % 2)] + (
+        [Gate(f"G{count - 1:04d}", f"S{(count - 1) // 2 - 1:03d}", "entry")] if count % 2 else [])
+
+
+def _pan(bin_prefix: str, seed: int, index: int) -> str:
+    body_digits = PAN_DIGITS - 1 - len(bin_prefix)
+    account = (int.from_bytes(_derived_key(f"pan/{seed}"), "big") + index) % 10 ** body_digits
+    partial = f"{bin_prefix}{account:0{body_digits}d}"
+    return partial + luhn.calc_check_digit(partial)
+
+
+def _derived_key(label: str, length: int = 16) -> bytes:
+    return hashlib.sha256(f"onecard-simulation/{label}".encode()).digest()[:length]

@@ -1,0 +1,166 @@
+"""The ledger store against a real PostgreSQL: round trips, timestamps, queries, bad input."""
+
+import asyncio
+
+import pytest
+
+from ledger.errors import InvalidRequestError
+from ledger.limits import AMOUNT_MAX, BATCH_MAX
+from ledger.results import CreateAccountResult as A
+from ledger.results import CreateTransferResult as R
+from ledger.service import Ledger
+from ledger.types import Account, AccountBalance, AccountFilter, AccountFilterFlags as FF
+from ledger.types import AccountFlags as AF, Transfer, TransferFlags as F
+
+BIG = 2**127 + 12345  # a 128-bit id above the signed range
+
+
+def tr(id, debit, credit, amount, **fields):
+    return Transfer(id=id, debit_account_id=debit, credit_account_id=credit, amount=amount, ledger=1, code=1, **fields)
+
+
+async def setup(pool, *flags):
+    ledger = Ledger(pool)
+    accounts = [Account(id=i + 1, ledger=1, code=1, flags=f) for i, f in enumerate(flags)]
+    assert await ledger.create_accounts(accounts) == [A.ok] * len(accounts)
+    return ledger
+
+
+async def count(pool, table):
+    async with pool.acquire() as connection:
+        return await connection.fetchval(f"SELECT count(*) FROM {table}")
+
+
+async def test_round_trip_keeps_every_field(pool):
+    ledger = Ledger(pool)
+    account = Account(id=BIG, user_data_128=2**128 - 2, user_data_64=2**64 - 1, user_data_32=2**32 - 1,
+                      ledger=156, code=3, flags=AF.history)
+    assert await ledger.create_accounts([account, Account(id=7, ledger=156, code=1)]) == [A.ok, A.ok]
+    [stored] = await ledger.lookup_accounts([BIG])
+    assert stored.timestamp > 0
+    assert stored == Account(**{**{f: getattr(account, f) for f in account.__struct_fields__}, "timestamp": stored.timestamp})
+    transfer = Transfer(id=BIG + 1, debit_account_id=BIG, credit_account_id=7, amount=AMOUNT_MAX, user_data_128=5,
+                        user_data_64=2**63, user_data_32=9, ledger=156, code=4)
+    assert await ledger.create_transfers([transfer]) == [R.ok]
+    [got] = await ledger.lookup_transfers([BIG + 1, 12345])
+    assert got.timestamp > stored.timestamp
+    assert (got.amount, got.user_data_64, got.debit_account_id) == (AMOUNT_MAX, 2**63, BIG)
+    [debit, credit] = await ledger.lookup_accounts([BIG, 7])
+    assert (debit.debits_posted, credit.credits_posted) == (AMOUNT_MAX, AMOUNT_MAX)
+
+
+async def test_timestamps_strictly_increase_across_batches(pool):
+    ledger = await setup(pool, 0, 0)
+    for first in (10, 20, 30):
+        batch = [tr(first + k, 1, 2, 1) for k in range(3)]
+        assert await ledger.create_transfers(batch) == [R.ok] * 3
+    stamps = [t.timestamp for t in await ledger.lookup_transfers([10, 11, 12, 20, 21, 22, 30, 31, 32])]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 9
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    (tr(2, 1, 2, -1), "transfers[1].amount: must be an int in 0..9223372036854775807, got -1"),
+    (tr(2, 1, 2, 1.0), "transfers[1].amount: must be an int in 0..9223372036854775807, got 1.0"),
+    (tr(2, 1, 2, AMOUNT_MAX + 1), "transfers[1].amount: must be an int in 0..9223372036854775807, got 9223372036854775808"),
+    (tr(2**128, 1, 2, 1), "transfers[1].id: must be an int in 0..340282366920938463463374607431768211455"),
+    (tr(2, 1, 2, 1, flags=1 << 9), "transfers[1].flags: unknown flag bits 0x200"),
+    (tr(2, "1", 2, 1), "transfers[1].debit_account_id: must be an int"),
+    (tr(2, 1, 2, True), "transfers[1].amount: must be an int"),
+    ({"id": 2}, "transfers[1]: must be Transfer, got dict"),
+])
+async def test_invalid_input_is_refused_whole(pool, bad, message):
+    ledger = await setup(pool, 0, 0)
+    with pytest.raises(InvalidRequestError) as raised:
+        await ledger.create_transfers([tr(1, 1, 2, 5), bad])
+    assert str(raised.value).startswith(message)
+    assert isinstance(raised.value, ValueError)
+    assert await count(pool, "ledger_transfers") == 0
+
+
+async def test_batch_limit(pool):
+    ledger = await setup(pool, 0, 0)
+    with pytest.raises(InvalidRequestError, match=r"transfers: at most 8189 items per call, got 8190"):
+        await ledger.create_transfers([tr(k + 1, 1, 2, 1) for k in range(BATCH_MAX + 1)])
+    assert await ledger.create_transfers([tr(k + 1, 1, 2, 1) for k in range(BATCH_MAX)]) == [R.ok] * BATCH_MAX
+    [debit] = await ledger.lookup_accounts([1])
+    assert debit.debits_posted == BATCH_MAX
+
+
+async def test_callers_transaction_commits_or_rolls_back_with_the_caller(pool):
+    ledger = await setup(pool, 0, 0)
+    async with pool.acquire() as connection:
+        transaction = connection.transaction()
+        await transaction.start()
+        assert await ledger.create_transfers([tr(1, 1, 2, 5)], connection=connection) == [R.ok]
+        assert await ledger.create_transfers([tr(2, 1, 2, 6)], connection=connection) == [R.ok]
+        await transaction.rollback()
+        async with connection.transaction():
+            assert await ledger.create_transfers([tr(3, 1, 2, 7)], connection=connection) == [R.ok]
+    assert [t.id for t in await ledger.lookup_transfers([1, 2, 3])] == [3]
+    [debit] = await ledger.lookup_accounts([1])
+    assert debit.debits_posted == 7
+
+
+async def test_field_resend_rules_through_the_store(pool):
+    ledger = await setup(pool, 0, 0)
+    hold = tr(1, 1, 2, 30, flags=F.pending)
+    assert await ledger.create_transfers([hold]) == [R.ok]
+    assert await ledger.create_transfers([hold]) == [R.exists]
+    assert await ledger.create_transfers([tr(1, 1, 2, 31, flags=F.pending)]) == [R.exists_with_different_amount]
+    post = Transfer(id=2, pending_id=1, amount=AMOUNT_MAX, flags=F.post_pending_transfer)
+    assert await ledger.create_transfers([post]) == [R.ok]
+    assert await ledger.create_transfers([post]) == [R.exists]
+    assert await ledger.create_transfers([Transfer(id=3, pending_id=1, amount=1, flags=F.post_pending_transfer)]) == [
+        R.pending_transfer_already_posted]
+    assert await count(pool, "ledger_transfers") == 2
+    [debit, credit] = await ledger.lookup_accounts([1, 2])
+    assert (debit.debits_pending, debit.debits_posted, credit.credits_posted) == (0, 30, 30)
+
+
+async def test_pending_expiry(pool):
+    ledger = await setup(pool, 0, 0)
+    assert await ledger.create_transfers([tr(1, 1, 2, 40, flags=F.pending, timeout_s=1), tr(2, 1, 2, 2, flags=F.pending)]) == [R.ok, R.ok]
+    [hold] = await ledger.lookup_transfers([1])
+    assert await ledger.expire_pending_transfers(now_ns=hold.timestamp + 10**9 - 1) == 0
+    assert await ledger.expire_pending_transfers(now_ns=hold.timestamp + 10**9) == 1
+    assert await ledger.expire_pending_transfers(now_ns=hold.timestamp + 10**9) == 0
+    [debit] = await ledger.lookup_accounts([1])
+    assert debit.debits_pending == 2
+    post = Transfer(id=3, pending_id=1, amount=AMOUNT_MAX, flags=F.post_pending_transfer)
+    assert await ledger.create_transfers([post]) == [R.pending_transfer_expired]
+
+
+async def test_get_account_transfers_filters(pool):
+    ledger = await setup(pool, 0, 0, 0)
+    batch = [tr(1, 1, 2, 1), tr(2, 2, 1, 2), tr(3, 1, 3, 3, user_data_32=7), Transfer(
+        id=4, debit_account_id=3, credit_account_id=1, amount=4, ledger=1, code=9)]
+    assert await ledger.create_transfers(batch) == [R.ok] * 4
+    ids = lambda rows: [t.id for t in rows]  # noqa: E731
+    assert ids(await ledger.get_account_transfers(AccountFilter(account_id=1))) == [1, 2, 3, 4]
+    assert ids(await ledger.get_account_transfers(AccountFilter(account_id=1, flags=FF.debits))) == [1, 3]
+    assert ids(await ledger.get_account_transfers(AccountFilter(account_id=1, flags=FF.credits | FF.reversed))) == [4, 2]
+    assert ids(await ledger.get_account_transfers(AccountFilter(account_id=1, limit=2))) == [1, 2]
+    assert ids(await ledger.get_account_transfers(AccountFilter(account_id=1, code=9))) == [4]
+    assert ids(await ledger.get_account_transfers(AccountFilter(account_id=1, user_data_32=7))) == [3]
+    [_, second, third, _] = await ledger.lookup_transfers([1, 2, 3, 4])
+    window = AccountFilter(account_id=1, timestamp_min=second.timestamp, timestamp_max=third.timestamp)
+    assert ids(await ledger.get_account_transfers(window)) == [2, 3]
+    with pytest.raises(InvalidRequestError, match="filter.flags: must select debits, credits or both"):
+        await ledger.get_account_transfers(AccountFilter(account_id=1, flags=FF.reversed))
+
+
+async def test_get_account_balances_of_history_account(pool):
+    ledger = await setup(pool, AF.history, 0)
+    assert await ledger.create_transfers([tr(1, 1, 2, 5), tr(2, 2, 1, 3), tr(3, 1, 2, 4, flags=F.pending)]) == [R.ok] * 3
+    stamps = [t.timestamp for t in await ledger.lookup_transfers([1, 2, 3])]
+    assert await ledger.get_account_balances(AccountFilter(account_id=1)) == [
+        AccountBalance(0, 5, 0, 0, stamps[0]), AccountBalance(0, 5, 0, 3, stamps[1]), AccountBalance(4, 5, 0, 3, stamps[2])]
+    assert await ledger.get_account_balances(AccountFilter(account_id=2)) == []
+
+
+async def test_same_new_id_racing_on_different_accounts(pool):
+    ledger = await setup(pool, 0, 0, 0, 0)
+    results = await asyncio.gather(
+        ledger.create_transfers([tr(9, 1, 2, 5)]), ledger.create_transfers([tr(9, 3, 4, 5)]))
+    assert sorted(r for [r] in results) == sorted([R.ok, R.exists_with_different_debit_account_id])
+    assert await count(pool, "ledger_transfers") == 1
