@@ -13,8 +13,9 @@ import msgspec
 
 from adapters import signing
 from engine.taps.reasons import Reason
+from terminal.gate import DenyList as GateDenyList
 from terminal.tap import Tap
-from engine.taps.wire import (AlertList, DenyList, Health, JourneyList, Problem, TapAnswer,
+from engine.taps.wire import (AlertList, DenyEntries, Health, JourneyList, Problem, TapAnswer,
                               TapBatchAnswer, TapConflict)
 
 REF = "#/components/schemas/{name}"
@@ -61,7 +62,7 @@ _DENY_PARAMETERS = [
 def document() -> dict[str, Any]:
     """The whole document (the tap request is :class:`terminal.tap.Tap`)."""
     _, components = msgspec.json.schema_components(
-        [Tap, TapAnswer, TapConflict, TapBatchAnswer, Problem, DenyList, JourneyList,
+        [Tap, GateDenyList, TapAnswer, TapConflict, TapBatchAnswer, Problem, DenyEntries, JourneyList,
          AlertList, Health], ref_template=REF)
     reasons = ", ".join(f"{reason.value} {reason.name}" for reason in Reason)
     tap_name = Tap.__name__
@@ -79,8 +80,12 @@ def document() -> dict[str, Any]:
                 "409": _answer("same tap_id, different body; the field is named", "TapConflict"),
             }})},
         "/v1/deny-list": {"get": _signed({
-            "operationId": "deny_list", "summary": "Cards gates must refuse",
-            "responses": {"200": _answer("every entry", "DenyList")}})},
+            "operationId": "deny_list",
+            "summary": "Cards gates must refuse, as salted SHA-256 of their PANs",
+            "responses": {"200": _answer("version, salt and hashes", "DenyList")}})},
+        "/v1/deny-list/entries": {"get": _signed({
+            "operationId": "deny_entries", "summary": "Deny-list entries by card token (admin)",
+            "responses": {"200": _answer("every entry", "DenyEntries")}})},
         "/v1/deny-list/{card_token}/{reason}": {
             "put": _signed({"operationId": "deny_card", "summary": "List a card (admin)",
                             "parameters": _DENY_PARAMETERS,

@@ -24,7 +24,7 @@ from engine.taps.devices import Device, DeviceRegistry
 from engine.taps.keys import IssuerKeys
 from engine.taps.service import TapService
 from terminal.tap import Tap
-from engine.taps.wire import (AlertList, DenyList, Health, JourneyList, Problem, TapAnswer,
+from engine.taps.wire import (AlertList, DenyEntries, Health, JourneyList, Problem, TapAnswer,
                               TapBatchAnswer, TapConflict, TapError)
 
 TAPS_PER_UPLOAD_MAX = 10_000
@@ -35,6 +35,7 @@ DENY_REASONS = ("lost", "closed", "unpaid_debt")
 ROLES: dict[str, frozenset[str]] = {
     "taps": frozenset({"gate", "admin"}),
     "deny_list": frozenset({"gate", "admin"}),
+    "deny_entries": frozenset({"admin"}),
     "deny_card": frozenset({"admin"}),
     "allow_card": frozenset({"admin"}),
     "journeys": frozenset({"admin"}),
@@ -124,7 +125,12 @@ async def post_taps(request: web.Request) -> web.Response:
 
 async def get_deny_list(request: web.Request) -> web.Response:
     async with request.app[SERVICES].pool.acquire() as connection:
-        return _json(DenyList(entries=await store.deny_list(connection)))
+        return _json(await store.gate_deny_list(connection))
+
+
+async def get_deny_entries(request: web.Request) -> web.Response:
+    async with request.app[SERVICES].pool.acquire() as connection:
+        return _json(DenyEntries(entries=await store.deny_entries(connection)))
 
 
 def _deny_target(request: web.Request) -> tuple[str, str]:
@@ -195,6 +201,8 @@ def add_routes(app: web.Application) -> None:
     router = app.router
     router.add_post("/v1/taps", post_taps, name="taps")
     router.add_get("/v1/deny-list", get_deny_list, name="deny_list", allow_head=False)
+    router.add_get("/v1/deny-list/entries", get_deny_entries, name="deny_entries",
+                   allow_head=False)
     router.add_put("/v1/deny-list/{card_token}/{reason}", put_deny, name="deny_card")
     router.add_delete("/v1/deny-list/{card_token}/{reason}", delete_deny, name="allow_card")
     router.add_get("/v1/cards/{card_token}/journeys", get_journeys, name="journeys",

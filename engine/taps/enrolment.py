@@ -1,7 +1,9 @@
 """Setting up transit: issuers, operators and cards (used by the CLI, tests, benchmark).
 
 A card is enrolled by its PAN: the key service turns the PAN into its token (the PAN is
-not kept), the ledger gets the card's account, and ``transit_cards`` the card's state row.
+not kept), the ledger gets the card's account, and ``transit_cards`` the card's state row
+with the salted PAN hash gates match their deny list with (:func:`terminal.gate.card_hash`;
+a gate must compute it from the PAN it reads, so it is as guessable as the PAN space).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from engine.taps import store
 from engine.taps.posting import card_account, operator_account
 from ledger.results import CreateAccountResult
 from ledger.service import Ledger
+from terminal.gate import card_hash
 
 _CREATED = (CreateAccountResult.ok, CreateAccountResult.exists)
 
@@ -47,10 +50,13 @@ async def enrol_card(pool: asyncpg.Pool, ledger: Ledger, key_service, *, pan: st
         ``pan`` is not 8 to 19 digits (from the key service).
     """
     token = await key_service.tokenize_pan(pan)
+    async with pool.acquire() as connection:
+        pan_hash = card_hash(await store.deny_list_salt(connection), pan)
     [result] = await ledger.create_accounts([card_account(account_id)])
     if result not in _CREATED:
         raise ConflictError(f"account_id: {account_id} cannot be a card account ({result.name})")
     async with pool.acquire() as connection:
         await store.enrol_card(connection, token, account_id=account_id, bank_code=bank_code,
-                               birth_date=birth_date, entitlements=entitlements)
+                               pan_hash=pan_hash, birth_date=birth_date,
+                               entitlements=entitlements)
     return token

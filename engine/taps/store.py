@@ -19,6 +19,7 @@ import msgspec
 from engine.taps.decision import CardState, RaisedAlert
 from engine.taps.reasons import Reason
 from engine.taps.wire import Alert, DenyEntry, Journey, TapAnswer
+from terminal.gate import DenyList as GateDenyList
 
 JOURNEYS_LISTED_MAX = 1000
 ALERTS_LISTED_MAX = 1000
@@ -146,7 +147,7 @@ async def write_batch(connection: asyncpg.Connection, records: list[TapRecord],
 
 
 async def enrol_card(connection: asyncpg.Connection, card_token: str, *, account_id: int,
-                     bank_code: str, birth_date: date | None = None,
+                     bank_code: str, pan_hash: str, birth_date: date | None = None,
                      entitlements: Iterable[str] = ()) -> None:
     """Enrol a card for transit: its ledger account, issuing bank and rider profile.
 
@@ -155,12 +156,13 @@ async def enrol_card(connection: asyncpg.Connection, card_token: str, *, account
     """
     assert card_token and bank_code and account_id > 0
     await connection.execute(
-        """INSERT INTO transit_cards (card_token, account_id, bank_code, birth_date, entitlements)
-           VALUES ($1, $2, $3, $4, $5)
+        """INSERT INTO transit_cards (card_token, account_id, bank_code, birth_date, entitlements,
+                                        pan_hash)
+           VALUES ($1, $2, $3, $4, $5, $6)
            ON CONFLICT (card_token) DO UPDATE SET account_id = EXCLUDED.account_id,
                bank_code = EXCLUDED.bank_code, birth_date = EXCLUDED.birth_date,
-               entitlements = EXCLUDED.entitlements""",
-        card_token, account_id, bank_code, birth_date, sorted(entitlements),
+               entitlements = EXCLUDED.entitlements, pan_hash = EXCLUDED.pan_hash""",
+        card_token, account_id, bank_code, birth_date, sorted(entitlements), pan_hash,
     )
 
 
@@ -197,7 +199,10 @@ async def deny(connection: asyncpg.Connection, card_token: str, reason: str) -> 
     status = await connection.execute(
         """INSERT INTO transit_deny_list (card_token, reason) VALUES ($1, $2)
            ON CONFLICT DO NOTHING""", card_token, reason)
-    return status.endswith(" 1")
+    changed = status.endswith(" 1")
+    if changed:
+        await _next_deny_list_version(connection)
+    return changed
 
 
 async def allow(connection: asyncpg.Connection, card_token: str, reason: str) -> bool:
@@ -205,10 +210,33 @@ async def allow(connection: asyncpg.Connection, card_token: str, reason: str) ->
     status = await connection.execute(
         "DELETE FROM transit_deny_list WHERE card_token = $1 AND reason = $2",
         card_token, reason)
-    return status != "DELETE 0"
+    changed = status != "DELETE 0"
+    if changed:
+        await _next_deny_list_version(connection)
+    return changed
 
 
-async def deny_list(connection: asyncpg.Connection) -> list[DenyEntry]:
+async def _next_deny_list_version(connection: asyncpg.Connection) -> None:
+    await connection.execute("UPDATE transit_deny_list_state SET version = version + 1")
+
+
+async def deny_list_salt(connection: asyncpg.Connection) -> bytes:
+    """The salt of the gates' deny list (16 to 64 bytes, per deployment)."""
+    return bytes(await connection.fetchval("SELECT salt FROM transit_deny_list_state"))
+
+
+async def gate_deny_list(connection: asyncpg.Connection) -> GateDenyList:
+    """The deny list as gates hold it: version, salt, salted PAN hashes of listed cards."""
+    state = await connection.fetchrow("SELECT salt, version FROM transit_deny_list_state")
+    hashes = await connection.fetch(
+        """SELECT DISTINCT c.pan_hash FROM transit_deny_list d
+           JOIN transit_cards c ON c.card_token = d.card_token
+           WHERE c.pan_hash IS NOT NULL ORDER BY c.pan_hash""")
+    return GateDenyList(version=state["version"], salt=bytes(state["salt"]).hex(),
+                        cards=[row["pan_hash"] for row in hashes])
+
+
+async def deny_entries(connection: asyncpg.Connection) -> list[DenyEntry]:
     """Every deny-list entry, by card token then reason."""
     rows = await connection.fetch(
         "SELECT card_token, reason FROM transit_deny_list ORDER BY card_token, reason")

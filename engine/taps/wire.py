@@ -75,7 +75,7 @@ class DenyEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reason: Literal["lost", "closed", "unpaid_debt"]
 
 
-class DenyList(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class DenyEntries(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     entries: list[DenyEntry]
 
 

@@ -58,7 +58,7 @@ async def test_same_tap_id_with_different_body_is_a_conflict_naming_the_field(ap
 async def test_deny_list_reasons_decline(api, rider, reason):
     status, _ = await api.call("PUT", f"/v1/deny-list/{rider.token}/{reason}", device="admin-1")
     assert status == 201
-    status, listed = await api.call("GET", "/v1/deny-list")
+    status, listed = await api.call("GET", "/v1/deny-list/entries", device="admin-1")
     assert listed == {"entries": [{"card_token": rider.token, "reason": reason}]}
     _, answer = await api.tap(rider.tap("t-d"))
     expected = {"lost": "card_lost", "closed": "card_closed", "unpaid_debt": "unpaid_debt"}
@@ -69,6 +69,19 @@ async def test_deny_list_reasons_decline(api, rider, reason):
     assert status == 204
     _, answer = await api.tap(rider.tap("t-e", minutes=1))
     assert answer["reason"] == "approved"
+
+
+async def test_gates_get_the_deny_list_as_salted_pan_hashes(api, rider):
+    from terminal.gate import DenyList, card_hash
+
+    _, before = await api.call("GET", "/v1/deny-list")
+    assert before["cards"] == []
+    await api.call("PUT", f"/v1/deny-list/{rider.token}/lost", device="admin-1")
+    await api.call("PUT", f"/v1/deny-list/{rider.token}/unpaid_debt", device="admin-1")
+    status, after = await api.call("GET", "/v1/deny-list")
+    listed = msgspec.convert(after, DenyList)  # the terminal's own wire type decodes it
+    assert listed.cards == [card_hash(bytes.fromhex(listed.salt), rider.pan)]
+    assert (status, listed.salt, listed.version) == (200, before["salt"], before["version"] + 2)
 
 
 async def test_gate_may_not_administer_the_deny_list(api, rider):
