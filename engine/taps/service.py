@@ -170,6 +170,14 @@ class TapService:
             return answers
 
     async def _commit(self, prepared: list) -> list[TapAnswer | TapConflict]:
+        try:
+            return await self._commit_once(prepared)
+        except asyncpg.UniqueViolationError:
+            # Taps of cards that lock no row (not enrolled) can race on the same tap_id
+            # from two processes; the second attempt sees the first one's record.
+            return await self._commit_once(prepared)
+
+    async def _commit_once(self, prepared: list) -> list[TapAnswer | TapConflict]:
         started_s = time.perf_counter()
         async with self._pool.acquire() as connection:
             async with connection.transaction():

@@ -93,10 +93,14 @@ def rider():
 
 
 @pytest.fixture
-async def api(pool, key_service, shared_data, rider):
-    """The engine on a free port, one enrolled rider (account 5001), gate-1 on the metro."""
+async def api(request, pool, key_service, shared_data, rider):
+    """The engine on a free port, one enrolled rider (account 5001), gate-1 on the metro.
+
+    Parametrize indirectly with a flush size (1 = batching off); the default is 64.
+    """
     ledger = Ledger(pool)
-    services = build_services(pool, key_service, TapSettings(flush_size_max=64,
+    flush_size_max = getattr(request, "param", 64)
+    services = build_services(pool, key_service, TapSettings(flush_size_max=flush_size_max,
                                                              flush_delay_ms=1,
                                                              shared_data=shared_data))
     await open_operator(ledger, OPERATOR_ACCOUNT_ID)

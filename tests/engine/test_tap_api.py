@@ -4,6 +4,8 @@ auth, offline uploads."""
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 import pytest
 
@@ -37,6 +39,19 @@ async def test_repeat_returns_first_answer_and_never_charges_twice(api, rider):
     assert status == 200
     assert again == first | {"replayed": True}
     assert await api.balance(CARD_ACCOUNT_ID) == (FARE_MINOR, 0)
+
+
+@pytest.mark.parametrize("api", [64, 1], ids=["batched", "unbatched"], indirect=True)
+async def test_concurrent_repeats_charge_once(api, rider):
+    await api.tap(rider.tap("t-1"))
+    exit_tap = rider.tap("t-2", "exit", "tianfuguangchang", minutes=20)
+    answers = await asyncio.gather(*(api.tap(exit_tap) for _ in range(6)))
+    assert [status for status, _ in answers] == [200] * 6
+    assert sorted(answer["replayed"] for _, answer in answers) == [False] + [True] * 5
+    assert {answer["fare_minor"] for _, answer in answers} == {FARE_MINOR}
+    assert await api.balance(CARD_ACCOUNT_ID) == (FARE_MINOR, 0)
+    async with api.pool.acquire() as connection:
+        assert await connection.fetchval("SELECT count(*) FROM ledger_transfers") == 1
 
 
 async def test_repeat_in_other_hex_case_is_the_same_tap(api, rider):
