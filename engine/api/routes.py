@@ -18,6 +18,8 @@ from aiohttp import web
 from adapters.errors import SignatureError
 from engine.api.metrics import Metrics
 from engine.errors import ConflictError, NotFoundError
+from hsm.errors import HsmError
+from ledger.errors import ConflictError as LedgerConflictError
 from engine.taps import store
 from engine.taps.batcher import QueueFullError
 from engine.taps.devices import Device, DeviceRegistry
@@ -94,7 +96,9 @@ async def errors_and_auth(request: web.Request, handler):
         return _problem(404, str(error))
     except ConflictError as error:
         return _problem(409, str(error))
-    except (QueueFullError, asyncpg.PostgresError, OSError) as error:
+    except (QueueFullError, asyncpg.PostgresError, OSError, LedgerConflictError,
+            HsmError) as error:
+        # Transient: nothing was recorded (the flush's transaction rolled back).
         return _problem(503, f"temporarily unavailable ({error.__class__.__name__}); retry")
 
 
