@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from adapters.signing import sign
-from conftest import OPERATOR_ACCOUNT_ID, Rider
+from tapkit import OPERATOR_ACCOUNT_ID, Rider
 
 CARD_ACCOUNT_ID = 5001
 # Weijianian -> Tianfu Square on Chengdu Line 1: 7.540 km, band 4-8 km = 3 CNY.
