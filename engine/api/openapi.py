@@ -97,7 +97,8 @@ def document() -> dict[str, Any]:
                                              "404": _answer("not listed", "Problem")}}),
         },
         "/v1/cards/{card_token}/journeys": {"get": _signed({
-            "operationId": "journeys", "summary": "A card's recorded taps, newest first (admin)",
+            "operationId": "journeys",
+            "summary": "A card's journeys and recorded taps, newest first (admin)",
             "parameters": [_path_parameter("card_token", "the card's PAN token")],
             "responses": {"200": _answer("taps", "JourneyList")}})},
         "/v1/alerts": {"get": _signed({

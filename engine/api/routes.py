@@ -20,7 +20,7 @@ from engine.api.metrics import Metrics
 from engine.errors import ConflictError, NotFoundError
 from hsm.errors import HsmError
 from ledger.errors import ConflictError as LedgerConflictError
-from engine.taps import store
+from engine.taps import journeys, store
 from engine.taps.batcher import QueueFullError
 from engine.taps.devices import Device, DeviceRegistry
 from engine.taps.keys import IssuerKeys
@@ -162,8 +162,9 @@ async def delete_deny(request: web.Request) -> web.Response:
 async def get_journeys(request: web.Request) -> web.Response:
     card_token = request.match_info["card_token"]
     async with request.app[SERVICES].pool.acquire() as connection:
-        listed = await store.journeys(connection, card_token)
-    return _json(JourneyList(card_token=card_token, journeys=listed))
+        taps = await store.card_taps(connection, card_token)
+    return _json(JourneyList(card_token=card_token, journeys=journeys.pair(taps),
+                             taps=taps[::-1]))
 
 
 async def get_alerts(request: web.Request) -> web.Response:

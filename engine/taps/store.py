@@ -18,7 +18,7 @@ import msgspec
 
 from engine.taps.decision import CardState, RaisedAlert
 from engine.taps.reasons import Reason
-from engine.taps.wire import Alert, DenyEntry, Journey, TapAnswer
+from engine.taps.wire import Alert, CardTap, DenyEntry, TapAnswer
 from terminal.gate import DenyList as GateDenyList
 
 JOURNEYS_LISTED_MAX = 1000
@@ -243,16 +243,19 @@ async def deny_entries(connection: asyncpg.Connection) -> list[DenyEntry]:
     return [DenyEntry(card_token=r["card_token"], reason=r["reason"]) for r in rows]
 
 
-async def journeys(connection: asyncpg.Connection, card_token: str,
-                   limit: int = JOURNEYS_LISTED_MAX) -> list[Journey]:
-    """The card's recorded taps, newest first (at most ``limit``)."""
+async def card_taps(connection: asyncpg.Connection, card_token: str,
+                    limit: int = JOURNEYS_LISTED_MAX) -> list[CardTap]:
+    """The card's latest ``limit`` recorded taps, oldest first."""
     assert 1 <= limit <= JOURNEYS_LISTED_MAX
     rows = await connection.fetch(
-        """SELECT tap_id, tapped_at, station, direction, reason, fare_minor, day_total_minor
-           FROM transit_taps WHERE card_token = $1 ORDER BY tapped_at DESC, tap_id LIMIT $2""",
+        """SELECT * FROM (
+               SELECT tap_id, tapped_at, station, direction, reason, fare_minor, day_total_minor
+               FROM transit_taps WHERE card_token = $1
+               ORDER BY tapped_at DESC, tap_id DESC LIMIT $2) latest
+           ORDER BY tapped_at, tap_id""",
         card_token, limit)
     return [
-        Journey(tap_id=r["tap_id"], tapped_at=r["tapped_at"].isoformat(), station=r["station"],
+        CardTap(tap_id=r["tap_id"], tapped_at=r["tapped_at"].isoformat(), station=r["station"],
                 direction=r["direction"], decision=Reason(r["reason"]).decision,
                 reason=Reason(r["reason"]).name, fare_minor=r["fare_minor"],
                 day_total_minor=r["day_total_minor"])

@@ -79,22 +79,40 @@ class DenyEntries(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     entries: list[DenyEntry]
 
 
-class Journey(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One recorded tap of a card, newest first, as listed by the journeys endpoint."""
+class CardTap(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One recorded tap of a card (``tapped_at``: ISO 8601 with offset)."""
 
     tap_id: str
     tapped_at: str
     station: str
-    direction: str
+    direction: Literal["entry", "exit", "single"]
     decision: Literal["approved", "declined"]
     reason: str
     fare_minor: Minor
     day_total_minor: Minor
 
 
+class Journey(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Approved taps paired into a journey, as a rider reads a statement.
+
+    ``kind``: ``complete`` (entry then exit), ``open`` (the card's latest entry, no exit
+    yet), ``missing_exit`` (an entry followed by another entry), ``exit_without_entry``,
+    or ``single`` (a flat-fare validator). ``fare_minor`` is what its taps charged (the
+    fare engine charges a missing exit's maximum fare at the card's next tap).
+    """
+
+    kind: Literal["complete", "open", "missing_exit", "exit_without_entry", "single"]
+    entry: CardTap | None
+    exit: CardTap | None
+    fare_minor: Minor
+
+
 class JourneyList(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A card's journeys and all its recorded taps (declined too), newest first."""
+
     card_token: CardToken
     journeys: list[Journey]
+    taps: list[CardTap]
 
 
 class Alert(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -220,10 +220,16 @@ async def test_malformed_tap_names_the_field(api):
 async def test_journeys_list_a_cards_taps(api, rider):
     await api.tap(rider.tap("j-1"))
     await api.tap(rider.tap("j-2", "exit", "tianfuguangchang", minutes=20))
+    await api.tap(rider.tap("j-3", minutes=40))
+    await api.tap(msgspec.structs.replace(rider.tap("j-4", minutes=50), arqc="00" * 8))
     status, body = await api.call("GET", f"/v1/cards/{rider.token}/journeys", device="admin-1")
     assert status == 200
-    assert [(j["tap_id"], j["station"], j["direction"], j["fare_minor"]) for j in body["journeys"]] == [
-        ("j-2", "tianfuguangchang", "exit", FARE_MINOR), ("j-1", "weijianian", "entry", 0)]
+    assert [(j["kind"], j["entry"]["tap_id"], j["exit"] and j["exit"]["tap_id"], j["fare_minor"])
+            for j in body["journeys"]] == [("open", "j-3", None, 0),
+                                           ("complete", "j-1", "j-2", FARE_MINOR)]
+    assert [(t["tap_id"], t["station"], t["reason"]) for t in body["taps"]] == [
+        ("j-4", "weijianian", "arqc_invalid"), ("j-3", "weijianian", "approved"), ("j-2", "tianfuguangchang", "approved"),
+        ("j-1", "weijianian", "approved")]
 
 
 async def test_cloned_card_is_declined_and_alerted(api, rider):
