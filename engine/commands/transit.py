@@ -8,7 +8,7 @@
 | ``admin-add ID`` | register an admin device, print its secret |
 | ``device-revoke ID`` | refuse the device's signatures from now on |
 | ``enrol-card --bank B`` | enrol the card whose PAN is read from stdin, print its token |
-| ``close-day [--day D]`` | the day's collections per bank (default: the last closed day) |
+| ``close-day [--day D]`` | charge missing exits, then the day's collections per bank (default: the last closed day) |
 | ``collection TOKEN DAY collected\\|declined\\|cleared [--bank-account ID]`` | a bank's answer |
 """
 
@@ -161,15 +161,23 @@ def _enrol_card(args: argparse.Namespace) -> int:
 
 
 def _close_day(args: argparse.Namespace) -> int:
+    from engine.app import default_shared_data
     from engine.fares.config import load_engine
     from engine.fares.days import transit_date
-    from engine.taps.collections import close_day
-    from engine.app import default_shared_data
+    from engine.taps.collections import charge_missing_exits, close_day
+    from engine.taps.posting import LedgerPosting
+    from engine.taps.pricing import FarePricing
 
     fares = load_engine(shared_data=default_shared_data())
-    current = transit_date(datetime.now(timezone.utc), fares.timezone, fares.day_boundary)
+    now_utc = datetime.now(timezone.utc)
+    current = transit_date(now_utc, fares.timezone, fares.day_boundary)
     day = args.day or date.fromordinal(current.toordinal() - 1)
-    grouped = _run(lambda pool, keys, ledger: close_day(pool, day, current_day=current))
+
+    async def work(pool, key_service, ledger):
+        await charge_missing_exits(pool, LedgerPosting(ledger), FarePricing(fares), now_utc)
+        return await close_day(pool, day, current_day=current)
+
+    grouped = _run(work)
     lines = [f"{bank} {c.card_token} {c.amount_minor} ({c.tap_count} taps)"
              for bank, items in grouped.items() for c in items]
     emit(args, "\n".join(lines) or f"no collections for {day}",

@@ -19,7 +19,7 @@ and day), and a day still open (its boundary not yet passed) is refused.
 from __future__ import annotations
 
 import hashlib
-from datetime import date
+from datetime import date, datetime
 
 import asyncpg
 
@@ -27,6 +27,13 @@ from engine.errors import ConflictError, NotFoundError
 from engine.fares.aggregation import Collection, PricedTap, collections_by_bank
 from engine.taps import store
 from engine.taps.posting import LEDGER_CNY, POSTED, TRANSFER_CODE_COLLECTION
+from engine.taps.journeys import MISSING_EXIT_SUFFIX
+from engine.taps.pricing import FarePricing
+from engine.taps.reasons import Reason
+from engine.taps.service import FarePosting, TapLedger, transfer_id_for
+from engine.taps.store import TapRecord
+from engine.taps.wire import TapAnswer
+from msgspec.structs import replace
 from ledger.service import Ledger
 from ledger.types import Transfer
 
@@ -35,11 +42,70 @@ TRANSITIONS = {"requested": {"collected", "declined"}, "declined": {"cleared"},
                "collected": set(), "cleared": set()}
 
 
+async def charge_missing_exits(pool: asyncpg.Pool, posting: TapLedger, pricing: FarePricing,
+                               now_utc: datetime) -> int:
+    """Charge every open entry whose journey time is over at ``now_utc`` its network's
+    maximum fare; return how many were charged.
+
+    Each charge is recorded as a tap ``<entry tap_id>:missing-exit`` (approved, on the
+    entry's transit day, at the entry's station) and posted card -> the entry gate's
+    operator, with the card's new fare state, in one transaction per card. Running it
+    again charges nothing twice (the record's id is derived from the entry).
+    """
+    async with pool.acquire() as connection:
+        tokens = await connection.fetch(
+            """SELECT card_token FROM transit_cards WHERE fare_state IS NOT NULL
+               AND convert_from(fare_state, 'UTF8')::jsonb -> 'open_entry' <> 'null'::jsonb""")
+    charged = 0
+    for row in tokens:
+        async with pool.acquire() as connection:
+            async with connection.transaction():
+                charged += await _charge_missing_exit(connection, posting, pricing,
+                                                      row["card_token"], now_utc)
+    return charged
+
+
+async def _charge_missing_exit(connection: asyncpg.Connection, posting: TapLedger,
+                               pricing: FarePricing, card_token: str, now_utc: datetime) -> int:
+    card = (await store.lock_cards(connection, [card_token])).get(card_token)
+    found = pricing.missing_exit(card, now_utc) if card is not None else None
+    if found is None:
+        return 0
+    entry_tap_id, fare = found
+    tap_id = entry_tap_id + MISSING_EXIT_SUFFIX
+    entry = (await store.fetch_taps(connection, [entry_tap_id, tap_id]))
+    if tap_id in entry or entry_tap_id not in entry:
+        return 0
+    entry_record = entry[entry_tap_id]
+    operator_account_id = await connection.fetchval(
+        "SELECT operator_account_id FROM transit_devices WHERE device_id = $1",
+        entry_record.device_id)
+    reason = Reason.approved
+    transfer_id = transfer_id_for(tap_id) if fare.fare_minor > 0 else None
+    record = TapRecord(
+        answer=TapAnswer(tap_id=tap_id, decision=reason.decision, reason=reason.name,
+                         reason_code=int(reason), fare_minor=fare.fare_minor,
+                         rider_category=fare.rider_category,
+                         day_total_minor=fare.day_total_minor, day_cap_minor=fare.day_cap_minor),
+        request={"missing_exit_of": entry_tap_id}, device_id=entry_record.device_id,
+        card_token=card_token, station=entry_record.station, direction="exit",
+        tapped_at=entry_record.tapped_at, transit_day=fare.transit_day, transfer_id=transfer_id)
+    await store.write_batch(connection, [record],
+                            [replace(card, fare_state=fare.fare_state)], [])
+    if transfer_id is not None:
+        [posted] = await posting.post(connection, [FarePosting(
+            transfer_id, card.account_id, int(operator_account_id), fare.fare_minor, tap_id)])
+        if not posted:
+            raise ConflictError(f"missing exit of {entry_tap_id}: the ledger refused the fare")
+    return 1
+
+
 async def close_day(pool: asyncpg.Pool, transit_day: date, *, current_day: date) -> dict[str, tuple[Collection, ...]]:
     """Record and return the day's collections per bank (see the module docstring).
 
     ``current_day`` is the transit day in progress now (the fare engine's day boundary
-    applied); only days before it are closed.
+    applied); only days before it are closed. Run :func:`charge_missing_exits` first so
+    the day's unfinished journeys are in its totals.
 
     Raises
     ------

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from engine.taps.wire import CardTap, Journey
 
+# The record the daily close writes when it charges an entry's missing exit.
+MISSING_EXIT_SUFFIX = ":missing-exit"
+
 
 def pair(taps: list[CardTap]) -> list[Journey]:
     """Journeys of ``taps`` (oldest first), newest journey first; declined taps are left out.
@@ -26,6 +29,8 @@ def pair(taps: list[CardTap]) -> list[Journey]:
             continue
         if tap.direction == "exit":
             kind = "complete" if entry is not None else "exit_without_entry"
+            if tap.tap_id.endswith(MISSING_EXIT_SUFFIX):
+                kind = "missing_exit"
             fare_minor = tap.fare_minor + (entry.fare_minor if entry is not None else 0)
             journeys.append(Journey(kind, entry, tap, fare_minor))
             entry = None

@@ -13,7 +13,7 @@ is declined, never priced out of order.
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import datetime, timezone
 
 import msgspec
 
@@ -58,6 +58,21 @@ class FarePricing:
                     day_cap_minor=priced.daily_cap_minor or 0,
                     transit_day=priced.transit_date.isoformat(),
                     fare_state=encode_state(priced.state))
+
+    def missing_exit(self, card: CardState, now_utc: datetime) -> tuple[str, Fare] | None:
+        """The maximum fare of the card's open entry once its journey time is over at
+        ``now_utc`` (the daily close calls this): ``(entry tap_id, fare)``, else ``None``."""
+        state = decode_state(card.fare_state) if card.fare_state else CardFareState()
+        if state.open_entry is None:
+            return None
+        rider = RiderProfile(birth_date=card.birth_date, entitlements=card.entitlements)
+        priced = self._engine.close_open_entry(state, now_utc, rider)
+        if priced.state.open_entry is not None:
+            return None
+        return state.open_entry.tap_id, Fare(
+            fare_minor=priced.fare_minor, rider_category=priced.rider_category_id,
+            day_total_minor=priced.day_total_minor, day_cap_minor=priced.daily_cap_minor or 0,
+            transit_day=priced.transit_date.isoformat(), fare_state=encode_state(priced.state))
 
     def detect(self, card: CardState, facts: TapFacts) -> tuple[tuple[RaisedAlert, ...], bytes]:
         """Alerts this tap raises, and the card's new alert state."""

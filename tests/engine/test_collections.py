@@ -69,3 +69,28 @@ async def test_collected_collection_credits_the_card(api, rider, pool):
                                     bank_account_id=BANK_ACCOUNT_ID) == "collected"
     assert await api.balance(CARD_ACCOUNT_ID) == (300, 300)
     assert await api.balance(BANK_ACCOUNT_ID) == (300, 0)
+
+
+async def test_missing_exit_is_charged_at_close_once(api, rider, pool, shared_data):
+    from datetime import timedelta
+
+    from engine.fares.config import load_engine
+    from engine.taps.collections import charge_missing_exits
+    from engine.taps.posting import LedgerPosting
+    from engine.taps.pricing import FarePricing
+    from tapkit import T0
+
+    fares = load_engine(shared_data=shared_data)
+    pricing, posting = FarePricing(fares), LedgerPosting(Ledger(pool))
+    await api.tap(rider.tap("m-in"))
+    assert await charge_missing_exits(pool, posting, pricing, T0 + timedelta(hours=1)) == 0
+    assert await charge_missing_exits(pool, posting, pricing, T0 + timedelta(hours=5)) == 1
+    assert await charge_missing_exits(pool, posting, pricing, T0 + timedelta(hours=6)) == 0
+    max_fare_minor = fares.networks["metro"].max_fare_minor
+    assert max_fare_minor > 0
+    [collection] = (await close_day(pool, DAY, current_day=NEXT_DAY))["ICBC"]
+    assert (collection.amount_minor, collection.tap_count) == (max_fare_minor, 1)
+    assert await api.balance(CARD_ACCOUNT_ID) == (max_fare_minor, 0)
+    # The next tap starts afresh: the missing exit is not charged a second time.
+    _, answer = await api.tap(rider.tap("n-in", minutes=600))
+    assert (answer["reason"], answer["fare_minor"]) == ("approved", 0)
