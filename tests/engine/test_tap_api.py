@@ -253,3 +253,10 @@ async def test_cloned_card_is_declined_and_alerted(api, rider):
 async def test_alert_listing_checks_its_query(api):
     status, body = await api.call("GET", "/v1/alerts?limit=0", device="admin-1")
     assert status == 400 and "limit" in body["title"]
+
+
+async def test_unknown_route_and_method_are_404_and_405(api):
+    status, _ = await api.call("GET", "/v1/nowhere")
+    assert status == 404
+    status, _ = await api.call("DELETE", "/v1/taps")
+    assert status == 405
