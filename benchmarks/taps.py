@@ -135,7 +135,8 @@ async def provision(server_url: str, database: str, home: Path, workload: Worklo
     from engine.config import Config
     from engine.taps import store
     from engine.taps.devices import DeviceRegistry
-    from engine.taps.enrolment import enrol_card, open_operator
+    from engine.settlement import registry
+    from engine.taps.enrolment import enrol_card
     from hsm.service import open_key_service
     from ledger import db
     from ledger.ids import new_id
@@ -153,7 +154,8 @@ async def provision(server_url: str, database: str, home: Path, workload: Worklo
     key_service = open_key_service(Config(home=home, database_url=url), backend="soft")
     try:
         ledger = Ledger(pool)
-        operator = await open_operator(ledger, new_id())
+        await registry.add_bank(pool, ledger, "BENCHBANK", "Benchmark bank")
+        operator = await registry.add_operator(pool, ledger, "metro", "BENCHBANK")
         async with pool.acquire() as connection:
             await store.add_issuer(connection, store.Issuer(PAN_PREFIX, "BENCHBANK", "imk-bench"))
         devices = DeviceRegistry(pool, sealer=key_service)

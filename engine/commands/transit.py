@@ -1,15 +1,16 @@
 """``onecard transit ...``: set up gates, issuers and cards; close a transit day.
 
+Banks and operators come first: ``onecard banks add`` and ``onecard banks add-operator``.
+
 | command | does |
 | --- | --- |
 | ``issuer-add PREFIX BANK KEY_LABEL`` | cards with this PAN prefix: bank, ``imk-ac`` key |
-| ``operator-add`` | create an operator's ledger account, print its id |
 | ``gate-add GATE --network N --operator-account ID`` | register a gate, print its secret (hex, once) |
 | ``admin-add ID`` | register an admin device, print its secret |
 | ``device-revoke ID`` | refuse the device's signatures from now on |
 | ``enrol-card --bank B`` | enrol the card whose PAN is read from stdin, print its token |
 | ``close-day [--day D]`` | charge missing exits, then the day's collections per bank (default: the last closed day) |
-| ``collection TOKEN DAY collected\\|declined\\|cleared [--bank-account ID]`` | a bank's answer |
+| ``collection TOKEN DAY collected\\|declined\\|cleared`` | a bank's answer |
 """
 
 from __future__ import annotations
@@ -32,9 +33,6 @@ def register(subparsers) -> None:
     issuer.add_argument("bank_code")
     issuer.add_argument("key_label", help="the key service's imk-ac key for these cards")
     issuer.set_defaults(handler=_issuer_add)
-
-    add_command(commands, "operator-add", "create a transit operator's ledger account").set_defaults(
-        handler=_operator_add)
 
     gate = add_command(commands, "gate-add", "register a gate; prints its signing secret once")
     gate.add_argument("device_id")
@@ -67,8 +65,6 @@ def register(subparsers) -> None:
     answer.add_argument("card_token")
     answer.add_argument("day", type=date.fromisoformat)
     answer.add_argument("status", choices=("collected", "declined", "cleared"))
-    answer.add_argument("--bank-account", type=int, default=None,
-                        help="the bank's settlement account (collected, cleared)")
     answer.set_defaults(handler=_collection)
 
 
@@ -103,15 +99,6 @@ def _issuer_add(args: argparse.Namespace) -> int:
         raise UsageError("pan_prefix: must be 4 to 12 digits")
     _run(work)
     emit(args, args.pan_prefix, {"pan_prefix": args.pan_prefix})
-    return 0
-
-
-def _operator_add(args: argparse.Namespace) -> int:
-    from engine.taps.enrolment import open_operator
-    from ledger.ids import new_id
-
-    account_id = _run(lambda pool, keys, ledger: open_operator(ledger, new_id()))
-    emit(args, str(account_id), {"account_id": str(account_id)})
     return 0
 
 
@@ -191,16 +178,11 @@ def _close_day(args: argparse.Namespace) -> int:
 def _collection(args: argparse.Namespace) -> int:
     from engine.taps.collections import clear_debt, record_bank_answer
 
-    if args.status != "declined" and args.bank_account is None:
-        raise UsageError(f"--bank-account: required when the collection is {args.status}")
-
     async def work(pool, key_service, ledger):
         if args.status == "cleared":
-            return await clear_debt(pool, ledger, args.card_token, args.day,
-                                    bank_account_id=args.bank_account)
+            return await clear_debt(pool, ledger, args.card_token, args.day)
         return await record_bank_answer(pool, ledger, args.card_token, args.day,
-                                        collected=args.status == "collected",
-                                        bank_account_id=args.bank_account)
+                                        collected=args.status == "collected")
 
     status = _run(work)
     emit(args, status, {"card_token": args.card_token, "transit_day": args.day.isoformat(),

@@ -4,7 +4,7 @@ TfL's model: taps are approved against the card's standing, not a live balance; 
 transit day is over, each issuing bank is asked once per card for the day's total. A
 bank that declines puts the card on the deny list (``unpaid_debt``) until the debt is
 cleared; a collected amount is credited to the card's account from the bank's settlement
-account, so the card account nets back to zero.
+account (:mod:`engine.settlement.registry`), so the card account nets back to zero.
 
 Collection state, per (card, transit day)::
 
@@ -25,6 +25,7 @@ import asyncpg
 
 from engine.errors import ConflictError, NotFoundError
 from engine.fares.aggregation import Collection, PricedTap, collections_by_bank
+from engine.settlement.registry import get_bank
 from engine.taps import store
 from engine.taps.posting import LEDGER_CNY, POSTED, TRANSFER_CODE_COLLECTION
 from engine.taps.journeys import MISSING_EXIT_SUFFIX
@@ -146,12 +147,11 @@ def collection_transfer_id(card_token: str, transit_day: date) -> int:
 
 
 async def record_bank_answer(pool: asyncpg.Pool, ledger: Ledger, card_token: str,
-                             transit_day: date, *, collected: bool,
-                             bank_account_id: int | None = None) -> str:
+                             transit_day: date, *, collected: bool) -> str:
     """Record the bank's answer to a collection; return the new status.
 
-    ``collected``: the bank paid (``bank_account_id`` -> card account). Otherwise the card
-    goes on the deny list for ``unpaid_debt``.
+    ``collected``: the bank paid (its settlement account -> the card account). Otherwise
+    the card goes on the deny list for ``unpaid_debt``.
 
     Raises
     ------
@@ -161,22 +161,22 @@ async def record_bank_answer(pool: asyncpg.Pool, ledger: Ledger, card_token: str
         The collection was answered already, or the ledger refused the payment.
     """
     to_status = "collected" if collected else "declined"
-    return await _move(pool, ledger, card_token, transit_day, to_status, bank_account_id)
+    return await _move(pool, ledger, card_token, transit_day, to_status)
 
 
-async def clear_debt(pool: asyncpg.Pool, ledger: Ledger, card_token: str, transit_day: date, *,
-                     bank_account_id: int) -> str:
+async def clear_debt(pool: asyncpg.Pool, ledger: Ledger, card_token: str, transit_day: date) -> str:
     """A declined collection was paid after all: post it and lift ``unpaid_debt`` once the
     card has no other declined collection. Raises as :func:`record_bank_answer`."""
-    return await _move(pool, ledger, card_token, transit_day, "cleared", bank_account_id)
+    return await _move(pool, ledger, card_token, transit_day, "cleared")
 
 
 async def _move(pool: asyncpg.Pool, ledger: Ledger, card_token: str, transit_day: date,
-                to_status: str, bank_account_id: int | None) -> str:
+                to_status: str) -> str:
     async with pool.acquire() as connection:
         async with connection.transaction():
             row = await connection.fetchrow(
-                """SELECT o.status, o.amount_minor, c.account_id FROM transit_collections o
+                """SELECT o.status, o.amount_minor, o.bank_code, c.account_id
+                   FROM transit_collections o
                    JOIN transit_cards c ON c.card_token = o.card_token
                    WHERE o.card_token = $1 AND o.transit_day = $2 FOR UPDATE OF o""",
                 card_token, transit_day)
@@ -196,10 +196,10 @@ async def _move(pool: asyncpg.Pool, ledger: Ledger, card_token: str, transit_day
                        WHERE card_token = $1 AND status = 'declined'""", card_token)
                 if not still_owed:
                     await store.allow(connection, card_token, "unpaid_debt")
-            assert bank_account_id is not None, "a payment names the bank's account"
+            bank = await get_bank(connection, row["bank_code"])
             [result] = await ledger.create_transfers([Transfer(
                 id=collection_transfer_id(card_token, transit_day),
-                debit_account_id=bank_account_id, credit_account_id=int(row["account_id"]),
+                debit_account_id=bank.settlement_account_id, credit_account_id=int(row["account_id"]),
                 amount=row["amount_minor"], ledger=LEDGER_CNY, code=TRANSFER_CODE_COLLECTION)],
                 connection=connection)
             if result not in POSTED:

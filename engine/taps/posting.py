@@ -2,7 +2,8 @@
 
 Ledger conventions of transit (TigerBeetle fields): ``ledger`` is the ISO 4217 numeric
 currency (156, CNY); account ``code`` says what the account is; transfer ``code`` what
-moved. A card account has no balance limit: its debits (fares) exceed its credits until
+moved (operators' accounts, code 120, are opened by
+:func:`engine.settlement.registry.add_operator`). A card account has no balance limit: its debits (fares) exceed its credits until
 the daily collection from the issuing bank credits it back.
 """
 
@@ -16,7 +17,6 @@ from ledger.types import Account, Transfer
 
 LEDGER_CNY = 156
 ACCOUNT_CODE_CARD = 110
-ACCOUNT_CODE_OPERATOR = 120
 TRANSFER_CODE_FARE = 210
 TRANSFER_CODE_COLLECTION = 211
 
@@ -26,11 +26,6 @@ POSTED = (CreateTransferResult.ok, CreateTransferResult.exists)
 def card_account(account_id: int) -> Account:
     """The ledger account of a transit card (no limit flags: it may owe)."""
     return Account(id=account_id, ledger=LEDGER_CNY, code=ACCOUNT_CODE_CARD)
-
-
-def operator_account(account_id: int) -> Account:
-    """The ledger account a transit operator's fares are credited to."""
-    return Account(id=account_id, ledger=LEDGER_CNY, code=ACCOUNT_CODE_OPERATOR)
 
 
 class LedgerPosting:

@@ -11,11 +11,12 @@ from aiohttp.test_utils import TestServer
 from engine.app import TapSettings, build_services, create_app
 from engine.config import Config
 from engine.taps import store
-from engine.taps.enrolment import enrol_card, open_operator
+from engine.settlement import registry
+from engine.taps.enrolment import enrol_card
 from hsm.service import open_key_service
 from hsm.soft import SoftKeyService
 from ledger.service import Ledger
-from tapkit import IMK, OPERATOR_ACCOUNT_ID, SCHEME, Api, Rider
+from tapkit import IMK, SCHEME, Api, Rider
 
 
 @pytest.fixture
@@ -45,20 +46,23 @@ async def api(request, pool, key_service, shared_data, rider):
     services = build_services(pool, key_service, TapSettings(flush_size_max=flush_size_max,
                                                              flush_delay_ms=1,
                                                              shared_data=shared_data))
-    await open_operator(ledger, OPERATOR_ACCOUNT_ID)
+    bank = await registry.add_bank(pool, ledger, "ICBC", "Industrial and Commercial Bank")
+    operator_account_id = await registry.add_operator(pool, ledger, "metro", "ICBC")
     async with pool.acquire() as connection:
         await store.add_issuer(connection, store.Issuer("621700", "ICBC", "imk-test"))
     rider.token = await enrol_card(pool, ledger, key_service, pan=rider.pan, account_id=5001,
                                    bank_code="ICBC")
     secrets = {
         "gate-1": await services.devices.add("gate-1", "gate", network_id="metro",
-                                             operator_account_id=OPERATOR_ACCOUNT_ID),
+                                             operator_account_id=operator_account_id),
         "bus-1": await services.devices.add("bus-1", "gate", network_id="bus",
-                                            operator_account_id=OPERATOR_ACCOUNT_ID),
+                                            operator_account_id=operator_account_id),
         "admin-1": await services.devices.add("admin-1", "admin"),
     }
     server = TestServer(create_app(services), port=0)
     await server.start_server()
     async with aiohttp.ClientSession() as session:
-        yield Api(session, str(server.make_url("")).rstrip("/"), secrets, services, pool)
+        yield Api(session, str(server.make_url("")).rstrip("/"), secrets, services, pool,
+                  operator_account_id=operator_account_id,
+                  bank_account_id=bank.settlement_account_id)
     await server.close()

@@ -15,7 +15,6 @@ from terminal.reader import read_tap
 
 IMK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 SCHEME = "pboc-3des"
-OPERATOR_ACCOUNT_ID = 9001
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=timezone(timedelta(hours=8)))  # off-peak Monday
 
 
@@ -42,9 +41,11 @@ class Rider:
 class Api:
     """A signed client for the running engine."""
 
-    def __init__(self, session, base, secrets, services, pool):
+    def __init__(self, session, base, secrets, services, pool, *, operator_account_id,
+                 bank_account_id):
         self.session, self.base, self.secrets = session, base, secrets
         self.services, self.pool = services, pool
+        self.operator_account_id, self.bank_account_id = operator_account_id, bank_account_id
 
     async def call(self, method, path, body=b"", *, device="gate-1", headers=None):
         signed = sign(self.secrets[device], method, path, body, key_id=device)

@@ -10,11 +10,9 @@ import pytest
 from engine.errors import ConflictError
 from engine.taps.collections import clear_debt, close_day, record_bank_answer
 from ledger.service import Ledger
-from ledger.types import Account
 
 DAY = date(2026, 11, 30)
 NEXT_DAY = date(2026, 12, 1)
-BANK_ACCOUNT_ID = 7001
 CARD_ACCOUNT_ID = 5001
 
 
@@ -44,17 +42,14 @@ async def test_an_open_day_cannot_be_closed(pool):
 
 async def test_declined_collection_denies_the_card_until_cleared(api, rider, pool):
     ledger = Ledger(pool)
-    await ledger.create_accounts([Account(id=BANK_ACCOUNT_ID, ledger=156, code=300)])
     await _ride(api, rider, "r1", 0)
     await close_day(pool, DAY, current_day=NEXT_DAY)
     assert await record_bank_answer(pool, ledger, rider.token, DAY, collected=False) == "declined"
     _, answer = await api.tap(rider.tap("r2-in", minutes=120))
     assert answer["reason"] == "unpaid_debt"
     with pytest.raises(ConflictError, match="is declined, cannot become collected"):
-        await record_bank_answer(pool, ledger, rider.token, DAY, collected=True,
-                                 bank_account_id=BANK_ACCOUNT_ID)
-    assert await clear_debt(pool, ledger, rider.token, DAY,
-                            bank_account_id=BANK_ACCOUNT_ID) == "cleared"
+        await record_bank_answer(pool, ledger, rider.token, DAY, collected=True)
+    assert await clear_debt(pool, ledger, rider.token, DAY) == "cleared"
     assert await api.balance(CARD_ACCOUNT_ID) == (300, 300)
     _, answer = await api.tap(rider.tap("r3-in", minutes=180))
     assert answer["reason"] == "approved"
@@ -62,13 +57,11 @@ async def test_declined_collection_denies_the_card_until_cleared(api, rider, poo
 
 async def test_collected_collection_credits_the_card(api, rider, pool):
     ledger = Ledger(pool)
-    await ledger.create_accounts([Account(id=BANK_ACCOUNT_ID, ledger=156, code=300)])
     await _ride(api, rider, "r1", 0)
     await close_day(pool, DAY, current_day=NEXT_DAY)
-    assert await record_bank_answer(pool, ledger, rider.token, DAY, collected=True,
-                                    bank_account_id=BANK_ACCOUNT_ID) == "collected"
+    assert await record_bank_answer(pool, ledger, rider.token, DAY, collected=True) == "collected"
     assert await api.balance(CARD_ACCOUNT_ID) == (300, 300)
-    assert await api.balance(BANK_ACCOUNT_ID) == (300, 0)
+    assert await api.balance(api.bank_account_id) == (300, 0)
 
 
 async def test_missing_exit_is_charged_at_close_once(api, rider, pool, shared_data):

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from adapters.signing import sign
-from tapkit import OPERATOR_ACCOUNT_ID, Rider
+from tapkit import Rider
 
 CARD_ACCOUNT_ID = 5001
 # Weijianian -> Tianfu Square on Chengdu Line 1: 7.540 km, band 4-8 km = 3 CNY.
@@ -28,7 +28,7 @@ async def test_entry_then_exit_is_approved_and_posted_once(api, rider):
     assert (status, exit_["decision"], exit_["fare_minor"], exit_["day_total_minor"]) == (
         200, "approved", FARE_MINOR, FARE_MINOR)
     assert await api.balance(CARD_ACCOUNT_ID) == (FARE_MINOR, 0)
-    assert await api.balance(OPERATOR_ACCOUNT_ID) == (0, FARE_MINOR)
+    assert await api.balance(api.operator_account_id) == (0, FARE_MINOR)
 
 
 async def test_repeat_returns_first_answer_and_never_charges_twice(api, rider):
