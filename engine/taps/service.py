@@ -11,8 +11,11 @@ One batch of the micro-batcher (:mod:`engine.taps.batcher`):
    state and the alerts;
 3. answers only after that transaction committed: acknowledged means durable.
 
-The ledger posting shares the flush's transaction, so a tap record and its transfer commit
-together or not at all; the transfer id is derived from the ``tap_id`` so even a retry
+The ledger posting shares the flush's transaction (``Ledger.create_transfers(...,
+connection=)``), so a tap record and its transfer commit together or not at all. That is
+why the ledger's own :class:`ledger.batcher.GroupCommitBatcher` is not used here: this
+micro-batcher already is the group commit for taps, and a second batcher would commit the
+transfers in a separate transaction from the tap records; the transfer id is derived from the ``tap_id`` so even a retry
 after a lost commit acknowledgement cannot post twice. If the ledger refuses any posting
 of a batch, the batch is rolled back and its taps are retried one per transaction so
 only the refused tap is declined (``ledger_rejected``).
