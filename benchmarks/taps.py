@@ -1,0 +1,311 @@
+"""Tap hot-path benchmark: ``python -m benchmarks.taps [--quick]``.
+
+What it measures: ``onecard serve`` (real processes, embedded PostgreSQL unless
+``ONECARD_DATABASE_URL`` is set, soft key service) answering taps sent over loopback HTTP
+by a load generator in a separate process. Every request is one tap, signed by its gate
+(HMAC, fresh timestamp and nonce) as online gates send them; cryptograms are real
+(cards emulated by :class:`terminal.card.Card` under a test issuer master key). Many
+gates send at once, each its cards' entry/exit pairs on Chengdu Line 1 in time order.
+
+The same taps are sent twice, each time to a fresh database: to the engine as built
+(micro-batched flushes) and to the engine with batching off (``--no-batching``: one
+database transaction per tap; with ``--quick`` only the first quarter of each gate's taps,
+as that engine is an order of magnitude slower). Reported: taps/s and p50/p99/p99.9 latency per run, the
+decisions seen (every tap is expected approved), and one final line::
+
+    taps_per_s=... p50_ms=... p99_ms=... baseline_per_s=... ratio=...
+
+Latency is measured by the generator from writing the request to reading the whole
+answer, so it includes HTTP, signature checking, ARQC verification and the commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import msgspec
+
+REPO = Path(__file__).resolve().parents[1]
+IMK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")  # a test key, never a programme key
+SCHEME = "pboc-3des"
+PAN_PREFIX = "621799"
+T0 = datetime(2026, 11, 30, 10, 0, tzinfo=timezone(timedelta(hours=8)))
+# Entry and exit stations on Chengdu Line 1 (exit fares 2-4 CNY, under the daily cap).
+JOURNEYS = (("weijianian", "tianfuguangchang"), ("shengxianhu", "luomashi"),
+            ("huochebeizhan", "wenshuyuan"), ("renminbeilu", "weijianian"))
+SERVER_START_TIMEOUT_S = 120
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Taps per gate lane, in send order: ``lanes[i]`` is ``(gate_id, [JSON bodies])``."""
+
+    lanes: list[tuple[str, list[bytes]]]
+    pans: list[str]
+
+    @property
+    def taps(self) -> int:
+        return sum(len(bodies) for _, bodies in self.lanes)
+
+    def head(self, share: int) -> "Workload":
+        """The first ``1/share`` of every lane (each card's earliest taps, still in order)."""
+        return Workload([(gate_id, bodies[:len(bodies) // share]) for gate_id, bodies in self.lanes],
+                        self.pans)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    taps: int
+    elapsed_s: float
+    latencies_s: list[float]
+    outcomes: dict[str, int]
+
+    @property
+    def taps_per_s(self) -> float:
+        return self.taps / self.elapsed_s
+
+    def percentile_ms(self, fraction: float) -> float:
+        ordered = sorted(self.latencies_s)
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
+
+
+def pan(serial: int) -> str:
+    from stdnum import luhn
+
+    body = f"{PAN_PREFIX}{serial:012d}"
+    return body + luhn.calc_check_digit(body)
+
+
+def build_workload(cards: int, gates: int, rounds: int) -> Workload:
+    """``cards`` cards spread over ``gates`` lanes; each card taps ``rounds`` times
+    (entry, exit, entry, ...), 15 minutes apart, read from its emulated card."""
+    from terminal.card import Card
+    from terminal.reader import read_tap
+
+    assert rounds % 2 == 0 and gates >= 1 and cards >= gates
+    pans = [pan(serial) for serial in range(cards)]
+    emulated = [Card.issue(SCHEME, IMK, number, "01") for number in pans]
+    lanes: list[tuple[str, list[bytes]]] = [(f"gate-{lane}", []) for lane in range(gates)]
+    for round_number in range(rounds):
+        direction = "entry" if round_number % 2 == 0 else "exit"
+        for serial, card in enumerate(emulated):
+            gate_id, bodies = lanes[serial % gates]
+            entry, exit_ = JOURNEYS[(serial + round_number // 2) % len(JOURNEYS)]
+            tap = read_tap(card.transmit, amount=0, tap_id=f"c{serial}-r{round_number}",
+                           gate_id=gate_id, station=entry if direction == "entry" else exit_,
+                           direction=direction,
+                           local_time=T0 + timedelta(minutes=15 * round_number, seconds=serial % 600))
+            bodies.append(msgspec.json.encode(tap))
+    return Workload(lanes, pans)
+
+
+# -- setting up a database and key store ---------------------------------------------------
+
+async def init_keys(home: Path) -> None:
+    from hsm.service import open_key_service
+    from hsm.soft import SoftKeyService
+    from engine.config import Config
+
+    SoftKeyService.init(home / "keys")
+    service = open_key_service(Config(home=home, database_url=None), backend="soft")
+    try:
+        await service.import_key("imk-bench", "imk-ac", "3des", IMK, SCHEME)
+        await service.generate_key("pan-token", "pan-token")
+        await service.generate_key("field-enc", "field-enc")
+    finally:
+        await service.close()
+
+
+async def provision(server_url: str, database: str, home: Path, workload: Workload) -> tuple[str, dict[str, bytes]]:
+    """A fresh migrated database with the issuer, gates and cards; its URL and gate secrets."""
+    import asyncpg
+
+    from engine.config import Config
+    from engine.taps import store
+    from engine.taps.devices import DeviceRegistry
+    from engine.settlement import registry
+    from engine.taps.enrolment import enrol_card
+    from hsm.service import open_key_service
+    from ledger import db
+    from ledger.ids import new_id
+    from ledger.service import Ledger
+    from urllib.parse import urlsplit, urlunsplit
+
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {database}")
+        await admin.execute(f"CREATE DATABASE {database}")
+    finally:
+        await admin.close()
+    url = urlunsplit(urlsplit(server_url)._replace(path=f"/{database}"))
+    pool = await db.open_database(Config(home=home, database_url=url), size_max=4)
+    key_service = open_key_service(Config(home=home, database_url=url), backend="soft")
+    try:
+        ledger = Ledger(pool)
+        await registry.add_bank(pool, ledger, "BENCHBANK", "Benchmark bank")
+        operator = await registry.add_operator(pool, ledger, "metro", "BENCHBANK")
+        async with pool.acquire() as connection:
+            await store.add_issuer(connection, store.Issuer(PAN_PREFIX, "BENCHBANK", "imk-bench"))
+        devices = DeviceRegistry(pool, sealer=key_service)
+        secrets = {gate_id: await devices.add(gate_id, "gate", network_id="metro",
+                                              operator_account_id=operator)
+                   for gate_id, _ in workload.lanes}
+        for number in workload.pans:
+            await enrol_card(pool, ledger, key_service, pan=number, account_id=new_id(),
+                             bank_code="BENCHBANK")
+    finally:
+        await key_service.close()
+        await pool.close()
+    return url, secrets
+
+
+# -- the server ------------------------------------------------------------------------------
+
+def start_server(home: Path, url: str, workers: int, batching: bool) -> tuple[subprocess.Popen, str, int]:
+    command = [sys.executable, "-m", "engine.cli", "serve", "--host", "127.0.0.1", "--port", "0",
+               "--workers", str(workers)] + ([] if batching else ["--no-batching"])
+    environment = os.environ | {"ONECARD_HOME": str(home), "ONECARD_DATABASE_URL": url}
+    server = subprocess.Popen(command, cwd=REPO, env=environment, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    line = server.stdout.readline()
+    if not line.startswith("listening on http://"):
+        server.kill()
+        raise RuntimeError(f"server did not start: {line!r}")
+    host, port = line.split()[2].removeprefix("http://").rsplit(":", 1)
+    return server, host, int(port)
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=60)
+
+
+# -- the load generator (its own process) ------------------------------------------------------
+
+def generate_load(host: str, port: int, lanes, secrets, results) -> None:
+    """Process entry: send every lane's taps, one request at a time per lane."""
+    import uvloop
+
+    results.put(uvloop.run(_load(host, port, lanes, secrets)))
+
+
+async def _load(host: str, port: int, lanes, secrets) -> RunResult:
+    latencies: list[float] = []
+    outcomes: Counter[str] = Counter()
+    started = time.perf_counter()
+    await asyncio.gather(*(_lane(host, port, gate_id, secrets[gate_id], bodies, latencies, outcomes)
+                           for gate_id, bodies in lanes))
+    elapsed = time.perf_counter() - started
+    return RunResult(len(latencies), elapsed, latencies, dict(outcomes))
+
+
+_answer_decoder = msgspec.json.Decoder()
+
+
+async def _lane(host, port, gate_id, secret, bodies, latencies, outcomes) -> None:
+    from adapters.signing import sign
+
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        for body in bodies:
+            headers = sign(secret, "POST", "/v1/taps", body, key_id=gate_id)
+            request = (b"POST /v1/taps HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+                       + f"Content-Length: {len(body)}\r\n".encode()
+                       + "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode()
+                       + b"\r\n" + body)
+            sent = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            payload = await reader.readexactly(length)
+            latencies.append(time.perf_counter() - sent)
+            status = head[9:12].decode()
+            answer = _answer_decoder.decode(payload) if status == "200" else {}
+            outcomes[answer.get("reason", f"http_{status}")] += 1
+    finally:
+        writer.close()
+
+
+def run_load(host: str, port: int, workload: Workload, secrets: dict[str, bytes]) -> RunResult:
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    process = context.Process(target=generate_load, args=(host, port, workload.lanes, secrets, results))
+    process.start()
+    result = results.get()
+    process.join()
+    return result
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.taps", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small run (under a minute)")
+    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1),
+                        help="engine worker processes (default: cores - 1, one is the generator's)")
+    parser.add_argument("--gates", type=int, default=None, help="concurrent gates (connections)")
+    parser.add_argument("--cards", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=8, help="taps per card (even)")
+    args = parser.parse_args(argv)
+    gates = args.gates or 128
+    cards = args.cards or (1024 if args.quick else 4000)
+    # The unbatched engine is an order of magnitude slower; in a quick run it gets the first
+    # quarter of every gate's taps (each card's first entry and exit), enough for a rate.
+    baseline_share = 4 if args.quick else 1
+
+    with tempfile.TemporaryDirectory(prefix="onecard-bench-") as folder:
+        home = Path(folder)
+        asyncio.run(init_keys(home))
+        from engine.config import Config
+        from ledger import db
+
+        server_url = os.environ.get("ONECARD_DATABASE_URL", "").strip() or db.database_url(
+            Config(home=home, database_url=None))
+        print(f"generating {cards * args.rounds} taps ({cards} cards, {gates} gates) ...", flush=True)
+        workload = build_workload(cards, gates, args.rounds)
+        results: dict[str, RunResult] = {}
+        try:
+            for mode, batching in (("batched", True), ("unbatched", False)):
+                url, secrets = asyncio.run(provision(server_url, f"onecard_bench_{mode}", home, workload))
+                server, host, port = start_server(home, url, args.workers, batching)
+                try:
+                    share = 1 if batching else baseline_share
+                    results[mode] = run_load(host, port, workload.head(share), secrets)
+                finally:
+                    stop_server(server)
+                _report(mode, results[mode])
+        finally:
+            if not os.environ.get("ONECARD_DATABASE_URL"):
+                db.stop_embedded(home)
+    built, baseline = results["batched"], results["unbatched"]
+    ratio = built.taps_per_s / baseline.taps_per_s
+    print(f"taps_per_s={built.taps_per_s:.0f} p50_ms={built.percentile_ms(0.5):.2f} "
+          f"p99_ms={built.percentile_ms(0.99):.2f} baseline_per_s={baseline.taps_per_s:.0f} "
+          f"ratio={ratio:.2f}")
+    return 0
+
+
+def _report(mode: str, result: RunResult) -> None:
+    outcomes = ", ".join(f"{name} {count}" for name, count in sorted(result.outcomes.items()))
+    print(f"{mode:>9}: {result.taps} taps in {result.elapsed_s:.2f} s = {result.taps_per_s:.0f} taps/s; "
+          f"p50 {result.percentile_ms(0.5):.2f} ms, p99 {result.percentile_ms(0.99):.2f} ms, "
+          f"p99.9 {result.percentile_ms(0.999):.2f} ms; {outcomes}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""The OpenAPI 3.1 document of the engine's HTTP API, served at ``GET /openapi.json``.
+
+Schemas are generated from the msgspec wire Structs (so they cannot drift from the
+code); paths are listed here, and a test checks that every registered route appears.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import msgspec
+
+from adapters import signing
+from engine.taps.reasons import Reason
+from terminal.gate import DenyList as GateDenyList
+from terminal.tap import Tap
+from engine.taps.wire import (AlertList, DenyEntries, Health, JourneyList, Problem, TapAnswer,
+                              TapBatchAnswer, TapConflict)
+
+REF = "#/components/schemas/{name}"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": REF.format(name=name)}
+
+
+def _content(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _answer(description: str, schema_name: str) -> dict[str, Any]:
+    return {"description": description, "content": _content(_ref(schema_name))}
+
+
+_PROBLEMS = {
+    "400": _answer("malformed request; the title names the field", "Problem"),
+    "401": _answer("signature refused: unknown, revoked, stale, replayed or wrong", "Problem"),
+    "403": _answer("the device's role may not call this route", "Problem"),
+    "503": _answer("transient; retry (taps: with the same tap_id)", "Problem"),
+}
+
+
+def _signed(operation: dict[str, Any]) -> dict[str, Any]:
+    return operation | {"security": [{"deviceSignature": []}],
+                        "responses": operation["responses"] | _PROBLEMS}
+
+
+def _path_parameter(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": {"type": "string"}}
+
+
+_DENY_PARAMETERS = [
+    _path_parameter("card_token", "the card's PAN token"),
+    {"name": "reason", "in": "path", "required": True,
+     "schema": {"enum": ["lost", "closed", "unpaid_debt"]}},
+]
+
+
+@functools.cache
+def document() -> dict[str, Any]:
+    """The whole document (the tap request is :class:`terminal.tap.Tap`)."""
+    _, components = msgspec.json.schema_components(
+        [Tap, GateDenyList, TapAnswer, TapConflict, TapBatchAnswer, Problem, DenyEntries, JourneyList,
+         AlertList, Health], ref_template=REF)
+    reasons = ", ".join(f"{reason.value} {reason.name}" for reason in Reason)
+    tap_name = Tap.__name__
+    paths = {
+        "/v1/taps": {"post": _signed({
+            "operationId": "taps",
+            "summary": "Decide one tap, or an offline upload of taps (idempotent on tap_id)",
+            "description": "Reason codes in priority order: " + reasons,
+            "requestBody": {"required": True, "content": _content({"oneOf": [
+                _ref(tap_name), {"type": "array", "items": _ref(tap_name)}]})},
+            "responses": {
+                "200": {"description": "the answer (object for one tap, results for a list)",
+                        "content": _content({"oneOf": [_ref("TapAnswer"),
+                                                       _ref("TapBatchAnswer")]})},
+                "409": _answer("same tap_id, different body; the field is named", "TapConflict"),
+            }})},
+        "/v1/deny-list": {"get": _signed({
+            "operationId": "deny_list",
+            "summary": "Cards gates must refuse, as salted SHA-256 of their PANs",
+            "responses": {"200": _answer("version, salt and hashes", "DenyList")}})},
+        "/v1/deny-list/entries": {"get": _signed({
+            "operationId": "deny_entries", "summary": "Deny-list entries by card token (admin)",
+            "responses": {"200": _answer("every entry", "DenyEntries")}})},
+        "/v1/deny-list/{card_token}/{reason}": {
+            "put": _signed({"operationId": "deny_card", "summary": "List a card (admin)",
+                            "parameters": _DENY_PARAMETERS,
+                            "responses": {"201": {"description": "listed"},
+                                          "200": {"description": "already listed"}}}),
+            "delete": _signed({"operationId": "allow_card", "summary": "Unlist a card (admin)",
+                               "parameters": _DENY_PARAMETERS,
+                               "responses": {"204": {"description": "unlisted"},
+                                             "404": _answer("not listed", "Problem")}}),
+        },
+        "/v1/cards/{card_token}/journeys": {"get": _signed({
+            "operationId": "journeys",
+            "summary": "A card's journeys and recorded taps, newest first (admin)",
+            "parameters": [_path_parameter("card_token", "the card's PAN token")],
+            "responses": {"200": _answer("taps", "JourneyList")}})},
+        "/v1/alerts": {"get": _signed({
+            "operationId": "alerts", "summary": "Stored abnormal-usage alerts (admin)",
+            "parameters": [
+                {"name": "after_id", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                {"name": "limit", "in": "query",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+            "responses": {"200": _answer("alerts, oldest first", "AlertList")}})},
+        "/healthz": {"get": {"operationId": "health", "summary": "Liveness and database check",
+                             "responses": {"200": _answer("healthy", "Health")}}},
+        "/metrics": {"get": {"operationId": "metrics", "summary": "Prometheus exposition",
+                             "responses": {"200": {"description": "text format 0.0.4",
+                                                   "content": {"text/plain": {}}}}}},
+        "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",
+                                  "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "onecard engine", "version": "0.1.0"},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"deviceSignature": {
+                "type": "apiKey", "in": "header", "name": signing.HEADER_SIGNATURE,
+                "description": "HMAC-SHA256 per adapters.signing: headers "
+                               f"{signing.HEADER_KEY}, {signing.HEADER_TIMESTAMP}, "
+                               f"{signing.HEADER_NONCE}, {signing.HEADER_SIGNATURE}"}},
+        },
+    }

@@ -1,0 +1,44 @@
+"""``onecard serve``: run the engine's HTTP API (one worker process per core)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from engine.errors import UsageError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="run the HTTP API (taps, deny list, alerts, metrics, OpenAPI)",
+        description="Run the HTTP API on HOST:PORT with one worker process per core "
+                    "(SO_REUSEPORT), on the embedded PostgreSQL unless ONECARD_DATABASE_URL "
+                    "is set, with the key service of ONECARD_HSM_BACKEND (soft by default). "
+                    "Migrations are applied at startup.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8080, help="TCP port (0: any free port)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="worker processes (default: one per core)")
+    parser.add_argument("--no-batching", action="store_true",
+                        help="one database transaction per tap (for comparison)")
+    parser.add_argument("--fare-config", type=Path, default=None,
+                        help="fare engine TOML (default: the packaged Chengdu demo)")
+    parser.add_argument("--shared-data", type=Path, default=None,
+                        help="reference data folder (default: ../shared/data)")
+    parser.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from engine.app import TapSettings
+    from engine.server import WORKERS_MAX, ServeOptions, serve
+
+    if not 1 <= args.workers <= WORKERS_MAX:
+        raise UsageError(f"--workers: must be 1 to {WORKERS_MAX}")
+    if not 0 <= args.port <= 65535:
+        raise UsageError("--port: must be 0 to 65535")
+    settings = TapSettings(fare_config=args.fare_config, shared_data=args.shared_data)
+    if args.no_batching:
+        settings = TapSettings(flush_size_max=1, flush_delay_ms=0,
+                               fare_config=args.fare_config, shared_data=args.shared_data)
+    return serve(ServeOptions(args.host, args.port, args.workers, settings))

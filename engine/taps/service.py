@@ -1,0 +1,274 @@
+"""The tap service: the hot path from a decoded tap to a durable answer.
+
+One batch of the micro-batcher (:mod:`engine.taps.batcher`):
+
+1. is prepared: PANs tokenized, every ARQC verified through the key service's batch form
+   (while the previous batch is still committing);
+2. is flushed in one transaction: locks the cards, looks the ``tap_id`` values up (a repeat gets its
+   first answer; a repeat with a different body is a conflict naming the field), decides
+   each new tap (:func:`engine.taps.decision.decide`), posts the fares card -> operator
+   through the ledger on the same connection, and writes the tap records, the cards' new
+   state and the alerts;
+3. answers only after that transaction committed: acknowledged means durable.
+
+The ledger posting shares the flush's transaction (``Ledger.create_transfers(...,
+connection=)``), so a tap record and its transfer commit together or not at all. That is
+why the ledger's own :class:`ledger.batcher.GroupCommitBatcher` is not used here: this
+micro-batcher already is the group commit for taps, and a second batcher would commit the
+transfers in a separate transaction from the tap records; the transfer id is derived from the ``tap_id`` so even a retry
+after a lost commit acknowledgement cannot post twice. If the ledger refuses any posting
+of a batch, the batch is rolled back and its taps are retried one per transaction so
+only the refused tap is declined (``ledger_rejected``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence
+
+import asyncpg
+
+from engine.taps import store
+from engine.taps.batcher import MicroBatcher
+from engine.taps.decision import CardState, Detector, Pricer, TapFacts, decide, no_alerts
+from engine.taps.devices import Device
+from engine.taps.reasons import Reason
+from engine.taps.store import TapRecord
+from engine.taps.wire import TapAnswer, TapConflict
+
+
+@dataclass(frozen=True)
+class FarePosting:
+    """One fare to post: ``amount`` minor units from the card's to the operator's account."""
+
+    transfer_id: int
+    dr_account_id: int
+    cr_account_id: int
+    amount: int
+    tap_id: str
+
+
+class TapKeys(Protocol):
+    """What the tap path needs from the key service (batch forms, one result per tap)."""
+
+    async def card_tokens(self, taps: Sequence[Any]) -> list[str]: ...
+    async def arqc_checks(self, taps: Sequence[Any]) -> list[Reason | None]: ...
+
+
+class TapLedger(Protocol):
+    """Posting fares on the caller's connection; one ``True`` (posted or already posted)
+    per posting, ``False`` when the ledger refused it."""
+
+    async def post(self, connection: asyncpg.Connection, postings: list[FarePosting]) -> list[bool]: ...
+
+
+class TapIntake(Protocol):
+    """Reading the wire tap (:class:`terminal.tap.Tap`)."""
+
+    def facts(self, tap: Any, card_token: str, device: Device) -> TapFacts: ...
+    def request_fields(self, tap: Any, card_token: str) -> dict[str, Any]: ...
+
+
+class TapMetrics(Protocol):
+    def flushed(self, size: int, commit_s: float) -> None: ...
+    def decided(self, answer: TapAnswer | TapConflict, latency_s: float) -> None: ...
+    def alerted(self, kind: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Submitted:
+    device: Device
+    tap: Any
+
+
+class _PostingRefused(Exception):
+    """A posting of a multi-tap batch was refused: roll back, retry one by one."""
+
+
+class _LoneRefusal(Exception):
+    """The posting of a one-tap batch was refused: roll back, record it declined."""
+
+
+def transfer_id_for(tap_id: str) -> int:
+    """The ledger transfer id of a tap's fare: 128 bits derived from the ``tap_id``.
+
+    >>> transfer_id_for("t1") == transfer_id_for("t1") != transfer_id_for("t2")
+    True
+    """
+    digest = hashlib.sha256(b"onecard/transit/fare\x00" + tap_id.encode()).digest()
+    return int.from_bytes(digest[:16], "big") or 1
+
+
+class TapService:
+    """Decide and record taps; ``submit`` is what the HTTP handler calls."""
+
+    def __init__(self, pool: asyncpg.Pool, *, keys: TapKeys, ledger: TapLedger,
+                 intake: TapIntake, price: Pricer, metrics: TapMetrics,
+                 flush_size_max: int, flush_delay_ms: float, detect: Detector = no_alerts):
+        self._pool = pool
+        self._keys = keys
+        self._ledger = ledger
+        self._intake = intake
+        self._price = price
+        self._detect = detect
+        self._metrics = metrics
+        self.batcher: MicroBatcher[Submitted, TapAnswer | TapConflict] = MicroBatcher(
+            self._flush, prepare=self._prepare, flush_size_max=flush_size_max,
+            flush_delay_ms=flush_delay_ms)
+
+    async def submit(self, device: Device, tap: Any) -> TapAnswer | TapConflict:
+        """Decide one tap; return its answer after it is durable.
+
+        Raises
+        ------
+        asyncpg.PostgresError, OSError, QueueFullError
+            Transient: nothing was recorded, the gate may retry with the same ``tap_id``.
+        """
+        started_s = time.perf_counter()
+        answer = await self.batcher.submit(Submitted(device, tap))
+        self._metrics.decided(answer, time.perf_counter() - started_s)
+        return answer
+
+    async def submit_many(self, device: Device, taps: Sequence[Any]) -> list[TapAnswer | TapConflict]:
+        """Decide an offline upload, in upload order (the gate sends them as they happened).
+
+        With batching on, the taps queue in order and flushes run one after another, so they
+        are decided in order while sharing flushes; with batching off they go one by one.
+        """
+        if self.batcher.flush_size_max == 1:
+            return [await self.submit(device, tap) for tap in taps]
+        return list(await asyncio.gather(*(self.submit(device, tap) for tap in taps)))
+
+    async def close(self) -> None:
+        await self.batcher.close()
+
+    async def _prepare(self, items: list[Submitted]) -> list:
+        """Stage 1 (no database): PAN tokens, ARQC checks, the decision's view of each tap."""
+        taps = [item.tap for item in items]
+        tokens = await self._keys.card_tokens(taps)
+        arqc_checks = await self._keys.arqc_checks(taps)
+        assert len(tokens) == len(arqc_checks) == len(items)
+        return [
+            (item, self._intake.facts(item.tap, token, item.device),
+             self._intake.request_fields(item.tap, token), check)
+            for item, token, check in zip(items, tokens, arqc_checks)
+        ]
+
+    async def _flush(self, prepared: list) -> list[TapAnswer | TapConflict]:
+        """Stage 2: one transaction for the batch (see the module docstring)."""
+        try:
+            return await self._commit(prepared)
+        except _LoneRefusal:
+            return [await self._record_refusal(*prepared[0])]
+        except _PostingRefused:
+            answers = []
+            for one in prepared:
+                try:
+                    answers.extend(await self._commit([one]))
+                except _LoneRefusal:
+                    answers.append(await self._record_refusal(*one))
+            return answers
+
+    async def _commit(self, prepared: list) -> list[TapAnswer | TapConflict]:
+        try:
+            return await self._commit_once(prepared)
+        except asyncpg.UniqueViolationError:
+            # Taps of cards that lock no row (not enrolled) can race on the same tap_id
+            # from two processes; the second attempt sees the first one's record.
+            return await self._commit_once(prepared)
+
+    async def _commit_once(self, prepared: list) -> list[TapAnswer | TapConflict]:
+        started_s = time.perf_counter()
+        async with self._pool.acquire() as connection:
+            async with connection.transaction():
+                cards = await store.lock_cards(connection, (f.card_token for _, f, _, _ in prepared))
+                known = await store.fetch_taps(connection, (f.tap_id for _, f, _, _ in prepared))
+                answers, records, postings, alerts = [], [], [], []
+                for item, facts, request, arqc_failure in prepared:
+                    prior = known.get(facts.tap_id)
+                    if prior is not None:
+                        answers.append(_repeat(prior, request))
+                        continue
+                    record, posting, raised, card = self._decide(
+                        cards.get(facts.card_token), item.device, facts, request, arqc_failure)
+                    if card is not None:
+                        cards[card.card_token] = card
+                    known[facts.tap_id] = record
+                    records.append(record)
+                    answers.append(record.answer)
+                    postings.extend(posting)
+                    alerts.extend(raised)
+                # The ledger write goes last: from it to the commit the transaction holds
+                # the ledger's journal head, which every writer needs.
+                changed = [cards[token] for token in {r.card_token for r in records}
+                           if token in cards]
+                await store.write_batch(connection, records, changed, alerts)
+                posted = await self._ledger.post(connection, postings)
+                if not all(posted):
+                    if len(prepared) > 1:
+                        raise _PostingRefused()
+                    raise _LoneRefusal()
+        self._metrics.flushed(len(prepared), time.perf_counter() - started_s)
+        for alert in alerts:
+            self._metrics.alerted(alert.kind)
+        return answers
+
+    def _decide(self, card: CardState | None, device: Device, facts: TapFacts,
+                request: dict, arqc_failure: Reason | None):
+        decision = decide(card, facts, arqc_failure=arqc_failure, price=self._price,
+                          detect=self._detect)
+        fare = decision.fare
+        postings: list[FarePosting] = []
+        transfer_id = None
+        if fare is not None and fare.fare_minor > 0:
+            assert card is not None and device.operator_account_id is not None
+            transfer_id = transfer_id_for(facts.tap_id)
+            postings.append(FarePosting(transfer_id, card.account_id, device.operator_account_id,
+                                        fare.fare_minor, facts.tap_id))
+        answer = TapAnswer(
+            tap_id=facts.tap_id, decision=decision.reason.decision, reason=decision.reason.name,
+            reason_code=int(decision.reason), fare_minor=fare.fare_minor if fare else 0,
+            rider_category=fare.rider_category if fare else (card.rider_category if card else ""),
+            day_total_minor=fare.day_total_minor if fare else 0,
+            day_cap_minor=fare.day_cap_minor if fare else 0,
+        )
+        record = TapRecord(
+            answer=answer, request=request, device_id=device.device_id,
+            card_token=facts.card_token if card is not None else None, station=facts.station,
+            direction=facts.direction, tapped_at=facts.tapped_at,
+            transit_day=fare.transit_day if fare else None, transfer_id=transfer_id)
+        return record, postings, decision.alerts, decision.card
+
+    async def _record_refusal(self, item: Submitted, facts: TapFacts, request: dict,
+                              arqc_failure: Reason | None) -> TapAnswer | TapConflict:
+        """Record a tap whose posting the ledger refused as declined; the card is unchanged."""
+        reason = Reason.ledger_rejected
+        answer = TapAnswer(tap_id=facts.tap_id, decision=reason.decision, reason=reason.name,
+                           reason_code=int(reason), fare_minor=0, rider_category="",
+                           day_total_minor=0, day_cap_minor=0)
+        async with self._pool.acquire() as connection:
+            async with connection.transaction():
+                await store.lock_cards(connection, [facts.card_token])
+                prior = (await store.fetch_taps(connection, [facts.tap_id])).get(facts.tap_id)
+                if prior is not None:
+                    return _repeat(prior, request)
+                await store.write_batch(connection, [TapRecord(
+                    answer=answer, request=request, device_id=item.device.device_id,
+                    card_token=facts.card_token, station=facts.station,
+                    direction=facts.direction, tapped_at=facts.tapped_at, transit_day=None,
+                    transfer_id=None)], [], [])
+        return answer
+
+
+def _repeat(prior: TapRecord, request: dict[str, Any]) -> TapAnswer | TapConflict:
+    """The first answer again, or a conflict naming the first field that differs."""
+    for name in list(request) + [name for name in prior.request if name not in request]:
+        if request.get(name) != prior.request.get(name):
+            return TapConflict(tap_id=prior.answer.tap_id, field=name,
+                               message=f"{name}: differs from the tap first sent with this tap_id")
+    answer = prior.answer
+    return TapAnswer(**{f: getattr(answer, f) for f in answer.__struct_fields__}
+                     | {"replayed": True})
