@@ -1,7 +1,8 @@
 """The gate client: sends taps to the engine, queues them while it is unreachable.
 
-``POST /v1/taps`` takes one :class:`terminal.tap.Tap` (answer: one :class:`TapDecision`)
-or a list (answer: a list of decisions in the same order). ``GET /v1/deny-list`` answers a
+``POST /v1/taps`` takes one :class:`terminal.tap.Tap` (answer: one :class:`EngineAnswer`,
+kept as a :class:`TapDecision`) or a list (answer: :class:`EngineBatchAnswer`, the answers
+in the same order). ``GET /v1/deny-list`` answers a
 :class:`DenyList`. Every request is signed with :mod:`adapters.signing` under the gate's
 key (key id = gate id).
 
@@ -70,6 +71,43 @@ class TapDecision(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     amount: int = 0
 
 
+class EngineAnswer(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="result",
+                   tag="answer"):
+    """The engine's answer to one tap as it is on the wire (``engine.taps.wire.TapAnswer``,
+    ``"result": "answer"``); the gate keeps it as a :class:`TapDecision` (:meth:`decision_of`).
+
+    ``decision`` is ``approved``/``declined``, ``reason`` a name of
+    ``engine.taps.reasons.Reason``, amounts in minor units.
+    """
+
+    tap_id: str
+    decision: Literal["approved", "declined"]
+    reason: str
+    reason_code: int
+    fare_minor: Annotated[int, msgspec.Meta(ge=0)]
+    rider_category: str
+    day_total_minor: Annotated[int, msgspec.Meta(ge=0)]
+    day_cap_minor: Annotated[int, msgspec.Meta(ge=0)]
+    replayed: bool = False
+
+    def decision_of(self) -> "TapDecision":
+        """The gate's decision: ``approve`` (no reason) or ``decline`` with the reason.
+
+        >>> EngineAnswer("t1", "declined", "arqc_invalid", 2, 0, "adult", 0, 2000).decision_of()
+        TapDecision(tap_id='t1', decision='decline', reason='arqc_invalid', amount=0)
+        """
+        approved = self.decision == "approved"
+        return TapDecision(self.tap_id, "approve" if approved else "decline",
+                           "" if approved else self.reason, self.fare_minor)
+
+
+class EngineBatchAnswer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The engine's answer to an uploaded list of taps (answers only: a conflict or an
+    unreadable tap in an upload does not decode, and the gate reports it)."""
+
+    results: list[EngineAnswer]
+
+
 class DenyList(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The engine's deny list (``GET /v1/deny-list``).
 
@@ -104,8 +142,8 @@ def card_hash(salt: bytes, pan: str) -> str:
 
 
 _tap_encoder = msgspec.json.Encoder()
-_decision_decoder = msgspec.json.Decoder(TapDecision)
-_decisions_decoder = msgspec.json.Decoder(list[TapDecision])
+_decision_decoder = msgspec.json.Decoder(EngineAnswer)
+_decisions_decoder = msgspec.json.Decoder(EngineBatchAnswer)
 _deny_list_decoder = msgspec.json.Decoder(DenyList)
 
 _SCHEMA = """
@@ -219,7 +257,7 @@ class GateClient:
             return TapDecision(tap.tap_id, "approve", REASON_OFFLINE)
         if status >= 400:
             raise GateError(f"engine refused tap {tap.tap_id}: {status} {answer[:200].decode(errors='replace')}")
-        return _decode(_decision_decoder, answer, "tap decision")
+        return _decode(_decision_decoder, answer, "tap decision").decision_of()
 
     async def flush(self) -> int:
         """Upload queued taps, oldest first, in batches; return how many were uploaded
@@ -251,7 +289,7 @@ class GateClient:
                 self._reject(rows, f"{status} {answer[:500].decode(errors='replace')}")
                 batch_max = UPLOAD_BATCH_MAX
                 continue
-            decisions = _decode(_decisions_decoder, answer, "tap decisions")
+            decisions = _decode(_decisions_decoder, answer, "tap decisions").results
             if [decision.tap_id for decision in decisions] != [row[1] for row in rows]:
                 raise GateError("engine answered decisions for other taps than the batch sent")
             self._db.execute("DELETE FROM queue WHERE seq <= ?", (last_seq,))

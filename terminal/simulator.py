@@ -32,8 +32,9 @@ import datetime
 import enum
 import hashlib
 import random
+import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -42,7 +43,7 @@ from stdnum import luhn
 
 from hsm.scheme import SCHEMES
 from terminal.card import Card
-from terminal.gate import DenyList, GateClient, card_hash
+from terminal.gate import DenyList, GateClient, TapDecision, card_hash
 from terminal.reader import read_tap
 from terminal.tap import Tap
 
@@ -100,6 +101,10 @@ class Simulation:
         prices the journey afterwards, as open-loop transit does).
     start : datetime
         Local time of the first tap (timezone-aware).
+    pans : Sequence[str]
+        Card numbers to personalise instead of generated ones (``cards`` must equal their
+        count), e.g. the cards of a synthetic population; card ``i`` takes scheme
+        ``schemes[i % len(schemes)]``.
 
     Raises
     ------
@@ -110,7 +115,9 @@ class Simulation:
     def __init__(self, *, cards: int, gates: int, bad_share: float = 0.0, seed: int = 0,
                  schemes: Sequence[str] = ("pboc-3des",), amount: int = 0,
                  start: datetime.datetime = START_DEFAULT, gap_ms_mean: int = GAP_MS_MEAN,
-                 bin_prefix: str = BIN_DEFAULT):
+                 bin_prefix: str = BIN_DEFAULT, pans: Sequence[str] | None = None):
+        if pans is not None and len(pans) != cards:
+            raise ValueError(f"pans: {len(pans)} card numbers for cards={cards}")
         if not 1 <= cards <= CARDS_MAX:
             raise ValueError(f"cards: must be 1..{CARDS_MAX}, got {cards}")
         if not 1 <= gates <= GATES_MAX:
@@ -135,7 +142,8 @@ class Simulation:
         self.gates = _gates(gates)
         self.gate_keys = {gate.gate_id: _derived_key(f"gate/{seed}/{gate.gate_id}", 32) for gate in self.gates}
         self.cards = [Card.issue(schemes[index % len(schemes)], self.issuer_master_keys[schemes[index % len(schemes)]],
-                                 _pan(bin_prefix, seed, index), f"{index % 3:02d}")
+                                 pans[index] if pans is not None else _pan(bin_prefix, seed, index),
+                                 f"{index % 3:02d}")
                       for index in range(cards)]
         self._cards_by_pan = {card.pan: card for card in self.cards}
         denied_count = max(1, round(cards * DENIED_SHARE)) if bad_share else 0
@@ -210,10 +218,14 @@ class Simulation:
 
 
 async def send_taps(taps: Iterable[Tap], engine_url: str, gate_keys: dict[str, bytes],
-                    queue_dir: Path, *, concurrency: int = CONCURRENCY_DEFAULT) -> Counter:
+                    queue_dir: Path, *, concurrency: int = CONCURRENCY_DEFAULT,
+                    observe: Callable[[Tap, TapDecision, float], None] | None = None) -> Counter:
     """Send taps to the engine through one :class:`GateClient` per gate, up to
     ``concurrency`` in flight; return a Counter of outcomes: ``"approve"`` or
     ``"decision/reason"`` (e.g. ``"decline/arqc_invalid"``).
+
+    ``observe(tap, decision, latency_s)`` is called for every answer (latency from
+    submitting to the decision, in seconds, on the monotonic clock).
 
     Taps the engine could not take are queued under ``queue_dir`` (one SQLite file per
     gate) and counted as ``"approve/offline"`` or ``"decline/offline_deny_list"``.
@@ -235,7 +247,10 @@ async def send_taps(taps: Iterable[Tap], engine_url: str, gate_keys: dict[str, b
                 engine_url, tap.gate_id, gate_keys[tap.gate_id], queue_dir / f"{tap.gate_id}.sqlite3")
             await client.__aenter__()
         async with semaphore:
+            started_s = time.monotonic()
             decision = await client.submit(tap)
+            if observe is not None:
+                observe(tap, decision, time.monotonic() - started_s)
         outcomes[f"{decision.decision}/{decision.reason}" if decision.reason else decision.decision] += 1
 
     pending: set[asyncio.Task] = set()

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestServer
 from adapters.errors import SignatureError
 from adapters.signing import Verifier
 from terminal import vpcd
-from terminal.gate import DenyList, TapDecision, card_hash
+from terminal.gate import DenyList, EngineAnswer, EngineBatchAnswer, card_hash
 from terminal.tap import Tap
 
 KEY = b"k" * 32
@@ -79,14 +79,14 @@ class FakeEngine:
             return web.Response(status=400, text=str(error))
         many = isinstance(taps, list)
         decisions = [self._decide(tap) for tap in (taps if many else [taps])]
-        return web.Response(body=msgspec.json.encode(decisions if many else decisions[0]),
+        return web.Response(body=msgspec.json.encode(EngineBatchAnswer(decisions) if many else decisions[0]),
                             content_type="application/json")
 
     def _decide(self, tap):
         self.taps.setdefault(tap.tap_id, msgspec.json.encode(tap))
         if card_hash(bytes.fromhex(self.deny_list.salt), tap.pan) in self.deny_list.cards:
-            return TapDecision(tap.tap_id, "decline", "deny_list")
-        return TapDecision(tap.tap_id, "approve", amount=tap.amount)
+            return EngineAnswer(tap.tap_id, "declined", "deny_list", 7, 0, "adult", 0, 2000)
+        return EngineAnswer(tap.tap_id, "approved", "approved", 0, tap.amount, "adult", tap.amount, 2000)
 
     async def get_deny_list(self, request):
         body = await self._checked(request)
