@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from engine.config import Config
+from engine.demo import batches as batches_step
 from engine.demo import cardholders, clearing, keys, report, transit
 from engine.demo.world import PARTNER_BANKS, add_participants, open_world
 
@@ -75,7 +76,9 @@ async def run_demo(options: DemoOptions, config: Config, console: Console | None
                              lambda advance: transit.ride(world, sim, gate_keys, options.taps,
                                                           world.config.home / "gates", advance))
             await step("4 close transit day", 1, lambda _: transit.close_transit_day(world, day))
-            batches: dict = {}
+            batches = await step("5 subsidy + wage batches", 2,
+                                 lambda _: batches_step.run_batches(world, options.out, batch_lines(options),
+                                                                    options.seed))
             settled = await step("6 settle, reconcile, audit", 1, lambda _: clearing.settle(world))
             async with world.pool.acquire() as connection:
                 taps = await report.tap_figures(connection)
@@ -89,6 +92,7 @@ async def run_demo(options: DemoOptions, config: Config, console: Console | None
                 "missing_exits_charged": day.missing_exits_charged,
                 "collections_by_bank": day.collections,
                 "batches": batches,
+                "batch_bad_lines_planned": batches_step.expected_bad(batch_lines(options)),
                 "cycle": {"cycle_id": settled.cycle.cycle_id, "state": settled.cycle.state,
                           "transfer_count": settled.cycle.transfer_count,
                           "unattributed_count": settled.cycle.unattributed_count},
@@ -107,8 +111,14 @@ async def run_demo(options: DemoOptions, config: Config, console: Console | None
     summary["timings_s"] = timings
     files = report.write_artefacts(options.out, summary, day, settled, {
         "summary.json": msgspec.json.format(msgspec.json.encode(summary))})
-    summary["artefacts"] = sorted(str(path) for path in files)
+    assert files
+    summary["artefacts"] = sorted(str(path) for path in options.out.rglob("*") if path.is_file())
     return summary
+
+
+def batch_lines(options: DemoOptions) -> int:
+    """Lines per disbursement batch: a tenth of the cardholders, at least 100."""
+    return max(100, options.cardholders // 10)
 
 
 async def _now(value):
