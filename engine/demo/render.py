@@ -25,6 +25,8 @@ def render(summary: dict) -> str:
              f"{taps['declined']} declined",
              *(f"  {name:<18} {count:>8}" for name, count in taps["by_reason"].items()),
              f"  simulator faults sent: {_pairs(summary['simulator_faults'])}",
+             f"  gate view: {_pairs(summary['gate_outcomes'])}; "
+             f"{summary['offline_taps_uploaded']} taps approved offline by gates and uploaded after the day",
              f"fares: {yuan(taps['fare_total_minor'])} CNY; daily cap reached on {taps['capped_taps']} taps "
              f"by {taps['capped_cards']} cards; missing exits charged {taps['missing_exits']}",
              *(f"  {name:<18} {item['taps']:>8} taps {yuan(item['fare_minor']):>12} CNY"

@@ -90,6 +90,7 @@ async def run_demo(options: DemoOptions, config: Config, console: Console | None
                 "gate_outcomes": dict(sorted(day.outcomes.items())),
                 "simulator_faults": dict(sorted(day.faults.items())),
                 "missing_exits_charged": day.missing_exits_charged,
+                "offline_taps_uploaded": day.uploaded_offline,
                 "collections_by_bank": day.collections,
                 "batches": batches,
                 "batch_bad_lines_planned": batches_step.expected_bad(batch_lines(options)),
