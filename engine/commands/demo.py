@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 
 from engine.config import Config
+from engine.demo import CARDHOLDERS_DEFAULT, OUT_DEFAULT, TAPS_DEFAULT
 from engine.errors import UsageError
 from engine.output import add_command, emit
 
@@ -15,8 +16,6 @@ COUNT_MAX = 10_000_000
 
 
 def register(subparsers) -> None:
-    from engine.demo.run import CARDHOLDERS_DEFAULT, OUT_DEFAULT, TAPS_DEFAULT
-
     parser = add_command(subparsers, "demo", "run a programme day end to end: banks, cardholders, keys, "
                                              "taps over HTTP, batches, settlement, reconciliation, audit")
     parser.add_argument("--cardholders", type=int, default=CARDHOLDERS_DEFAULT, metavar="N")

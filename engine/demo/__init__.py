@@ -16,3 +16,9 @@ Each step is a module; :mod:`engine.demo.run` composes them:
    and camt.053 with the simbanks, reconcile, audit the ledger;
 7. :mod:`engine.demo.report`: the summary, CSV reports and PNG charts in ``--out``.
 """
+
+from pathlib import Path
+
+CARDHOLDERS_DEFAULT = 10_000
+TAPS_DEFAULT = 100_000
+OUT_DEFAULT = Path("demo-out")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,13 +13,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from engine.config import Config
+from engine.demo import CARDHOLDERS_DEFAULT, OUT_DEFAULT, TAPS_DEFAULT
 from engine.demo import batches as batches_step
 from engine.demo import cardholders, clearing, keys, report, transit
 from engine.demo.world import PARTNER_BANKS, add_participants, open_world
 
-CARDHOLDERS_DEFAULT = 10_000
-TAPS_DEFAULT = 100_000
-OUT_DEFAULT = Path("demo-out")
 
 
 @dataclass(frozen=True)
@@ -47,10 +45,12 @@ async def run_demo(options: DemoOptions, config: Config, console: Console | None
     with Progress(TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
 
-        async def step(name: str, total: int, work: Callable[[Callable[[int], None]], Awaitable]):
+        async def step(name: str, total: int, work: Callable[[Callable[[int], None]], object]):
             task = progress.add_task(name, total=total)
             began = time.monotonic()
-            result = await work(lambda n: progress.advance(task, n))
+            result = work(lambda n: progress.advance(task, n))
+            if inspect.isawaitable(result):
+                result = await result
             progress.update(task, completed=total)
             timings[name] = round(time.monotonic() - began, 2)
             return result
@@ -58,7 +58,7 @@ async def run_demo(options: DemoOptions, config: Config, console: Console | None
         async with open_world(config) as world:
             await step("1 banks, operators, payers", 1, lambda _: add_participants(world))
             people = await step("2 draw cardholders", 1,
-                                lambda _: _now(cardholders.draw(options.cardholders, banks, options.seed)))
+                                lambda _: cardholders.draw(options.cardholders, banks, options.seed))
             sim = transit.simulation(people, options.taps, options.seed)
 
             async def ceremony(_):
@@ -122,10 +122,6 @@ def batch_lines(options: DemoOptions) -> int:
     return max(100, options.cardholders // 10)
 
 
-async def _now(value):
-    return value
-
-
 def _people_figures(people, tokens) -> dict:
     figures = {"count": len(people), "enrolled": len(tokens), "by_bank": {}, "by_status": {}, "by_category": {}}
     for person in people:
@@ -141,7 +137,3 @@ def _reconciliation_figures(report) -> dict:
             "unmatched_engine": len(report.unmatched_engine),
             "unmatched_statement": len(report.unmatched_statement), "pending": len(report.pending),
             "clean": report.clean}
-
-
-def today_utc() -> dt.date:
-    return dt.datetime.now(dt.timezone.utc).date()

@@ -37,7 +37,7 @@ from engine.taps.devices import DeviceRegistry
 from engine.taps.posting import LedgerPosting
 from engine.taps.pricing import FarePricing
 from terminal.gate import GateClient, TapDecision
-from terminal.simulator import Fault, Gate, Simulation, send_taps
+from terminal.simulator import Gate, Simulation, send_taps
 from terminal.tap import Tap
 
 # One scheme (and issuer master key) per partner bank, in PARTNER_BANKS order.
@@ -180,8 +180,3 @@ async def stop_server(server: asyncio.subprocess.Process) -> None:
     if server.returncode is None:
         server.terminate()
         await server.wait()
-
-
-def expected_faults(day: TransitDay) -> dict[str, int]:
-    """The simulator's fault labels (what the engine should have declined, at least)."""
-    return {Fault[name].name: count for name, count in day.faults.items()}
