@@ -10,8 +10,9 @@ is bad on purpose, each labelled with its :class:`Fault`:
   replayed card): the ARQC is valid but the ATC was already used;
 - ``deny_listed``: a tap by one of the cards in :attr:`Simulation.denied_pans`.
 
-Riders alternate entry and exit: a card outside enters at a random station's entry gate; a
-card inside leaves through an exit gate of another station. Gates are paired per station
+Riders alternate entry and exit: a card outside enters at a random station's entry gate
+(or taps a ``single`` validator, e.g. on a bus, and stays outside); a card inside leaves
+through an exit gate of another station. Gates are paired per station
 (even index: entry, odd: exit); a single gate is a flat-fare validator (``single``).
 Local time starts at ``start`` and advances by exponential gaps (mean ``gap_ms_mean``),
 so taps come in realistic bursts. Everything is deterministic for a given ``seed``.
@@ -200,8 +201,9 @@ class Simulation:
         if len(self.gates) == 1:
             return self.gates[0]
         if entered is None:
-            gate = self._random.choice([gate for gate in self.gates if gate.direction == "entry"])
-            self._inside[card.pan] = gate.station
+            gate = self._random.choice([gate for gate in self.gates if gate.direction != "exit"])
+            if gate.direction == "entry":
+                self._inside[card.pan] = gate.station
             return gate
         exits = [gate for gate in self.gates if gate.direction == "exit" and gate.station != entered]
         return self._random.choice(exits or [gate for gate in self.gates if gate.direction == "exit"])

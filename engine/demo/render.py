@@ -30,7 +30,7 @@ def render(summary: dict) -> str:
              f"fares: {yuan(taps['fare_total_minor'])} CNY; daily cap reached on {taps['capped_taps']} taps "
              f"by {taps['capped_cards']} cards; missing exits charged {taps['missing_exits']}",
              *(f"  {name:<18} {item['taps']:>8} taps {yuan(item['fare_minor']):>12} CNY"
-               for name, item in taps["fares_by_category"].items()),
+               for name, item in (taps["fares_by_network"] | taps["fares_by_category"]).items()),
              "batches: " + (_batches(summary["batches"]) or "none")]
     cycle = summary["cycle"]
     lines += [f"settlement cycle {cycle['cycle_id']}: {cycle['state']}, {cycle['transfer_count']} transfers, "

@@ -42,10 +42,15 @@ async def tap_figures(connection: asyncpg.Connection) -> dict:
         "SELECT count(*) AS taps, count(DISTINCT card_token) AS cards FROM transit_taps"
         " WHERE reason = 0 AND day_cap_minor > 0 AND day_total_minor >= day_cap_minor")
     missing = await connection.fetchval("SELECT count(*) FROM transit_taps WHERE tap_id LIKE '%:missing-exit'")
+    networks = {row["network"]: {"taps": row["taps"], "fare_minor": int(row["fare_minor"])}
+                for row in await connection.fetch(
+                    "SELECT CASE WHEN direction = 'single' THEN 'bus' ELSE 'metro' END AS network,"
+                    " count(*) AS taps, sum(fare_minor) AS fare_minor FROM transit_taps WHERE reason = 0"
+                    " GROUP BY 1 ORDER BY 1")}
     return {"by_reason": by_reason,
             "approved": by_reason.get("approved", 0),
             "declined": sum(count for name, count in by_reason.items() if name != "approved"),
-            "fares_by_category": fares,
+            "fares_by_category": fares, "fares_by_network": networks,
             "fare_total_minor": sum(item["fare_minor"] for item in fares.values()),
             "capped_taps": capped["taps"], "capped_cards": capped["cards"], "missing_exits": missing}
 

@@ -4,7 +4,8 @@
 and key store; the gate simulator (:class:`terminal.simulator.Simulation`) personalises
 one emulated card per cardholder (scheme and key of the card's bank) and sends its taps
 through signed gate clients (:func:`terminal.simulator.send_taps`). The gates are an entry
-and an exit gate at every station of Chengdu Metro Line 1 (the packaged fare network).
+and an exit gate at every station of Chengdu Metro Line 1 (the packaged fare network) and
+single-tap validators on buses (flat fare, bus→metro transfer discount).
 
 Faults on purpose: wrong cryptograms, replayed counters and deny-listed cards (the
 simulator's labelled faults); cardholders whose card is lost or closed in the registry
@@ -46,6 +47,7 @@ BAD_SHARE = 0.03
 DAY_START = dt.datetime(2026, 11, 30, 6, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 DAY_LENGTH_MS = 16 * 3600 * 1000  # 06:00-22:00 local
 ISSUER_PREFIX_DIGITS = 6
+BUS_VALIDATORS = 12  # against 2 gates at each of the 25 Line 1 stations: about 1 boarding in 4 by bus
 SERVER_START_TIMEOUT_S = 120
 CONCURRENCY = 24
 
@@ -77,12 +79,18 @@ def metro_gates() -> list[Gate]:
             for index, station in enumerate(line1_stations()) for direction in ("entry", "exit")]
 
 
+def bus_gates(count: int = BUS_VALIDATORS) -> list[Gate]:
+    """Single-tap validators on buses (flat fare; a metro entry within 90 minutes of a bus
+    tap gets the transfer discount)."""
+    return [Gate(f"B{index:03d}", f"bus-{index:03d}", "single") for index in range(count)]
+
+
 def simulation(people: Sequence[Person], taps: int, seed: int) -> Simulation:
     """The gate simulator over the cardholders' cards (card ``i``: scheme ``SCHEMES[i % 3]``)."""
     sim = Simulation(cards=len(people), gates=2, bad_share=BAD_SHARE, seed=seed, schemes=SCHEMES,
                      start=DAY_START, gap_ms_mean=max(1, DAY_LENGTH_MS // max(taps, 1)),
                      pans=[person.card_number for person in people])
-    sim.gates = metro_gates()
+    sim.gates = metro_gates() + bus_gates()
     return sim
 
 
@@ -98,8 +106,9 @@ async def provision(world: World, sim: Simulation, people: Sequence[Person], tok
         for pan in sim.denied_pans:
             await store.deny(connection, tokens[pan], "lost")
     devices = DeviceRegistry(world.pool, sealer=world.key_service)
-    return {gate.gate_id: await devices.add(gate.gate_id, "gate", network_id="metro",
-                                            operator_account_id=world.accounts["metro"])
+    network = {"single": "bus"}
+    return {gate.gate_id: await devices.add(gate.gate_id, "gate", network_id=network.get(gate.direction, "metro"),
+                                            operator_account_id=world.accounts[network.get(gate.direction, "metro")])
             for gate in sim.gates}
 
 

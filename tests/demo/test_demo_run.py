@@ -59,6 +59,7 @@ def test_taps_and_decline_reasons(summary_and_out):
     assert by_reason.get("atc_cloned", 0) + by_reason.get("atc_replayed", 0) > 0
     assert taps["missing_exits"] == summary["missing_exits_charged"] > 0
     assert taps["fare_total_minor"] > 0 and taps["fares_by_category"]["disabled"]["fare_minor"] == 0
+    assert taps["fares_by_network"]["bus"]["taps"] > 0 and taps["fares_by_network"]["metro"]["taps"] > 0
     # Taps a gate approved offline (the engine answered too late) were uploaded after the day.
     offline = sum(count for outcome, count in summary["gate_outcomes"].items() if outcome.endswith("offline"))
     assert summary["offline_taps_uploaded"] == offline
