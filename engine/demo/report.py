@@ -78,6 +78,8 @@ def write_artefacts(out: Path, summary: dict, day: TransitDay, clearing: Clearin
         path.write_bytes(data)
         written.append(path)
 
+    for stale in (out / "iso20022").glob("*.xml"):  # an earlier run's messages (other MsgIds)
+        stale.unlink()
     for name, xml in clearing.messages.items():
         put(f"iso20022/{name}", xml)
     for name, data in extra_files.items():
