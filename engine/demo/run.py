@@ -19,7 +19,6 @@ from engine.demo import cardholders, clearing, keys, report, transit
 from engine.demo.world import PARTNER_BANKS, add_participants, open_world
 
 
-
 @dataclass(frozen=True)
 class DemoOptions:
     """``cardholders`` and ``taps`` counts, the artefact folder ``out``, the ``seed``."""
@@ -69,7 +68,7 @@ async def run_demo(options: DemoOptions, config: Config, console: Console | None
                 return records
 
             ceremonies = await step("3 key ceremony", len(banks), ceremony)
-            tokens = await step("2 import + enrol cardholders", len(people),
+            tokens = await step("2 register + enrol cardholders", len(people),
                                 lambda advance: cardholders.register(world, people, advance))
             gate_keys = await transit.provision(world, sim, people, tokens, banks)
             day = await step("4 transit day (taps over HTTP)", options.taps,
