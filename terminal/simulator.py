@@ -212,11 +212,11 @@ class Simulation:
 async def send_taps(taps: Iterable[Tap], engine_url: str, gate_keys: dict[str, bytes],
                     queue_dir: Path, *, concurrency: int = CONCURRENCY_DEFAULT) -> Counter:
     """Send taps to the engine through one :class:`GateClient` per gate, up to
-    ``concurrency`` in flight; return a Counter of outcomes: ``"approve"`` or
-    ``"decision/reason"`` (e.g. ``"decline/arqc_invalid"``).
+    ``concurrency`` in flight; return a Counter of outcomes: ``"approved"`` or
+    ``"decision/reason"`` (e.g. ``"declined/arqc_invalid"``).
 
     Taps the engine could not take are queued under ``queue_dir`` (one SQLite file per
-    gate) and counted as ``"approve/offline"`` or ``"decline/offline_deny_list"``.
+    gate) and counted as ``"approved/offline"`` or ``"declined/offline_deny_list"``.
 
     Raises
     ------
@@ -236,7 +236,8 @@ async def send_taps(taps: Iterable[Tap], engine_url: str, gate_keys: dict[str, b
             await client.__aenter__()
         async with semaphore:
             decision = await client.submit(tap)
-        outcomes[f"{decision.decision}/{decision.reason}" if decision.reason else decision.decision] += 1
+        outcomes[decision.decision if decision.reason == decision.decision
+                 else f"{decision.decision}/{decision.reason}"] += 1
 
     pending: set[asyncio.Task] = set()
     try:

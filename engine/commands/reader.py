@@ -64,11 +64,12 @@ def _tap(args: argparse.Namespace) -> int:
             return decision, gate.queued
 
     decision, queued = asyncio.run(send())
-    text = f"{tap.tap_id} {decision.decision}" + (f" ({decision.reason})" if decision.reason else "")
+    text = f"{tap.tap_id} {decision.decision}" + (
+        f" ({decision.reason})" if decision.reason != decision.decision else "")
     if queued:
         text += f"; {queued} tap(s) queued for upload"
     emit(args, text, {"tap": tap, "decision": decision, "queued": queued})
-    return 0 if decision.decision == "approve" else 1
+    return 0 if decision.decision == "approved" else 1
 
 
 def _gate_key(args: argparse.Namespace) -> bytes:

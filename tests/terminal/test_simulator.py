@@ -100,7 +100,7 @@ async def test_send_taps_over_http(fake_engine, tmp_path):
     outcomes = await send_taps((item.tap for item in items), fake_engine.url, simulation.gate_keys,
                                tmp_path, concurrency=8)
     denied = sum(item.fault is Fault.deny_listed for item in items)
-    assert outcomes == collections.Counter({"approve": 80 - denied, "decline/deny_list": denied})
+    assert outcomes == collections.Counter({"approved": 80 - denied, "declined/card_lost": denied})
     assert set(fake_engine.taps) == {item.tap.tap_id for item in items}
 
 
