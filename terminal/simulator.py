@@ -42,6 +42,7 @@ from stdnum import luhn
 
 from hsm.scheme import SCHEMES
 from terminal.card import Card
+from terminal.errors import GateUnreachableError
 from terminal.gate import DenyList, GateClient, card_hash
 from terminal.reader import read_tap
 from terminal.tap import Tap
@@ -215,8 +216,11 @@ async def send_taps(taps: Iterable[Tap], engine_url: str, gate_keys: dict[str, b
     ``concurrency`` in flight; return a Counter of outcomes: ``"approved"`` or
     ``"decision/reason"`` (e.g. ``"declined/arqc_invalid"``).
 
-    Taps the engine could not take are queued under ``queue_dir`` (one SQLite file per
-    gate) and counted as ``"approved/offline"`` or ``"declined/offline_deny_list"``.
+    Each gate starts as a real one does (:meth:`GateClient.sync`): it uploads what its
+    queue file holds from an earlier run and fetches the engine's deny list; if the engine
+    is unreachable it keeps the copy on disk. Taps the engine could not take are queued
+    under ``queue_dir`` (one SQLite file per gate) and counted as ``"approved/offline"``
+    or ``"declined/offline_deny_list"`` (decided with that copy).
 
     Raises
     ------
@@ -234,6 +238,10 @@ async def send_taps(taps: Iterable[Tap], engine_url: str, gate_keys: dict[str, b
             client = clients[tap.gate_id] = GateClient(
                 engine_url, tap.gate_id, gate_keys[tap.gate_id], queue_dir / f"{tap.gate_id}.sqlite3")
             await client.__aenter__()
+            try:
+                await client.sync()
+            except GateUnreachableError:
+                pass  # offline from the start: the deny list copy on disk decides
         async with semaphore:
             decision = await client.submit(tap)
         outcomes[decision.decision if decision.reason == decision.decision

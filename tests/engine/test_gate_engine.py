@@ -80,3 +80,26 @@ async def test_an_uploaded_tap_the_engine_calls_a_conflict_is_kept_as_rejected(
         assert gate.queued == 0
     assert tap_id == "t-1" and message.startswith("station: differs")
     assert await api.balance(CARD_ACCOUNT_ID) == (FARE_MINOR, 0)
+
+
+async def test_gate_fetches_the_engines_deny_list_and_declines_offline_with_it(
+        api, rider, tmp_path, down_url):
+    queue = tmp_path / "gate-1.sqlite3"
+    key = api.secrets["gate-1"]
+    status, _ = await api.call("PUT", f"/v1/deny-list/{rider.token}/lost", device="admin-1")
+    assert status == 201
+    async with GateClient(api.base, "gate-1", key, queue) as gate:
+        assert not gate.is_denied(rider.pan)
+        version = await gate.sync()  # what the CLI and the simulator do once the engine answers
+        assert version == gate.deny_list_version >= 1 and gate.is_denied(rider.pan)
+    async with GateClient(down_url, "gate-1", key, queue, timeout_s=0.5) as gate:
+        declined = await gate.submit(rider.tap("t-1"))
+    assert declined == OfflineDecision("t-1", "declined", "offline_deny_list")
+    # Back online: the queued tap is uploaded (the engine declines it too), and the card
+    # taken off the list is off the gate's copy after the next sync.
+    status, _ = await api.call("DELETE", f"/v1/deny-list/{rider.token}/lost", device="admin-1")
+    assert status == 204
+    async with GateClient(api.base, "gate-1", key, queue) as gate:
+        assert await gate.sync() > version
+        assert (gate.queued, gate.is_denied(rider.pan)) == (0, False)
+    assert await api.balance(CARD_ACCOUNT_ID) == (0, 0)

@@ -112,7 +112,8 @@ async def test_a_refused_gate_stops_the_run_and_leaves_no_task_behind(fake_engin
 
     simulation = Simulation(cards=10, gates=4, seed=11)
     fake_engine.add_gate("G0000", simulation.gate_keys["G0000"])  # the other gates are unknown: 401
-    with pytest.raises(GateError, match="engine refused tap"):
+    # The unknown gate is refused at its first request: the deny list fetch at start.
+    with pytest.raises(GateError, match="deny list: engine refused: 401"):
         await send_taps((item.tap for item in simulation.taps(40)), fake_engine.url,
                         simulation.gate_keys, tmp_path, concurrency=4)
     # Every other tap's task was cancelled and awaited, not left to fail unobserved.
@@ -120,3 +121,19 @@ async def test_a_refused_gate_stops_the_run_and_leaves_no_task_behind(fake_engin
     assert len(left) == 0
     gc.collect()  # a failed task nobody looked at is reported when it is collected
     assert "exception was never retrieved" not in caplog.text
+
+
+async def test_send_taps_fetches_each_gates_deny_list_and_uses_it_offline(fake_engine, tmp_path):
+    simulation = Simulation(cards=10, gates=4, bad_share=0.3, seed=11)
+    for gate_id, key in simulation.gate_keys.items():
+        fake_engine.add_gate(gate_id, key)
+    fake_engine.deny_list = simulation.deny_list(version=3)
+    items = list(simulation.taps(80))
+    await send_taps((item.tap for item in items[:40]), fake_engine.url, simulation.gate_keys,
+                    tmp_path, concurrency=8)
+    fake_engine.status_override = 503  # the engine goes down: gates decide with their copy
+    outcomes = await send_taps((item.tap for item in items[40:]), fake_engine.url,
+                               simulation.gate_keys, tmp_path, concurrency=8)
+    denied = sum(item.fault is Fault.deny_listed for item in items[40:])
+    assert denied and outcomes == collections.Counter(
+        {"approved/offline": 40 - denied, "declined/offline_deny_list": denied})

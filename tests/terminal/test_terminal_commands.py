@@ -33,6 +33,7 @@ async def test_reader_tap_sends_a_signed_tap(pcscd_virtual_reader, fake_engine, 
     assert (code, err) == (0, "")
     result = json.loads(out)
     assert result["decision"]["decision"] == "approved" and result["queued"] == 0
+    assert result["deny_list_version"] == 7  # fetched after the online tap, kept on disk
     assert (result["tap"]["atc"], result["tap"]["amount"], result["tap"]["station"]) == (5, 300, "S9")
     assert list(fake_engine.taps) == [result["tap"]["tap_id"]]
 
