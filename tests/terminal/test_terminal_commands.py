@@ -82,7 +82,7 @@ async def test_simulate_gates_sends_to_the_engine(fake_engine, tmp_path):
 def test_simulate_gates_prints_taps(capsys):
     assert main(["simulate", "gates", "--cards", "3", "--gates", "4", "--taps", "2", "--seed", "7"]) == 0
     assert capsys.readouterr().out == (
-        "G0000:7:1 entry S000 atc=1 none\n"
+        "G0002:7:1 entry S001 atc=1 none\n"
         "G0000:7:2 entry S000 atc=1 none\n")
 
 
