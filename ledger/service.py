@@ -489,7 +489,10 @@ class Ledger:
         created = [
             (encoded.get(id(t)) or _transfer_prefix(t)) + (first + index,) for index, t in enumerate(batch.created)
         ]
-        timestamps = {t.id: first + index for index, t in enumerate(batch.created)}
+        # Only pending transfers need their creation timestamp (for the expiry).
+        timestamps = (
+            {t.id: first + index for index, t in enumerate(batch.created)} if batch.pending_changes else {}
+        )
         touched = [
             (id_bytes(a.id), int(a.flags), a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted)
             for a in batch.touched.values()
