@@ -55,17 +55,23 @@ async def server_pids(connection: asyncpg.Connection) -> list[int]:
     return [row[0] for row in await connection.fetch("SELECT pid FROM pg_stat_activity")]
 
 
-def server_cpu_s(pids: list[int]) -> float | None:
-    """User + system CPU seconds of these server processes, or None if not on this machine."""
-    total = 0
+def server_cpu_s(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of those server processes found in this machine's /proc."""
+    seconds = {}
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except OSError:
-            return None
-        total += int(fields[11]) + int(fields[12])  # utime, stime (man 5 proc)
-    return total / os.sysconf("SC_CLK_TCK")
+            continue  # not on this machine, or the process ended
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (man 5 proc)
+    return seconds
+
+
+def server_cpu_delta_s(before: dict[int, float], after: dict[int, float]) -> float | None:
+    """CPU seconds the processes alive at both readings used in between (None: none found)."""
+    common = before.keys() & after.keys()
+    return sum(after[pid] - before[pid] for pid in common) if common else None
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -174,8 +180,8 @@ async def bench(url: str, *, quick: bool, clients: int) -> str:
             elapsed, latencies = await run_ledger(ledger, work)
             client_after, server_after = time.process_time(), server_cpu_s(pids)
             batches = rounds * clients
-            server_ms = None if server_before is None or server_after is None else (
-                (server_after - server_before) * 1000 / batches)
+            server_s = server_cpu_delta_s(server_before, server_after)
+            server_ms = None if server_s is None else server_s * 1000 / batches
             cpu_ms[size] = ((client_after - client_before) * 1000 / batches, server_ms)
             cpu = f" cpu/batch client {cpu_ms[size][0]:6.1f} ms server " + (
                 "-" if server_ms is None else f"{server_ms:6.1f} ms")
