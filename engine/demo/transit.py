@@ -16,7 +16,6 @@ charged a missing exit by the daily close.
 from __future__ import annotations
 
 import asyncio
-import csv
 import datetime as dt
 import os
 import subprocess
@@ -30,6 +29,7 @@ from pathlib import Path
 
 from engine.demo.world import World
 from engine.fares.config import load_engine
+from engine.fares.stations import StationNetwork
 from engine.reference_data import reference_data_dir
 from engine.synthetic import Person
 from engine.taps import store
@@ -47,7 +47,8 @@ BAD_SHARE = 0.03
 DAY_START = dt.datetime(2026, 11, 30, 6, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 DAY_LENGTH_MS = 16 * 3600 * 1000  # 06:00-22:00 local
 ISSUER_PREFIX_DIGITS = 6
-BUS_VALIDATORS = 12  # against 2 gates at each of the 25 Line 1 stations: about 1 boarding in 4 by bus
+BUS_VALIDATORS = 12  # against an entry gate at each of the 35 Line 1 stations: 1 boarding in 4 by bus
+TAPS_PER_EVENT_X4 = 7  # a new boarding is 1.75 taps on average (metro: entry + exit; bus: 1)
 SERVER_START_TIMEOUT_S = 120
 CONCURRENCY = 24
 
@@ -66,17 +67,9 @@ class TransitDay:
     uploaded_offline: int = 0  # taps a gate approved offline (engine too slow), uploaded afterwards
 
 
-def line1_stations() -> list[str]:
-    """Station ids of the packaged Chengdu Line 1 network, in line order."""
-    text = resources.files("engine.fares").joinpath("data/chengdu_line1.csv").read_text(encoding="utf-8")
-    rows = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
-    return [row["station_id"] for row in rows]
-
-
-def metro_gates() -> list[Gate]:
-    """An entry gate and an exit gate at every Line 1 station."""
-    return [Gate(f"M{index:03d}{direction[:2].upper()}", station, direction)
-            for index, station in enumerate(line1_stations()) for direction in ("entry", "exit")]
+def line1() -> StationNetwork:
+    """The packaged Chengdu Metro Line 1 network (stations and track distances)."""
+    return StationNetwork.load(Path(str(resources.files("engine.fares").joinpath("data/chengdu_line1.csv"))))
 
 
 def bus_gates(count: int = BUS_VALIDATORS) -> list[Gate]:
@@ -87,10 +80,11 @@ def bus_gates(count: int = BUS_VALIDATORS) -> list[Gate]:
 
 def simulation(people: Sequence[Person], taps: int, seed: int) -> Simulation:
     """The gate simulator over the cardholders' cards (card ``i``: scheme ``SCHEMES[i % 3]``)."""
-    sim = Simulation(cards=len(people), gates=2, bad_share=BAD_SHARE, seed=seed, schemes=SCHEMES,
-                     start=DAY_START, gap_ms_mean=max(1, DAY_LENGTH_MS // max(taps, 1)),
-                     pans=[person.card_number for person in people])
-    sim.gates = metro_gates() + bus_gates()
+    network = line1()
+    sim = Simulation(cards=len(people), gates=2 * len(network.stations), bad_share=BAD_SHARE, seed=seed,
+                     schemes=SCHEMES, start=DAY_START, gap_ms_mean=max(1, DAY_LENGTH_MS * TAPS_PER_EVENT_X4 // (4 * max(taps, 1))),
+                     network=network, pans=[person.card_number for person in people])
+    sim.gates = sim.gates + bus_gates()
     return sim
 
 
