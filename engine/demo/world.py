@@ -52,6 +52,7 @@ class World:
 
     @property
     def database_url(self) -> str:
+        """The URL of this run's database (always set: ``open_world`` creates it)."""
         return self.config.database_url or ""
 
 

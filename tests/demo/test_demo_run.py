@@ -94,3 +94,16 @@ def test_artefacts_exist_and_messages_validate(summary_and_out):
         assert document.message_definition.startswith(path.name.split(".")[-2].replace("pacs", "pacs.")
                                                       .replace("camt", "camt.")), path.name
     (out / "subsidy_batch_gbk.csv").read_bytes().decode("gbk")  # really GBK
+
+
+def test_a_second_run_gets_fresh_state_and_replaces_the_messages(summary_and_out, server_url, tmp_path):
+    import asyncio
+
+    first, out = summary_and_out
+    second = asyncio.run(run_demo(DemoOptions(cardholders=30, taps=300, out=out, seed=3),
+                                  Config(home=tmp_path, database_url=server_url)))
+    assert second["database"] != first["database"]
+    assert second["audit_ok"] is True and second["positions_sum_minor"] == 0
+    assert second["cycle"]["cycle_id"] == 1  # a fresh ledger, not the first run's
+    messages = {path.name for path in (out / "iso20022").glob("*.xml")}
+    assert len(messages) == 3 * 3  # this run's pacs.008, pacs.002 and camt.053 per bank only
