@@ -29,7 +29,7 @@ ARQC_FAILURES = {
 }
 assert set(ARQC_FAILURES) == set(ArqcResult)
 # PAN tokens kept per process: a token is an HMAC through the key service, and a card
-# taps many times a day. Dropped whenever the ``pan-token`` key changes (a new version).
+# taps many times a day. A PAN's token never changes (``pan-token`` keys do not rotate).
 CARD_TOKENS_CACHED_MAX = 200_000
 
 
@@ -42,7 +42,6 @@ class IssuerKeys:
         self._issuers: list[Issuer] = []
         self._schemes: dict[str, str] = {}
         self._tokens: LruCache[str, str] = LruCache(CARD_TOKENS_CACHED_MAX)
-        self._token_keys: tuple = ()
 
     def __repr__(self) -> str:
         return f"IssuerKeys(issuers={len(self._issuers)})"
@@ -51,14 +50,8 @@ class IssuerKeys:
         """Reload the issuer table and the schemes of the key service's ``imk-ac`` keys."""
         async with self._pool.acquire() as connection:
             self._issuers = await store.issuers(connection)
-        infos = await self._keys.list_keys()
-        self._schemes = {info.label: info.scheme for info in infos
+        self._schemes = {info.label: info.scheme for info in await self._keys.list_keys()
                          if info.key_type == "imk-ac" and info.scheme}
-        token_keys = tuple(sorted((info.label, info.version, info.kcv) for info in infos
-                                  if info.key_type == "pan-token"))
-        if token_keys != self._token_keys:
-            self._tokens = LruCache(CARD_TOKENS_CACHED_MAX)
-            self._token_keys = token_keys
 
     def issuer_of(self, pan: str) -> Issuer | None:
         """The issuer with the longest prefix of ``pan``, or ``None``."""
@@ -69,7 +62,7 @@ class IssuerKeys:
 
     async def card_tokens(self, taps: Sequence[Tap]) -> list[str]:
         """The PAN token of each tap (:meth:`KeyService.tokenize_pan`, 32 hex digits;
-        remembered per PAN until the ``pan-token`` key changes, see :meth:`refresh`)."""
+        remembered per PAN, the last ``CARD_TOKENS_CACHED_MAX`` used)."""
         tokens = []
         for tap in taps:
             token = self._tokens.get(tap.pan)
