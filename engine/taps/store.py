@@ -100,9 +100,9 @@ WITH taps AS (
     INSERT INTO transit_taps (tap_id, device_id, card_token, request, reason, fare_minor,
         rider_category, day_total_minor, day_cap_minor, transit_day, station, direction,
         tapped_at, transfer_id, request_nonce)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::smallint[],
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::json[], $5::smallint[],
         $6::bigint[], $7::text[], $8::bigint[], $9::bigint[], $10::date[], $11::text[],
-        $12::text[], $13::timestamptz[], $14::numeric[], $26::text[])
+        $12::text[], $13::timestamptz[], $14::text[]::numeric[], $26::text[])
 ),
 alerts AS (
     INSERT INTO transit_alerts (kind, card_token, tap_id, detail)
@@ -135,7 +135,9 @@ async def write_batch(connection: asyncpg.Connection, records: list[TapRecord],
         [r.answer.day_total_minor for r in records], [r.answer.day_cap_minor for r in records],
         [None if r.transit_day is None else date.fromisoformat(r.transit_day) for r in records],
         [r.station for r in records], [r.direction for r in records],
-        [r.tapped_at for r in records], [r.transfer_id for r in records],
+        [r.tapped_at for r in records],
+        # As decimal text: asyncpg's binary numeric encoding costs microseconds per value.
+        [None if r.transfer_id is None else str(r.transfer_id) for r in records],
         [a.kind for a in alerts], [a.card_token for a in alerts], [a.tap_id for a in alerts],
         [a.detail for a in alerts],
         [c.card_token for c in cards], [c.atc_max for c in cards],
