@@ -42,7 +42,7 @@ from engine.settlement.registry import CURRENCY, LEDGER_CNY, TRANSFER_CODE_PAYOU
 from ledger.ids import new_id
 from ledger.results import CreateTransferResult
 from ledger.service import Ledger, id_bytes
-from ledger.types import Transfer
+from ledger.types import Transfer, TransferFlags
 
 CLAIM_MAX = 64
 LEASE_S = 60.0
@@ -59,6 +59,9 @@ class Payout:
     ``card_account_id`` at ``bank_code``, the issuing bank that gets the pacs.008.
 
     ``creditor_account`` is the card or account number the bank credits (1-34 characters).
+    ``pending_id``: when not 0, the payout posts this pending transfer (same accounts,
+    amount and code) instead of creating a new one: a caller that reserved the money first
+    (two-phase, as disbursement batches do) posts the reservation.
     """
 
     transfer_id: int
@@ -71,6 +74,7 @@ class Payout:
     payer_name: str
     remittance_information: str = ""
     purpose: str = "GOVT"
+    pending_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +107,8 @@ async def post_payouts(connection: asyncpg.Connection, ledger: Ledger, payouts: 
     """
     assert connection.is_in_transaction(), "post_payouts runs inside the caller's transaction"
     transfers = [Transfer(id=p.transfer_id, debit_account_id=p.payer_account_id, credit_account_id=p.card_account_id,
-                          amount=p.amount_minor, ledger=LEDGER_CNY, code=TRANSFER_CODE_PAYOUT) for p in payouts]
+                          amount=p.amount_minor, ledger=LEDGER_CNY, code=TRANSFER_CODE_PAYOUT, pending_id=p.pending_id,
+                          flags=int(TransferFlags.post_pending_transfer) if p.pending_id else 0) for p in payouts]
     results = await ledger.create_transfers(transfers, connection=connection)
     groups: dict[tuple[str, int, str, str], list[Payout]] = defaultdict(list)
     for payout, result in zip(payouts, results):
