@@ -22,10 +22,14 @@ import msgspec
 
 from engine.disbursement.results import LineResult
 from engine.disbursement.validation import LineOutcome
+from hsm.datakeys import FIELD_SIZE_MAX
 from hsm.service import KeyService
 
 FIELDS_KEY = "field-enc"
 FRAME_HEADER = struct.Struct(">I")
+SEALED_PIECE_BYTES_MAX = FIELD_SIZE_MAX
+
+assert SEALED_PIECE_BYTES_MAX > 0
 
 # (line, result, amount_minor | None, pan_token | None, bank_code | None, name | None)
 LineRow = tuple[int, int, int | None, str | None, str | None, str | None]
@@ -44,6 +48,7 @@ class Frame(msgspec.Struct, frozen=True, array_like=True):
 _ENCODER = msgspec.msgpack.Encoder()
 _FRAME_DECODER = msgspec.msgpack.Decoder(Frame)
 _FIELDS_DECODER = msgspec.msgpack.Decoder(list[LineFields])
+_PIECES_DECODER = msgspec.msgpack.Decoder(list[bytes])
 
 
 def line_row(outcome: LineOutcome) -> LineRow:
@@ -61,21 +66,36 @@ def line_fields(outcome: LineOutcome) -> LineFields:
     return (line.sequence, line.name, line.id_number, line.card_number, line.amount, line.item, line.remark)
 
 
-def fields_context(content_sha256: str, first_line: int) -> bytes:
-    """Associated data binding a sealed chunk to its batch content and position."""
-    return f"disbursement_line_fields:{content_sha256}:{first_line}".encode("ascii")
+def fields_context(content_sha256: str, first_line: int, piece: int) -> bytes:
+    """Associated data binding a sealed piece to its batch content, chunk and place.
+
+    >>> fields_context("ab", 1, 0)
+    b'disbursement_line_fields:ab:1:0'
+    """
+    return f"disbursement_line_fields:{content_sha256}:{first_line}:{piece}".encode("ascii")
 
 
 async def seal_fields(keys: KeyService, content_sha256: str, first_line: int, fields: Sequence[LineFields]) -> bytes:
-    """One chunk's fields sealed by the key service (AES-256-GCM)."""
-    return await keys.encrypt_field(_ENCODER.encode(list(fields)), fields_context(content_sha256, first_line),
-                                    FIELDS_KEY)
+    """One chunk's fields sealed by the key service (AES-256-GCM).
+
+    The key service seals at most ``hsm.datakeys.FIELD_SIZE_MAX`` bytes at a time, so the
+    encoded chunk is cut into pieces of :data:`SEALED_PIECE_BYTES_MAX`, each sealed with
+    its index in the associated data (no piece can be moved or dropped unnoticed), and the
+    sealed pieces are stored together as one msgpack list.
+    """
+    plain = _ENCODER.encode(list(fields))
+    pieces = [await keys.encrypt_field(plain[start:start + SEALED_PIECE_BYTES_MAX],
+                                       fields_context(content_sha256, first_line, index), FIELDS_KEY)
+              for index, start in enumerate(range(0, len(plain), SEALED_PIECE_BYTES_MAX))]
+    return _ENCODER.encode(pieces)
 
 
 async def open_fields(keys: KeyService, content_sha256: str, first_line: int, sealed: bytes) -> list[LineFields]:
     """The fields of one sealed chunk (``RefusedError`` from the key service if altered)."""
-    return _FIELDS_DECODER.decode(await keys.decrypt_field(sealed, fields_context(content_sha256, first_line),
-                                                           FIELDS_KEY))
+    pieces = _PIECES_DECODER.decode(sealed)
+    plain = b"".join([await keys.decrypt_field(piece, fields_context(content_sha256, first_line, index), FIELDS_KEY)
+                      for index, piece in enumerate(pieces)])
+    return _FIELDS_DECODER.decode(plain)
 
 
 class LineSpool:
