@@ -38,12 +38,11 @@ second ledger account.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
 
-from adapters.iso20022 import ids
 from engine.disbursement.amount import format_minor
 from engine.disbursement.bank_card import compact_pan
 from engine.disbursement.errors import InsufficientFundsError
@@ -362,9 +361,11 @@ async def _post_chunk(store: DisbursementStore, ledger: Ledger, context: _Contex
         refused = {r.name for r in results if r not in _DONE}
         if refused:
             raise ConflictError(f"batch {context.batch_id}: posting refused by the ledger ({', '.join(refused)})")
+        # The EndToEndIds post_payouts recorded, by transfer id (not encoded a second time).
         await connection.execute(
-            "UPDATE disbursement_lines l SET end_to_end_id = u.end_to_end_id"
-            " FROM unnest($2::integer[], $3::text[]) AS u(line, end_to_end_id)"
+            "UPDATE disbursement_lines l SET end_to_end_id = p.end_to_end_id"
+            " FROM unnest($2::integer[], $3::bytea[]) AS u(line, transfer_id)"
+            " JOIN settlement_payments p ON p.transfer_id = u.transfer_id"
             " WHERE l.batch_id = $1 AND l.line = u.line",
-            context.batch_id, [r["line"] for r in rows], [ids.end_to_end_id(p.transfer_id) for p in payouts])
+            context.batch_id, [r["line"] for r in rows], [id_bytes(p.transfer_id) for p in payouts])
     return len(rows), sum(p.amount_minor for p in payouts)

@@ -122,18 +122,20 @@ async def post_payouts(connection: asyncpg.Connection, ledger: Ledger, payouts: 
                                      purpose=purpose)
         for start in range(0, len(group), pacs008.TRANSACTIONS_PER_MESSAGE_MAX):
             chunk = group[start:start + pacs008.TRANSACTIONS_PER_MESSAGE_MAX]
-            credits = [pacs008.CreditTransfer(ids.end_to_end_id(p.transfer_id), p.amount_minor, CURRENCY,
+            end_to_end_ids = [ids.end_to_end_id(p.transfer_id) for p in chunk]
+            credits = [pacs008.CreditTransfer(end_to_end_id, p.amount_minor, CURRENCY,
                                               p.creditor_name, p.creditor_account, p.remittance_information)
-                       for p in chunk]
+                       for end_to_end_id, p in zip(end_to_end_ids, chunk)]
             (message,) = pacs008.iter_messages(header, credits)
             await connection.execute(
                 "INSERT INTO settlement_outbox (message_id, bank_code, kind, xml) VALUES ($1, $2, 'payout', $3)",
                 message.message_id, bank_code, message.xml)
-            await connection.executemany(
+            # One statement per message (unnest), not one per payment: batches run to thousands.
+            await connection.execute(
                 "INSERT INTO settlement_payments (end_to_end_id, message_id, bank_code, transfer_id, amount_minor,"
-                " currency) VALUES ($1, $2, $3, $4, $5, $6)",
-                [(ids.end_to_end_id(p.transfer_id), message.message_id, bank_code, id_bytes(p.transfer_id),
-                  p.amount_minor, CURRENCY) for p in chunk])
+                " currency) SELECT e, $2, $3, t, a, $4 FROM unnest($1::text[], $5::bytea[], $6::bigint[]) AS u(e, t, a)",
+                end_to_end_ids, message.message_id, bank_code, CURRENCY,
+                [id_bytes(p.transfer_id) for p in chunk], [p.amount_minor for p in chunk])
     return results
 
 
