@@ -23,6 +23,9 @@ its own short transaction:
    writes the pacs.008.001.08 of each issuing bank to the outbox in the same transaction.
 4. EXECUTED.
 
+One run at a time per batch: a session advisory lock on the batch id (a second run is
+refused at once), so the connection pool needs two connections (the lock's and the work's).
+
 Transfer ids are derived from (batch, attempt, line), so running ``execute`` again after a
 crash at any point resumes: created reservations answer ``exists``, posted ones
 ``exists`` again and get no second instruction. An EXECUTED batch is refused. Each line's
@@ -37,8 +40,9 @@ second ledger account.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -59,6 +63,9 @@ from ledger.service import Ledger, id_bytes
 from ledger.types import Transfer, TransferFlags
 
 TRANSFER_CODE_FUNDING = 240
+# The advisory lock class of batch executions (any int4 no other part of onecard uses).
+ADVISORY_LOCK_CLASS = 6_100_240
+INT4_MAX = 2**31 - 1
 PURPOSES = {"subsidy": "GOVT", "wage": "SALA"}
 ENGINE_CODE = "ONECARD"
 
@@ -201,6 +208,27 @@ async def execute_batch(store: DisbursementStore, ledger: Ledger, batch_id: int,
         twice), its programme has no funding account, or a person of the batch was paid in
         the period by another batch since validation (nothing posted).
     """
+    async with _exclusive(store.pool, batch_id):
+        return await _execute(store, ledger, batch_id, actor, at_ms, on_lines)
+
+
+@contextlib.asynccontextmanager
+async def _exclusive(pool: asyncpg.Pool, batch_id: int) -> AsyncIterator[None]:
+    """One execution of a batch at a time, across processes: a session advisory lock held
+    on its own connection (a second run is refused at once rather than racing the first,
+    e.g. voiding reservations the first still needs after a refusal)."""
+    assert 0 < batch_id <= INT4_MAX, "batch ids fit the advisory lock's int4 key"
+    async with pool.acquire() as connection:
+        if not await connection.fetchval("SELECT pg_try_advisory_lock($1, $2)", ADVISORY_LOCK_CLASS, batch_id):
+            raise ConflictError(f"batch {batch_id} is being executed by another run; try again when it ends")
+        try:
+            yield
+        finally:
+            await connection.execute("SELECT pg_advisory_unlock($1, $2)", ADVISORY_LOCK_CLASS, batch_id)
+
+
+async def _execute(store: DisbursementStore, ledger: Ledger, batch_id: int, actor: str, at_ms: int,
+                   on_lines: Callable[[int], None] | None) -> Execution:
     context, state = await _start(store, ledger, batch_id)
     chunks = await _chunks(store.pool, batch_id)
     if state is BatchState.approved:
@@ -221,11 +249,12 @@ async def execute_batch(store: DisbursementStore, ledger: Ledger, batch_id: int,
 
 
 async def _start(store: DisbursementStore, ledger: Ledger, batch_id: int) -> tuple[_Context, BatchState]:
+    # One connection at a time (the execution lock holds another): store reads first.
+    batch = await store.batch(batch_id)
+    if batch.state not in (BatchState.approved, BatchState.executing):
+        raise ConflictError(f"batch {batch_id} is {batch.state.value}; only an approved batch is executed")
+    programme = await store.programme(batch.programme_code)
     async with store.pool.acquire() as connection:
-        batch = await store.batch(batch_id)
-        if batch.state not in (BatchState.approved, BatchState.executing):
-            raise ConflictError(f"batch {batch_id} is {batch.state.value}; only an approved batch is executed")
-        programme = await store.programme(batch.programme_code)
         payer = await funding(connection, ledger, programme.code)
         if payer is None:
             raise ConflictError(f"programme {programme.code} has no funding account: fund it first "
@@ -261,27 +290,31 @@ async def _accepted(connection: asyncpg.Connection, batch_id: int, first_line: i
 async def _reserve(store: DisbursementStore, ledger: Ledger, context: _Context,
                    chunks: list[tuple[int, int, bytes]], on_lines: Callable[[int], None] | None) -> None:
     for first_line, end_line, _ in chunks:
-        async with store.pool.acquire() as connection:
-            async with connection.transaction():
-                rows = await _accepted(connection, context.batch_id, first_line, end_line)
-                failed = await _reserve_rows(connection, ledger, context, rows)
-                if failed is None:
-                    continue
+        async with store.pool.acquire() as connection, connection.transaction():
+            rows = await _accepted(connection, context.batch_id, first_line, end_line)
+            failed = await _reserve_rows(connection, ledger, context, rows)
+        if failed is not None:
             await _release(store, ledger, context, chunks)
-            async with store.pool.acquire() as connection:
-                available = (await funding(connection, ledger, context.programme_code)).available_minor
-                total = await connection.fetchval(
-                    "SELECT accepted_minor FROM disbursement_batches WHERE id = $1", context.batch_id)
-            if failed is CreateTransferResult.exceeds_credits:
-                shortfall = total - available
-                raise InsufficientFundsError(
-                    f"programme {context.programme_code} has {format_minor(available)} yuan available but batch "
-                    f"{context.batch_id} needs {format_minor(total)} yuan: short by {format_minor(shortfall)} yuan; "
-                    "nothing was posted", shortfall)
-            raise ConflictError(f"batch {context.batch_id}: a reservation was refused by the ledger ({failed.name}); "
-                                "nothing was posted")
+            await _refuse(store, ledger, context, failed)
         if on_lines:
             on_lines(end_line - first_line)
+
+
+async def _refuse(store: DisbursementStore, ledger: Ledger, context: _Context, failed: CreateTransferResult) -> None:
+    """Raise the error for a refused reservation (after every reservation was voided)."""
+    async with store.pool.acquire() as connection:
+        payer = await funding(connection, ledger, context.programme_code)
+        total = await connection.fetchval("SELECT accepted_minor FROM disbursement_batches WHERE id = $1",
+                                          context.batch_id)
+    assert payer is not None
+    if failed is CreateTransferResult.exceeds_credits:
+        shortfall = total - payer.available_minor
+        raise InsufficientFundsError(
+            f"programme {context.programme_code} has {format_minor(payer.available_minor)} yuan available but "
+            f"batch {context.batch_id} needs {format_minor(total)} yuan: short by {format_minor(shortfall)} yuan; "
+            "nothing was posted", shortfall)
+    raise ConflictError(f"batch {context.batch_id}: a reservation was refused by the ledger ({failed.name}); "
+                        "nothing was posted")
 
 
 async def _reserve_rows(connection: asyncpg.Connection, ledger: Ledger, context: _Context,

@@ -257,6 +257,12 @@ async def test_wage_programme_pays_from_the_wage_escrow_with_purpose_sala(store,
     batch, _ = await _submit(store, tmp_path, "姓名,身份证号,社会保障卡号,金额\n"
                                               "赵七,11010519491231002X,6217000000000000012,2500.50\n", "w.csv")
     await store.approve(batch.id, "checker", batch.content_sha256, 2_000)
+    # While another run executes the batch (holding its lock), a second run is refused.
+    async with pool.acquire() as other:
+        assert await other.fetchval("SELECT pg_try_advisory_lock($1, $2)", execution.ADVISORY_LOCK_CLASS, batch.id)
+        with pytest.raises(ConflictError, match="being executed by another run"):
+            await execute_batch(store, ledger, batch.id, "checker", 2_500)
+        await other.execute("SELECT pg_advisory_unlock($1, $2)", execution.ADVISORY_LOCK_CLASS, batch.id)
     done = await execute_batch(store, ledger, batch.id, "checker", 3_000)
     assert (done.lines, done.amount_minor) == (1, 250_050)
     async with pool.acquire() as connection:
