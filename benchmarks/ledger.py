@@ -9,8 +9,14 @@ has N concurrent clients (one connection each) post card -> operator transfers t
 run it measures the naive baseline: one transaction per transfer, row locks taken one
 statement at a time (lock debit, lock credit, check id, insert, update, update, commit).
 
+Because the machine may be shared, each ledger line also gives the CPU time per batch:
+this process's (``time.process_time``) and the PostgreSQL server's (user + system time
+of its backends and background processes, read from ``/proc`` when the server runs on
+this machine; ``-`` otherwise).
+
 The last line is the batch-8,000 figure:
-``transfers_per_s=... p99_ms=... baseline_per_s=... ratio=...``.
+``transfers_per_s=... p99_ms=... baseline_per_s=... ratio=... client_cpu_ms=... server_cpu_ms=...``
+(CPU per batch of 8,000).
 """
 
 from __future__ import annotations
@@ -42,6 +48,30 @@ CREATE TABLE naive_accounts (id bytea PRIMARY KEY, debits bigint NOT NULL, credi
 CREATE TABLE naive_transfers (id bytea PRIMARY KEY, debit_account_id bytea NOT NULL, credit_account_id bytea NOT NULL,
                               amount bigint NOT NULL, timestamp bigint NOT NULL);
 """
+
+
+async def server_pids(connection: asyncpg.Connection) -> list[int]:
+    """Process ids of the server's backends and background processes (pg_stat_activity)."""
+    return [row[0] for row in await connection.fetch("SELECT pid FROM pg_stat_activity")]
+
+
+def server_cpu_s(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of those server processes found in this machine's /proc."""
+    seconds = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # not on this machine, or the process ended
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (man 5 proc)
+    return seconds
+
+
+def server_cpu_delta_s(before: dict[int, float], after: dict[int, float]) -> float | None:
+    """CPU seconds the processes alive at both readings used in between (None: none found)."""
+    common = before.keys() & after.keys()
+    return sum(after[pid] - before[pid] for pid in common) if common else None
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -120,11 +150,11 @@ async def run_naive(pool: asyncpg.Pool, cards: list[int], operators: list[int], 
     return time.perf_counter() - started, latencies
 
 
-def report(name: str, transfers: int, elapsed_s: float, latencies: list[float]) -> tuple[float, float]:
+def report(name: str, transfers: int, elapsed_s: float, latencies: list[float], cpu: str = "") -> tuple[float, float]:
     rate = transfers / elapsed_s
     p50_ms, p99_ms = percentile(latencies, 0.50) * 1000, percentile(latencies, 0.99) * 1000
     print(f"{name:<28} {transfers:>9} transfers {elapsed_s:8.2f} s {rate:>11,.0f} transfers/s "
-          f"p50 {p50_ms:8.2f} ms p99 {p99_ms:8.2f} ms")
+          f"p50 {p50_ms:8.2f} ms p99 {p99_ms:8.2f} ms{cpu}")
     return rate, p99_ms
 
 
@@ -141,17 +171,30 @@ async def bench(url: str, *, quick: bool, clients: int) -> str:
         print(f"{clients} clients, {CARDS} card accounts (limited), {OPERATORS} operator accounts, synchronous_commit=on")
         plan = {1: 100 if quick else 500, 100: 10 if quick else 40, 8000: 3 if quick else 10}
         figures = {}
+        cpu_ms: dict[int, tuple[float, float | None]] = {}
         for size, rounds in plan.items():
             work = [[fares(cards, operators, size, rng) for _ in range(rounds)] for _ in range(clients)]
+            async with pool.acquire() as connection:
+                pids = await server_pids(connection)
+            client_before, server_before = time.process_time(), server_cpu_s(pids)
             elapsed, latencies = await run_ledger(ledger, work)
-            figures[size] = report(f"ledger batch {size}", size * rounds * clients, elapsed, latencies)
+            client_after, server_after = time.process_time(), server_cpu_s(pids)
+            batches = rounds * clients
+            server_s = server_cpu_delta_s(server_before, server_after)
+            server_ms = None if server_s is None else server_s * 1000 / batches
+            cpu_ms[size] = ((client_after - client_before) * 1000 / batches, server_ms)
+            cpu = f" cpu/batch client {cpu_ms[size][0]:6.1f} ms server " + (
+                "-" if server_ms is None else f"{server_ms:6.1f} ms")
+            figures[size] = report(f"ledger batch {size}", size * rounds * clients, elapsed, latencies, cpu)
         per_client = 100 if quick else 500
         elapsed, latencies = await run_naive(pool, cards, operators, clients, per_client, rng)
         baseline, _ = report("naive (1 tx per transfer)", per_client * clients, elapsed, latencies)
     finally:
         await pool.close()
     rate, p99_ms = figures[8000]
-    return f"transfers_per_s={rate:.0f} p99_ms={p99_ms:.1f} baseline_per_s={baseline:.0f} ratio={rate / baseline:.1f}"
+    client_ms, server_ms = cpu_ms[8000]
+    return (f"transfers_per_s={rate:.0f} p99_ms={p99_ms:.1f} baseline_per_s={baseline:.0f} ratio={rate / baseline:.1f} "
+            f"client_cpu_ms={client_ms:.1f} server_cpu_ms={'-' if server_ms is None else f'{server_ms:.1f}'}")
 
 
 def _fresh_database(server_url: str) -> tuple[str, str]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import multiprocessing
 import os
 import signal
@@ -71,6 +72,12 @@ class RunResult:
     elapsed_s: float
     latencies_s: list[float]
     outcomes: dict[str, int]
+    generator_cpu_s: float
+    engine_cpu_s: float = 0.0
+    database_cpu_s: float = 0.0
+
+    def cpu_us_per_tap(self, cpu_s: float) -> float:
+        return cpu_s / self.taps * 1e6
 
     @property
     def taps_per_s(self) -> float:
@@ -204,11 +211,12 @@ def generate_load(host: str, port: int, lanes, secrets, results) -> None:
 async def _load(host: str, port: int, lanes, secrets) -> RunResult:
     latencies: list[float] = []
     outcomes: Counter[str] = Counter()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     await asyncio.gather(*(_lane(host, port, gate_id, secrets[gate_id], bodies, latencies, outcomes)
                            for gate_id, bodies in lanes))
     elapsed = time.perf_counter() - started
-    return RunResult(len(latencies), elapsed, latencies, dict(outcomes))
+    return RunResult(len(latencies), elapsed, latencies, dict(outcomes),
+                     generator_cpu_s=time.process_time() - cpu_started)
 
 
 _answer_decoder = msgspec.json.Decoder()
@@ -241,14 +249,64 @@ async def _lane(host, port, gate_id, secret, bodies, latencies, outcomes) -> Non
         writer.close()
 
 
-def run_load(host: str, port: int, workload: Workload, secrets: dict[str, bytes]) -> RunResult:
+def run_load(host: str, port: int, workload: Workload, secrets: dict[str, bytes],
+             engine_pid: int, database_pid: int | None) -> RunResult:
+    """Send ``workload``; the result includes the CPU time the engine's and the database's
+    process trees spent meanwhile (the generator's own is measured inside it)."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     process = context.Process(target=generate_load, args=(host, port, workload.lanes, secrets, results))
     process.start()
+    engine_cpu_s, database_cpu_s = tree_cpu_s(engine_pid), tree_cpu_s(database_pid)
     result = results.get()
     process.join()
-    return result
+    return dataclasses.replace(result, engine_cpu_s=tree_cpu_s(engine_pid) - engine_cpu_s,
+                               database_cpu_s=tree_cpu_s(database_pid) - database_cpu_s)
+
+
+def tree_cpu_s(root_pid: int | None) -> float:
+    """User + system CPU seconds of ``root_pid`` and its descendants (Linux ``/proc``),
+    counting children they reaped; 0 without ``/proc`` or ``root_pid``."""
+    if root_pid is None or not os.path.exists(f"/proc/{root_pid}/stat"):
+        return 0.0
+    stats: dict[int, tuple[int, list[str]]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                text = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue  # exited meanwhile
+            fields = text[text.rindex(")") + 2:].split()
+            stats[int(entry)] = (int(fields[1]), fields)
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in stats.items():
+        children.setdefault(parent, []).append(pid)
+    ticks, pending = 0, [root_pid]
+    while pending:
+        pid = pending.pop()
+        if pid in stats:
+            # utime, stime, cutime, cstime: fields 14-17 of stat(5), here from field 3 on.
+            ticks += sum(int(value) for value in stats[pid][1][11:15])
+            pending.extend(children.get(pid, ()))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+async def database_server_pid(url: str) -> int | None:
+    """The PostgreSQL postmaster's pid when it runs on this machine, else ``None``."""
+    import asyncpg
+
+    connection = await asyncpg.connect(url)
+    try:
+        # Read while the connection is open: its backend process exits when it closes.
+        status = Path(f"/proc/{await connection.fetchval('SELECT pg_backend_pid()')}/status")
+        lines = status.read_text().splitlines()
+    except OSError:
+        return None
+    finally:
+        await connection.close()
+    if lines[0].split()[1:] != ["postgres"]:
+        return None  # a remote server: a local process just happens to have that pid
+    return int(next(line.split()[1] for line in lines if line.startswith("PPid:")))
 
 
 # -- main ------------------------------------------------------------------------------------------
@@ -256,8 +314,10 @@ def run_load(host: str, port: int, workload: Workload, secrets: dict[str, bytes]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.taps", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small run (under a minute)")
-    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1),
-                        help="engine worker processes (default: cores - 1, one is the generator's)")
+    # One worker per core: the generator needs a tenth of the engine's CPU per tap, and a
+    # single worker leaves a core idle whenever the generator and the database wait.
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+                        help="engine worker processes (default: one per core)")
     parser.add_argument("--gates", type=int, default=None, help="concurrent gates (connections)")
     parser.add_argument("--cards", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=8, help="taps per card (even)")
@@ -285,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
                 server, host, port = start_server(home, url, args.workers, batching)
                 try:
                     share = 1 if batching else baseline_share
-                    results[mode] = run_load(host, port, workload.head(share), secrets)
+                    results[mode] = run_load(host, port, workload.head(share), secrets,
+                                             server.pid, asyncio.run(database_server_pid(url)))
                 finally:
                     stop_server(server)
                 _report(mode, results[mode])
@@ -305,6 +366,9 @@ def _report(mode: str, result: RunResult) -> None:
     print(f"{mode:>9}: {result.taps} taps in {result.elapsed_s:.2f} s = {result.taps_per_s:.0f} taps/s; "
           f"p50 {result.percentile_ms(0.5):.2f} ms, p99 {result.percentile_ms(0.99):.2f} ms, "
           f"p99.9 {result.percentile_ms(0.999):.2f} ms; {outcomes}", flush=True)
+    print(f"{'':>9}  CPU per tap: engine {result.cpu_us_per_tap(result.engine_cpu_s):.0f} us, "
+          f"database {result.cpu_us_per_tap(result.database_cpu_s):.0f} us, "
+          f"generator {result.cpu_us_per_tap(result.generator_cpu_s):.0f} us", flush=True)
 
 
 if __name__ == "__main__":

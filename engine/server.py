@@ -11,6 +11,7 @@ are aggregated through ``PROMETHEUS_MULTIPROC_DIR`` (a temporary folder).
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import os
 import signal
@@ -144,6 +145,11 @@ async def _run_worker(options: ServeOptions, port: int, ready) -> None:
         try:
             sock = reuse_port_socket(options.host, port, listen=True)
             await web.SockSite(runner, sock).start()
+            # Everything loaded so far (modules, fare tables, keys) lives as long as the
+            # worker: frozen out of the collector, full collections no longer walk it on
+            # the hot path (fewer pauses in the tap latency tail).
+            gc.collect()
+            gc.freeze()
             ready.put("ready")
             await stopped.wait()
         finally:

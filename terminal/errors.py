@@ -38,3 +38,7 @@ class ReaderError(TerminalError, OSError):
 
 class GateError(TerminalError, ConnectionError):
     """The engine refused a gate's request (4xx) or answered something the gate cannot read."""
+
+
+class GateUnreachableError(GateError):
+    """The engine could not be reached or failed (5xx); the gate keeps working offline."""

@@ -1,22 +1,30 @@
 """The gate client: sends taps to the engine, queues them while it is unreachable.
 
-``POST /v1/taps`` takes one :class:`terminal.tap.Tap` (answer: one :class:`TapDecision`)
-or a list (answer: a list of decisions in the same order). ``GET /v1/deny-list`` answers a
-:class:`DenyList`. Every request is signed with :mod:`adapters.signing` under the gate's
-key (key id = gate id).
+``POST /v1/taps`` takes one :class:`terminal.tap.Tap` (answer: one
+:class:`engine.taps.wire.TapAnswer`) or a list (answer: a
+:class:`engine.taps.wire.TapBatchAnswer`, one result per tap in upload order).
+``GET /v1/deny-list`` answers a :class:`DenyList`. Every request is signed with
+:mod:`adapters.signing` under the gate's key (key id = gate id). The answer structs are
+the engine's own (imported, not copied), so the gate and the engine cannot drift apart.
 
 What happens to a tap:
 
-- the engine answers 2xx: its decision is returned;
+- the engine answers 2xx: its :class:`~engine.taps.wire.TapAnswer` is returned;
 - the engine is unreachable, times out or answers 5xx: the tap is written to the local
   queue (SQLite, ``synchronous=FULL``, so it survives a power cut) and the gate decides
   offline: decline if the card is on the local deny list (reason ``offline_deny_list``),
-  else approve (reason ``offline``); see :func:`decided_offline`. :meth:`GateClient.flush`
-  uploads queued taps later, oldest first, with their original ``tap_id``, so the engine
-  charges each exactly once;
+  else approve (reason ``offline``): an :class:`OfflineDecision`, see :func:`decided_offline`.
+  :meth:`GateClient.flush` uploads queued taps later, oldest first, with their original
+  ``tap_id``, so the engine charges each exactly once;
 - the engine answers 4xx: the request itself is wrong (bad signature, invalid tap);
   :class:`GateError` for a live tap, and a queued tap moves to the ``rejected`` table with
-  the engine's message (kept for the operator, never retried, never lost).
+  the engine's message (kept for the operator, never retried, never lost). So does an
+  uploaded tap the engine answers with a conflict (its ``tap_id`` was first sent with
+  another body) or as unreadable.
+
+Whenever the engine is reachable again, :meth:`GateClient.sync` uploads the queue and
+refreshes the local deny list copy, so the next offline period declines the cards listed
+meanwhile.
 
 The deny list holds SHA-256 hashes of ``salt || PAN`` (the engine chooses the salt), so a
 gate's disk never holds the PANs themselves.
@@ -35,7 +43,8 @@ import aiohttp
 import msgspec
 
 from adapters.signing import sign
-from terminal.errors import GateError
+from engine.taps.wire import TapAnswer, TapBatchAnswer, TapConflict
+from terminal.errors import GateError, GateUnreachableError
 from terminal.tap import Tap
 
 TAPS_PATH = "/v1/taps"
@@ -50,24 +59,24 @@ REASON_OFFLINE_DENY_LIST = "offline_deny_list"  # declined by the gate's deny li
 assert 0 < TAP_TIMEOUT_S <= DENY_LIST_TIMEOUT_S and UPLOAD_BATCH_MAX >= 1
 
 
-class TapDecision(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The engine's answer to one tap (``POST /v1/taps``).
+class OfflineDecision(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The gate's own decision while the engine is unreachable (the tap is queued).
 
     Attributes
     ----------
     tap_id : str
-        The tap's idempotency key.
-    decision : "approve" | "decline"
+    decision : "approved" | "declined"
+        The engine's words, so callers read either kind of decision the same way.
     reason : str
-        Why (e.g. ``arqc_invalid``, ``atc_replayed``, ``deny_list``); empty when approved.
-    amount : int
-        The fare charged, in minor units (0 when declined or not yet priced).
+        ``offline`` (approved) or ``offline_deny_list`` (declined by the local copy).
     """
 
     tap_id: str
-    decision: Literal["approve", "decline"]
-    reason: str = ""
-    amount: int = 0
+    decision: Literal["approved", "declined"]
+    reason: Literal["offline", "offline_deny_list"]
+
+
+TapDecision = TapAnswer | OfflineDecision
 
 
 class DenyList(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -91,7 +100,7 @@ class DenyList(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 def decided_offline(decision: TapDecision) -> bool:
     """Whether the gate decided alone because the engine was unreachable (tap queued)."""
-    return decision.reason in (REASON_OFFLINE, REASON_OFFLINE_DENY_LIST)
+    return isinstance(decision, OfflineDecision)
 
 
 def card_hash(salt: bytes, pan: str) -> str:
@@ -104,8 +113,8 @@ def card_hash(salt: bytes, pan: str) -> str:
 
 
 _tap_encoder = msgspec.json.Encoder()
-_decision_decoder = msgspec.json.Decoder(TapDecision)
-_decisions_decoder = msgspec.json.Decoder(list[TapDecision])
+_answer_decoder = msgspec.json.Decoder(TapAnswer)
+_batch_answer_decoder = msgspec.json.Decoder(TapBatchAnswer)
 _deny_list_decoder = msgspec.json.Decoder(DenyList)
 
 _SCHEMA = """
@@ -215,20 +224,25 @@ class GateClient:
         except _Unreachable:
             self._enqueue(tap.tap_id, body)
             if self.is_denied(tap.pan):
-                return TapDecision(tap.tap_id, "decline", REASON_OFFLINE_DENY_LIST)
-            return TapDecision(tap.tap_id, "approve", REASON_OFFLINE)
+                return OfflineDecision(tap.tap_id, "declined", REASON_OFFLINE_DENY_LIST)
+            return OfflineDecision(tap.tap_id, "approved", REASON_OFFLINE)
         if status >= 400:
             raise GateError(f"engine refused tap {tap.tap_id}: {status} {answer[:200].decode(errors='replace')}")
-        return _decode(_decision_decoder, answer, "tap decision")
+        decision = _decode(_answer_decoder, answer, "tap answer")
+        if decision.tap_id != tap.tap_id:
+            raise GateError(f"engine answered tap {decision.tap_id!r} for tap {tap.tap_id!r}")
+        return decision
 
     async def flush(self) -> int:
-        """Upload queued taps, oldest first, in batches; return how many were uploaded
-        (accepted or declined by the engine). Stops quietly if the engine is unreachable.
+        """Upload queued taps, oldest first, in batches; return how many the engine
+        answered (approved or declined; a repeat of a tap it already charged gets that first
+        answer, nothing charged twice). Taps it answers with a conflict or as unreadable
+        move to :meth:`rejected`. Stops quietly if the engine is unreachable.
 
         Raises
         ------
         GateError
-            The engine answered 2xx with something that is not the decisions of the batch.
+            The engine answered 2xx with something that is not the results of the batch.
         """
         uploaded = 0
         batch_max = UPLOAD_BATCH_MAX
@@ -251,25 +265,31 @@ class GateClient:
                 self._reject(rows, f"{status} {answer[:500].decode(errors='replace')}")
                 batch_max = UPLOAD_BATCH_MAX
                 continue
-            decisions = _decode(_decisions_decoder, answer, "tap decisions")
-            if [decision.tap_id for decision in decisions] != [row[1] for row in rows]:
-                raise GateError("engine answered decisions for other taps than the batch sent")
-            self._db.execute("DELETE FROM queue WHERE seq <= ?", (last_seq,))
-            uploaded += len(rows)
+            results = _decode(_batch_answer_decoder, answer, "tap upload answer").results
+            if len(results) != len(rows) or any(
+                    isinstance(result, (TapAnswer, TapConflict)) and result.tap_id != row[1]
+                    for result, row in zip(results, rows)):
+                raise GateError("engine answered results for other taps than the batch sent")
+            refused = [(row, result.message) for row, result in zip(rows, results)
+                       if not isinstance(result, TapAnswer)]
+            self._settle(rows, refused)
+            uploaded += len(rows) - len(refused)
 
     async def refresh_deny_list(self) -> int:
         """Fetch the engine's deny list and store it locally; return its version.
 
         Raises
         ------
+        GateUnreachableError
+            The engine is unreachable (the old copy stays in use).
         GateError
-            The engine is unreachable or refused the request (the old copy stays in use).
+            The engine refused the request (the old copy stays in use).
         """
         try:
             status, answer = await self._request(
                 "GET", DENY_LIST_PATH, b"", aiohttp.ClientTimeout(total=DENY_LIST_TIMEOUT_S))
         except _Unreachable as error:
-            raise GateError(f"deny list: engine unreachable ({error})") from None
+            raise GateUnreachableError(f"deny list: engine unreachable ({error})") from None
         if status >= 400:
             raise GateError(f"deny list: engine refused: {status} {answer[:200].decode(errors='replace')}")
         deny_list = _decode(_deny_list_decoder, answer, "deny list")
@@ -278,6 +298,21 @@ class GateClient:
         self._denied = frozenset(deny_list.cards)
         self.deny_list_version = deny_list.version
         return deny_list.version
+
+    async def sync(self) -> int:
+        """What a gate does whenever the engine is reachable: upload the queue
+        (:meth:`flush`), then refresh the deny list copy (:meth:`refresh_deny_list`) that
+        offline decisions use. Return the deny list version now held (-1: none yet).
+
+        Raises
+        ------
+        GateUnreachableError
+            The engine is unreachable (queued taps stay queued, the old copy in use).
+        GateError
+            As :meth:`flush` and :meth:`refresh_deny_list`.
+        """
+        await self.flush()
+        return await self.refresh_deny_list()
 
     async def _request(self, method: str, path: str, body: bytes,
                        timeout: aiohttp.ClientTimeout) -> tuple[int, bytes]:
@@ -299,12 +334,18 @@ class GateClient:
                          (tap_id, body, int(time.time() * 1000)))
 
     def _reject(self, rows: list[tuple[int, str, bytes]], reason: str) -> None:
+        self._settle(rows, [(row, reason) for row in rows])
+
+    def _settle(self, rows: list[tuple[int, str, bytes]],
+                refused: list[tuple[tuple[int, str, bytes], str]]) -> None:
+        """Take the answered ``rows`` off the queue, keeping the ``refused`` ones (with the
+        engine's message) in ``rejected``; one SQLite transaction, so none is lost."""
         now_ms = int(time.time() * 1000)
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT OR REPLACE INTO rejected (tap_id, body, reason, rejected_at_ms) VALUES (?, ?, ?, ?)",
-                [(tap_id, body, reason, now_ms) for _, tap_id, body in rows])
+                [(tap_id, body, reason, now_ms) for (_, tap_id, body), reason in refused])
             self._db.execute("DELETE FROM queue WHERE seq <= ?", (rows[-1][0],))
 
     def _load_deny_list(self) -> tuple[bytes, frozenset[str], int]:

@@ -10,19 +10,24 @@ is bad on purpose, each labelled with its :class:`Fault`:
   replayed card): the ARQC is valid but the ATC was already used;
 - ``deny_listed``: a tap by one of the cards in :attr:`Simulation.denied_pans`.
 
-Riders alternate entry and exit: a card outside enters at a random station's entry gate; a
-card inside leaves through an exit gate of another station. Gates are paired per station
-(even index: entry, odd: exit); a single gate is a flat-fare validator (``single``).
-Local time starts at ``start`` and advances by exponential gaps (mean ``gap_ms_mean``),
-so taps come in realistic bursts. Everything is deterministic for a given ``seed``.
+Riders alternate entry and exit: a card outside enters at a random station's entry gate,
+and leaves through an exit gate of another station once its ride is over. Gates are
+paired per station (even index: entry, odd: exit); a single gate is a flat-fare validator
+(``single``). New entries come at exponential gaps (mean ``gap_ms_mean``), so taps come
+in realistic bursts; a ride takes minutes: the time to reach the platform, wait and walk
+out (uniform in :data:`ACCESS_S_MIN`..:data:`ACCESS_S_MAX`) plus the track distance at
+:data:`TRAIN_SPEED_M_PER_S`. The distance is the network's (``network``, e.g. an
+:class:`engine.fares.stations.StationNetwork`) where it is given, else the synthetic
+stations lie on one line :data:`STATION_SPACING_M` apart. Taps come out in local-time
+order (so each card's are too), and everything is deterministic for a given ``seed``.
 
 The issuer master keys and gate signing keys are derived from the seed: they are
 simulation keys, for tests, the demo and benchmarks only.
 
 >>> simulation = Simulation(cards=3, gates=4, seed=7)
->>> [(item.tap.gate_id, item.tap.direction, item.tap.pan[-4:], item.tap.atc)
-...  for item in simulation.taps(4)]
-[('G0000', 'entry', '7833', 1), ('G0000', 'entry', '7825', 1), ('G0000', 'entry', '7841', 1), ('G0003', 'exit', '7833', 2)]
+>>> [(item.tap.gate_id, item.tap.direction, item.tap.pan[-4:], item.tap.atc,
+...   item.tap.local_time.strftime("%H:%M:%S")) for item in simulation.taps(4)]
+[('G0002', 'entry', '7825', 1, '07:00:00'), ('G0000', 'entry', '7841', 1, '07:00:00'), ('G0002', 'entry', '7833', 1, '07:00:00'), ('G0001', 'exit', '7825', 2, '07:05:04')]
 """
 
 from __future__ import annotations
@@ -31,17 +36,19 @@ import asyncio
 import datetime
 import enum
 import hashlib
+import heapq
 import random
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import msgspec
 from stdnum import luhn
 
 from hsm.scheme import SCHEMES
 from terminal.card import Card
+from terminal.errors import GateUnreachableError
 from terminal.gate import DenyList, GateClient, card_hash
 from terminal.reader import read_tap
 from terminal.tap import Tap
@@ -54,8 +61,13 @@ CARDS_MAX = 10_000_000
 GATES_MAX = 100_000
 CONCURRENCY_DEFAULT = 32
 START_DEFAULT = datetime.datetime(2026, 11, 30, 7, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=8)))
+ACCESS_S_MIN = 120  # entry gate to platform, waiting, platform to exit gate: the shortest
+ACCESS_S_MAX = 360  # ... and the longest (uniform in between)
+TRAIN_SPEED_M_PER_S = 9  # a metro's commercial speed, stops included (about 32 km/h)
+STATION_SPACING_M = 1_500  # between adjacent synthetic stations (a typical urban metro)
 
 assert len(BIN_DEFAULT) + 7 + 1 <= PAN_DIGITS and 0 < DENIED_SHARE < 1
+assert 0 < ACCESS_S_MIN <= ACCESS_S_MAX and TRAIN_SPEED_M_PER_S > 0 and STATION_SPACING_M > 0
 
 
 class Fault(enum.IntEnum):
@@ -81,6 +93,23 @@ class Gate(NamedTuple):
     direction: str
 
 
+class Network(Protocol):
+    """Stations with track distances (as :class:`engine.fares.stations.StationNetwork`)."""
+
+    stations: Mapping[str, object]
+
+    def distance_m(self, from_station_id: str, to_station_id: str) -> int: ...
+
+
+class _Exit(NamedTuple):
+    """A rider inside, due at an exit gate at local time ``at``."""
+
+    at: datetime.datetime
+    sequence: int  # the entry tap's number: breaks ties, so the heap never compares cards
+    card: Card
+    gate: Gate
+
+
 class Simulation:
     """A deterministic population of cards and gates producing taps.
 
@@ -100,6 +129,11 @@ class Simulation:
         prices the journey afterwards, as open-loop transit does).
     start : datetime
         Local time of the first tap (timezone-aware).
+    gap_ms_mean : int
+        Mean gap between new entries (and faulty taps), milliseconds.
+    network : Network | None
+        Real stations: the gates stand at its stations (in its order, repeated if there
+        are more station pairs of gates than stations) and rides take its track distance.
 
     Raises
     ------
@@ -110,7 +144,7 @@ class Simulation:
     def __init__(self, *, cards: int, gates: int, bad_share: float = 0.0, seed: int = 0,
                  schemes: Sequence[str] = ("pboc-3des",), amount: int = 0,
                  start: datetime.datetime = START_DEFAULT, gap_ms_mean: int = GAP_MS_MEAN,
-                 bin_prefix: str = BIN_DEFAULT):
+                 bin_prefix: str = BIN_DEFAULT, network: Network | None = None):
         if not 1 <= cards <= CARDS_MAX:
             raise ValueError(f"cards: must be 1..{CARDS_MAX}, got {cards}")
         if not 1 <= gates <= GATES_MAX:
@@ -132,7 +166,8 @@ class Simulation:
         self._gap_ms_mean = gap_ms_mean
         self._sequence = 0
         self.issuer_master_keys = {name: _derived_key(f"imk/{seed}/{name}") for name in schemes}
-        self.gates = _gates(gates)
+        self.gates = _gates(gates, list(network.stations) if network is not None else None)
+        self._network = network
         self.gate_keys = {gate.gate_id: _derived_key(f"gate/{seed}/{gate.gate_id}", 32) for gate in self.gates}
         self.cards = [Card.issue(schemes[index % len(schemes)], self.issuer_master_keys[schemes[index % len(schemes)]],
                                  _pan(bin_prefix, seed, index), f"{index % 3:02d}")
@@ -141,8 +176,10 @@ class Simulation:
         denied_count = max(1, round(cards * DENIED_SHARE)) if bad_share else 0
         self.denied_pans = frozenset(card.pan for card in self.cards[cards - denied_count:])
         self._riders = self.cards[:cards - denied_count]
-        self._inside: dict[str, str] = {}  # PAN -> station entered
-        self._stations = sorted({gate.station for gate in self.gates})
+        self._outside = list(self._riders)  # riders who may enter (swap-removed on entry)
+        self._exits: list[_Exit] = []  # heap of riders inside, by exit time
+        self._station_index = {station: index for index, station in enumerate(
+            dict.fromkeys(gate.station for gate in self.gates))}
 
     def __repr__(self) -> str:
         return (f"Simulation(cards={len(self.cards)}, gates={len(self.gates)}, "
@@ -163,43 +200,70 @@ class Simulation:
             yield self._next()
 
     def _next(self) -> SimulatedTap:
+        # The next new event is ``gap`` after the clock, unless a rider inside is due at
+        # an exit gate earlier: the clock never goes back, so taps stay in time order.
+        at = self._clock + datetime.timedelta(milliseconds=self._random.expovariate(1 / self._gap_ms_mean))
+        due = self._exits[0].at if self._exits else None
         fault = Fault.none
         if self.bad_share and self._random.random() < self.bad_share:
             fault = self._random.choice((Fault.wrong_arqc, Fault.replayed_atc, Fault.deny_listed))
         if fault is Fault.deny_listed:
             pan = self._random.choice(sorted(self.denied_pans))
-            card = self._cards_by_pan[pan]
-            return SimulatedTap(self._read(card, self._random.choice(self.gates)), fault)
-        card = self._random.choice(self._riders)
-        if fault is Fault.replayed_atc and card.atc >= 1:
-            last_atc = card.atc
-            card.atc = last_atc - 1
-            tap = self._read(card, self._random.choice(self.gates))
-            card.atc = last_atc
-            return SimulatedTap(tap, fault)
+            self._clock = min(at, due) if due is not None else at
+            return SimulatedTap(self._read(self._cards_by_pan[pan], self._random.choice(self.gates)), fault)
         if fault is Fault.replayed_atc:
+            card = self._random.choice(self._riders)
+            if card.atc >= 1:
+                self._clock = min(at, due) if due is not None else at
+                return SimulatedTap(self._replayed(card), fault)
             fault = Fault.none  # a card that never tapped has nothing to replay
-        tap = self._read(card, self._ride(card))
+        if due is not None and (due <= at or not self._outside):
+            exit_ = heapq.heappop(self._exits)
+            self._clock = exit_.at
+            card, gate = exit_.card, exit_.gate
+            self._outside.append(card)
+        else:
+            self._clock = at
+            card, gate = self._enter()
+        tap = self._read(card, gate)
         if fault is Fault.wrong_arqc:
             arqc = bytearray.fromhex(tap.arqc)
             arqc[self._random.randrange(8)] ^= 1 << self._random.randrange(8)
             tap = msgspec.structs.replace(tap, arqc=arqc.hex().upper())
-        return SimulatedTap(tap, fault)
+        return SimulatedTap(tap, fault if fault is Fault.wrong_arqc else Fault.none)
 
-    def _ride(self, card: Card) -> Gate:
-        """The gate of the card's next tap, and the rider's new state."""
-        entered = self._inside.pop(card.pan, None)
+    def _replayed(self, card: Card) -> Tap:
+        """A tap at a random gate with the card's counter rolled back by one."""
+        last_atc = card.atc
+        card.atc = last_atc - 1
+        tap = self._read(card, self._random.choice(self.gates))
+        card.atc = last_atc
+        return tap
+
+    def _enter(self) -> tuple[Card, Gate]:
+        """A rider outside enters now; its exit is scheduled after the ride."""
+        index = self._random.randrange(len(self._outside))
+        card = self._outside[index]
+        self._outside[index] = self._outside[-1]
+        self._outside.pop()
         if len(self.gates) == 1:
-            return self.gates[0]
-        if entered is None:
-            gate = self._random.choice([gate for gate in self.gates if gate.direction == "entry"])
-            self._inside[card.pan] = gate.station
-            return gate
-        exits = [gate for gate in self.gates if gate.direction == "exit" and gate.station != entered]
-        return self._random.choice(exits or [gate for gate in self.gates if gate.direction == "exit"])
+            self._outside.append(card)  # a flat-fare validator: the rider never stays inside
+            return card, self.gates[0]
+        entry = self._random.choice([gate for gate in self.gates if gate.direction == "entry"])
+        exits = [gate for gate in self.gates if gate.direction == "exit" and gate.station != entry.station]
+        exit_gate = self._random.choice(exits or [gate for gate in self.gates if gate.direction == "exit"])
+        ride_s = (self._random.uniform(ACCESS_S_MIN, ACCESS_S_MAX)
+                  + self._distance_m(entry.station, exit_gate.station) / TRAIN_SPEED_M_PER_S)
+        heapq.heappush(self._exits, _Exit(self._clock + datetime.timedelta(seconds=ride_s),
+                                          self._sequence, card, exit_gate))
+        return card, entry
+
+    def _distance_m(self, from_station: str, to_station: str) -> int:
+        if self._network is not None:
+            return self._network.distance_m(from_station, to_station)
+        return abs(self._station_index[from_station] - self._station_index[to_station]) * STATION_SPACING_M
 
     def _read(self, card: Card, gate: Gate) -> Tap:
-        self._clock += datetime.timedelta(milliseconds=self._random.expovariate(1 / self._gap_ms_mean))
         self._sequence += 1
         card.reset()
         return read_tap(card.transmit, amount=self.amount,
@@ -212,11 +276,14 @@ class Simulation:
 async def send_taps(taps: Iterable[Tap], engine_url: str, gate_keys: dict[str, bytes],
                     queue_dir: Path, *, concurrency: int = CONCURRENCY_DEFAULT) -> Counter:
     """Send taps to the engine through one :class:`GateClient` per gate, up to
-    ``concurrency`` in flight; return a Counter of outcomes: ``"approve"`` or
-    ``"decision/reason"`` (e.g. ``"decline/arqc_invalid"``).
+    ``concurrency`` in flight; return a Counter of outcomes: ``"approved"`` or
+    ``"decision/reason"`` (e.g. ``"declined/arqc_invalid"``).
 
-    Taps the engine could not take are queued under ``queue_dir`` (one SQLite file per
-    gate) and counted as ``"approve/offline"`` or ``"decline/offline_deny_list"``.
+    Each gate starts as a real one does (:meth:`GateClient.sync`): it uploads what its
+    queue file holds from an earlier run and fetches the engine's deny list; if the engine
+    is unreachable it keeps the copy on disk. Taps the engine could not take are queued
+    under ``queue_dir`` (one SQLite file per gate) and counted as ``"approved/offline"``
+    or ``"declined/offline_deny_list"`` (decided with that copy).
 
     Raises
     ------
@@ -224,19 +291,32 @@ async def send_taps(taps: Iterable[Tap], engine_url: str, gate_keys: dict[str, b
         The engine refused a request (4xx), e.g. a gate key it does not know.
     """
     assert concurrency >= 1
-    clients: dict[str, GateClient] = {}
+    # One start-up task per gate: every tap of that gate waits for it, so none is sent
+    # before the gate has synced.
+    clients: dict[str, asyncio.Task] = {}
     outcomes: Counter = Counter()
     semaphore = asyncio.Semaphore(concurrency)
 
+    async def start(gate_id: str) -> GateClient:
+        client = GateClient(engine_url, gate_id, gate_keys[gate_id], queue_dir / f"{gate_id}.sqlite3")
+        await client.__aenter__()
+        try:
+            await client.sync()
+        except GateUnreachableError:
+            pass  # offline from the start: the deny list copy on disk decides
+        except BaseException:
+            await client.close()
+            raise
+        return client
+
     async def one(tap: Tap) -> None:
-        client = clients.get(tap.gate_id)
-        if client is None:
-            client = clients[tap.gate_id] = GateClient(
-                engine_url, tap.gate_id, gate_keys[tap.gate_id], queue_dir / f"{tap.gate_id}.sqlite3")
-            await client.__aenter__()
+        if tap.gate_id not in clients:
+            clients[tap.gate_id] = asyncio.ensure_future(start(tap.gate_id))
+        client = await asyncio.shield(clients[tap.gate_id])
         async with semaphore:
             decision = await client.submit(tap)
-        outcomes[f"{decision.decision}/{decision.reason}" if decision.reason else decision.decision] += 1
+        outcomes[decision.decision if decision.reason == decision.decision
+                 else f"{decision.decision}/{decision.reason}"] += 1
 
     pending: set[asyncio.Task] = set()
     try:
@@ -254,8 +334,12 @@ async def send_taps(taps: Iterable[Tap], engine_url: str, gate_keys: dict[str, b
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        for client in clients.values():
-            await client.close()
+        for started in clients.values():
+            if not started.done():
+                started.cancel()
+            await asyncio.gather(started, return_exceptions=True)
+            if not started.cancelled() and started.exception() is None:
+                await started.result().close()
     return outcomes
 
 
@@ -267,12 +351,16 @@ def _raise_first_error(done: set[asyncio.Task]) -> None:
         raise first
 
 
-def _gates(count: int) -> list[Gate]:
+def _gates(count: int, stations: list[str] | None) -> list[Gate]:
+    """Gate pairs per station: synthetic ``S000``, ``S001``... or ``stations`` in turn."""
+    def station(pair: int) -> str:
+        return stations[pair % len(stations)] if stations else f"S{pair:03d}"
+
     if count == 1:
-        return [Gate("G0000", "S000", "single")]
-    return [Gate(f"G{index:04d}", f"S{index // 2:03d}", "entry" if index % 2 == 0 else "exit")
+        return [Gate("G0000", station(0), "single")]
+    return [Gate(f"G{index:04d}", station(index // 2), "entry" if index % 2 == 0 else "exit")
             for index in range(count - count % 2)] + (
-        [Gate(f"G{count - 1:04d}", f"S{(count - 1) // 2 - 1:03d}", "entry")] if count % 2 else [])
+        [Gate(f"G{count - 1:04d}", station((count - 1) // 2 - 1), "entry")] if count % 2 else [])
 
 
 def _pan(bin_prefix: str, seed: int, index: int) -> str:

@@ -21,12 +21,12 @@ CVR for Mastercard session keys, the whole IAD otherwise.
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
 import msgspec
-from stdnum import luhn
 
 from terminal import tlv
 from terminal.errors import TapError, TlvError
@@ -35,6 +35,7 @@ TAP_ID_PATTERN = "^[A-Za-z0-9_.:-]{1,64}$"
 NAME_PATTERN = "^[A-Za-z0-9_.:-]{1,32}$"
 CDOL1_DATA_BYTES_MAX = 252
 IAD_BYTES_MAX = 32
+CDOL1_FORMATS_CACHED_MAX = 256  # distinct CDOL1s remembered (one per card product)
 AMOUNT_MINOR_MAX = 999_999_999_999  # n12, the size of tag 9F02
 
 CID_ARQC = 0x80
@@ -111,7 +112,7 @@ class Tap(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     cdol1_data: _hex(1, CDOL1_DATA_BYTES_MAX)
 
     def __post_init__(self) -> None:
-        if not luhn.is_valid(self.pan):
+        if not luhn_valid(self.pan):
             raise ValueError("pan: Luhn check digit is wrong")
         if int(self.cid, 16) & CID_TYPE_MASK != CID_ARQC:
             raise ValueError(f"cid: {self.cid} is not an ARQC")
@@ -140,10 +141,7 @@ def cdol1_values(cdol1_hex: str, cdol1_data_hex: str) -> dict[str, bytes]:
     >>> cdol1_values("9F02069F3704", "000000000150" "11223344")
     {'9F02': b'\\x00\\x00\\x00\\x00\\x01P', '9F37': b'\\x11"3D'}
     """
-    try:
-        entries = tlv.decode_dol(bytes.fromhex(cdol1_hex))
-    except TlvError as error:
-        raise ValueError(f"cdol1: {error}") from None
+    entries = _cdol1_entries(cdol1_hex)
     data = bytes.fromhex(cdol1_data_hex)
     if sum(length for _, length in entries) != len(data):
         raise ValueError(f"cdol1_data: {len(data)} bytes, but cdol1 lists "
@@ -154,6 +152,34 @@ def cdol1_values(cdol1_hex: str, cdol1_data_hex: str) -> dict[str, bytes]:
         values.setdefault(tag, data[offset:offset + length])
         offset += length
     return values
+
+
+_LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+
+
+def luhn_valid(digits: str) -> bool:
+    """Whether a string of decimal digits ends in its Luhn check digit (ISO/IEC 7812-1).
+
+    Equal to ``stdnum.luhn.is_valid`` on digit strings, false on anything else (a
+    property test holds them together); written out because every tap checks it and
+    this is three times faster.
+
+    >>> luhn_valid("79927398713"), luhn_valid("79927398710")
+    (True, False)
+    """
+    if not (digits.isascii() and digits.isdigit()):
+        return False
+    return (sum(map(int, digits[-1::-2]))
+            + sum([_LUHN_DOUBLED[int(digit)] for digit in digits[-2::-2]])) % 10 == 0
+
+
+@functools.lru_cache(maxsize=CDOL1_FORMATS_CACHED_MAX)
+def _cdol1_entries(cdol1_hex: str) -> tuple[tuple[str, int], ...]:
+    # Every tap is parsed on the hot path, and a card product has one CDOL1: remembered.
+    try:
+        return tuple(tlv.decode_dol(bytes.fromhex(cdol1_hex)))
+    except TlvError as error:
+        raise ValueError(f"cdol1: {error}") from None
 
 
 def _terminal_elements(tap: Tap) -> dict[str, bytes]:
@@ -309,7 +335,7 @@ def _pan(raw: bytes) -> str:
     digits = raw.hex().upper().rstrip("F")
     if not (digits.isdigit() and 8 <= len(digits) <= 19):
         raise TapError("tag 5A (PAN): must be 8 to 19 BCD digits padded with F")
-    if not luhn.is_valid(digits):
+    if not luhn_valid(digits):
         raise TapError("tag 5A (PAN): Luhn check digit is wrong")
     return digits
 

@@ -92,9 +92,11 @@ def start_pcscd() -> subprocess.Popen | None:
     process = subprocess.Popen([pcscd, "--foreground"], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + PCSCD_START_WAIT_S
-    while time.monotonic() < deadline and process.poll() is None:
+    while time.monotonic() < deadline:
         if virtual_reader_name() is not None:
-            return process
+            # Ours exited at once when another pcscd (another test run) already serves
+            # the reader: use that one and stop nothing.
+            return process if process.poll() is None else None
         time.sleep(0.1)
     process.terminate()
     process.wait()

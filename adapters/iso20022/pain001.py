@@ -345,6 +345,7 @@ def _check_root(source, namespace: str) -> None:
     if root.getroottree().docinfo.doctype:
         raise MalformedMessageError("a DOCTYPE is not allowed in ISO 20022 messages",
                                     element="<!DOCTYPE>", line=1)
+    _check_name(root)
     found = etree.QName(root)
     if found.localname != "Document" or not (found.namespace or "").startswith(
             schema.NAMESPACE_PREFIX):
@@ -355,6 +356,21 @@ def _check_root(source, namespace: str) -> None:
         raise UnsupportedMessageError(
             f"{definition} is not supported (supported: {MESSAGE_DEFINITION})",
             element="Document", line=root.sourceline)
+
+
+def _check_name(element) -> None:
+    """Refuse an element whose prefix was not resolved: lxml's streaming parser hands an
+    undeclared prefix (``Doc:Document``) or an invalid name (``Doc:``) over as the raw
+    name instead of a syntax error (the whole-document parser refuses both)."""
+    name = element.tag.rsplit("}", 1)[-1]
+    if ":" not in name:
+        return
+    prefix, _, local = name.partition(":")
+    if prefix and local and ":" not in local:
+        reason = f"namespace prefix {prefix!r} is not declared"
+    else:
+        reason = f"{name!r} is not a valid element name"
+    raise MalformedMessageError(reason, element=name, line=element.sourceline)
 
 
 def _small_enough(source) -> bytes | None:

@@ -38,6 +38,7 @@ class Metrics:
             "onecard_ledger_commit_latency_seconds",
             "Duration of one flush transaction (cards, taps, ledger postings) to commit",
             buckets=LATENCY_BUCKETS_S, registry=self.registry)
+        self._decision_counters: dict[tuple[str, str], Counter] = {}
         self.alerts = Counter(
             "onecard_alerts_total", "Abnormal-usage alerts raised, by kind", ["kind"],
             registry=self.registry)
@@ -48,10 +49,13 @@ class Metrics:
 
     def decided(self, answer: TapAnswer | TapConflict, latency_s: float) -> None:
         self.tap_latency.observe(latency_s)
-        if isinstance(answer, TapConflict):
-            self.tap_decisions.labels("conflict", "conflict").inc()
-        else:
-            self.tap_decisions.labels(answer.decision, answer.reason).inc()
+        labels = (("conflict", "conflict") if isinstance(answer, TapConflict)
+                  else (answer.decision, answer.reason))
+        # One counter child per label pair, looked up once: this runs for every tap.
+        counter = self._decision_counters.get(labels)
+        if counter is None:
+            counter = self._decision_counters[labels] = self.tap_decisions.labels(*labels)
+        counter.inc()
 
     def alerted(self, kind: str) -> None:
         self.alerts.labels(kind).inc()

@@ -16,6 +16,7 @@ import msgspec
 from aiohttp import web
 
 from adapters.errors import SignatureError
+from adapters.signing import HEADER_NONCE
 from engine.api.metrics import Metrics
 from engine.disbursement.store import DisbursementStore
 from engine.errors import ConflictError, NotFoundError
@@ -117,9 +118,10 @@ async def post_taps(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     body = await request.read()
     device = request[DEVICE]
+    nonce = request.headers[HEADER_NONCE]  # verified by the middleware: recorded with the taps
     if body.lstrip()[:1] != b"[":
         tap = _tap.decode(body)
-        answer = await services.taps.submit(device, tap)
+        answer = await services.taps.submit(device, tap, nonce=nonce)
         return _json(answer, 409 if isinstance(answer, TapConflict) else 200)
     raws = _raw_list.decode(body)
     if len(raws) > TAPS_PER_UPLOAD_MAX:
@@ -132,7 +134,7 @@ async def post_taps(request: web.Request) -> web.Response:
             indexes.append(index)
         except msgspec.ValidationError as error:
             results[index] = TapError(index=index, message=str(error))
-    for index, answer in zip(indexes, await services.taps.submit_many(device, taps)):
+    for index, answer in zip(indexes, await services.taps.submit_many(device, taps, nonce=nonce)):
         results[index] = answer
     return _json(TapBatchAnswer(results=results))
 

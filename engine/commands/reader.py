@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import os
 import uuid
@@ -12,6 +13,7 @@ from pathlib import Path
 from engine.config import Config
 from engine.errors import UsageError
 from engine.output import add_command, emit
+from terminal.errors import GateUnreachableError
 from terminal.gate import TAP_TIMEOUT_S, GateClient, decided_offline
 from terminal.reader import CARD_WAIT_S, CURRENCY_CNY, PcscReader, pcsc_readers, read_tap
 
@@ -59,16 +61,21 @@ def _tap(args: argparse.Namespace) -> int:
     async def send():
         async with GateClient(args.engine, args.gate_id, key, queue, timeout_s=args.timeout_s) as gate:
             decision = await gate.submit(tap)
-            if not decided_offline(decision) and gate.queued:
-                await gate.flush()  # the engine is back: upload what waited while it was not
-            return decision, gate.queued
+            if not decided_offline(decision):
+                # The engine answers: upload what waited while it did not, and refresh the
+                # deny list copy the next offline decision uses.
+                with contextlib.suppress(GateUnreachableError):  # gone again: next time
+                    await gate.sync()
+            return decision, gate.queued, gate.deny_list_version
 
-    decision, queued = asyncio.run(send())
-    text = f"{tap.tap_id} {decision.decision}" + (f" ({decision.reason})" if decision.reason else "")
+    decision, queued, deny_list_version = asyncio.run(send())
+    text = f"{tap.tap_id} {decision.decision}" + (
+        f" ({decision.reason})" if decision.reason != decision.decision else "")
     if queued:
         text += f"; {queued} tap(s) queued for upload"
-    emit(args, text, {"tap": tap, "decision": decision, "queued": queued})
-    return 0 if decision.decision == "approve" else 1
+    emit(args, text, {"tap": tap, "decision": decision, "queued": queued,
+                      "deny_list_version": deny_list_version})
+    return 0 if decision.decision == "approved" else 1
 
 
 def _gate_key(args: argparse.Namespace) -> bytes:

@@ -6,10 +6,12 @@ process takes effect in all of them within that time. Secrets are sealed by the 
 service (:meth:`hsm.service.KeyService.encrypt_field`) before they are written and
 unsealed only into the verifier's memory.
 
-Limit: the verifier remembers nonces per process, so with several worker processes a
-replayed request that lands on another worker is not refused by its nonce. For taps
-that is harmless (the replay carries the same ``tap_id`` and gets the first answer back,
-nothing is charged twice); admin requests are idempotent by their content too.
+The verifier remembers nonces per process, so with several worker processes a replayed
+request that lands on another worker passes it. Tap requests are still refused there:
+each tap record keeps its request's nonce, and the flush that looks the ``tap_id`` up
+refuses the same nonce again (:mod:`engine.taps.service`). Limit: other signed requests
+(deny list, journeys, alerts: admin and gate reads, and deny-list changes, idempotent by
+their content) replayed to another worker within the clock skew are not refused.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import asyncpg
 from engine.taps import store
 from engine.taps.reasons import Reason
 from engine.taps.store import Issuer
+from hsm.cache import LruCache
 from hsm.scheme import scheme_named
 from hsm.service import BATCH_SIZE_MAX, ArqcRequest, ArqcResult, KeyService
 from terminal.tap import Tap, transaction_data
@@ -27,6 +28,9 @@ ARQC_FAILURES = {
     ArqcResult.arqc_mismatch: Reason.arqc_invalid,
 }
 assert set(ARQC_FAILURES) == set(ArqcResult)
+# PAN tokens kept per process: a token is an HMAC through the key service, and a card
+# taps many times a day. A PAN's token never changes (``pan-token`` keys do not rotate).
+CARD_TOKENS_CACHED_MAX = 200_000
 
 
 class IssuerKeys:
@@ -37,6 +41,7 @@ class IssuerKeys:
         self._keys = key_service
         self._issuers: list[Issuer] = []
         self._schemes: dict[str, str] = {}
+        self._tokens: LruCache[str, str] = LruCache(CARD_TOKENS_CACHED_MAX)
 
     def __repr__(self) -> str:
         return f"IssuerKeys(issuers={len(self._issuers)})"
@@ -50,12 +55,22 @@ class IssuerKeys:
 
     def issuer_of(self, pan: str) -> Issuer | None:
         """The issuer with the longest prefix of ``pan``, or ``None``."""
-        return next((issuer for issuer in self._issuers if pan.startswith(issuer.pan_prefix)),
-                    None)
+        for issuer in self._issuers:  # a loop, not next(generator): this runs per tap
+            if pan.startswith(issuer.pan_prefix):
+                return issuer
+        return None
 
     async def card_tokens(self, taps: Sequence[Tap]) -> list[str]:
-        """The PAN token of each tap (:meth:`KeyService.tokenize_pan`, 32 hex digits)."""
-        return [await self._keys.tokenize_pan(tap.pan) for tap in taps]
+        """The PAN token of each tap (:meth:`KeyService.tokenize_pan`, 32 hex digits;
+        remembered per PAN, the last ``CARD_TOKENS_CACHED_MAX`` used)."""
+        tokens = []
+        for tap in taps:
+            token = self._tokens.get(tap.pan)
+            if token is None:
+                token = await self._keys.tokenize_pan(tap.pan)
+                self._tokens.put(tap.pan, token)
+            tokens.append(token)
+        return tokens
 
     async def arqc_checks(self, taps: Sequence[Tap]) -> list[Reason | None]:
         """``None`` per tap whose ARQC verified, else the reason; one batch call per

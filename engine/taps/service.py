@@ -11,6 +11,17 @@ One batch of the micro-batcher (:mod:`engine.taps.batcher`):
    state and the alerts;
 3. answers only after that transaction committed: acknowledged means durable.
 
+Replayed signatures across workers: each worker's :class:`adapters.signing.Verifier`
+remembers nonces in its own memory, so a signed request replayed to another worker passes
+its signature check. Each tap record keeps the nonce of the request that brought it
+(``request_nonce``); when a ``tap_id`` comes again from the same device under the same
+nonce, it is that request replayed (a gate's own retry is signed anew), and
+:meth:`TapService.submit` raises :class:`adapters.errors.SignatureError` (401) instead of
+answering. This costs nothing per tap: the flush already looks every ``tap_id`` up. Limit:
+a replay that reaches a worker before the original request's taps are recorded is decided
+as the original (they are the same request: its taps are charged once, whichever copy
+comes first gets the answers, the other is refused).
+
 The ledger posting shares the flush's transaction (``Ledger.create_transfers(...,
 connection=)``), so a tap record and its transfer commit together or not at all. That is
 why the ledger's own :class:`ledger.batcher.GroupCommitBatcher` is not used here: this
@@ -31,6 +42,8 @@ from typing import Any, Protocol, Sequence
 
 import asyncpg
 
+from adapters.errors import SignatureError
+from adapters.signing import HEADER_NONCE
 from engine.taps import store
 from engine.taps.batcher import MicroBatcher
 from engine.taps.decision import CardState, Detector, Pricer, TapFacts, decide, no_alerts
@@ -82,6 +95,14 @@ class TapMetrics(Protocol):
 class Submitted:
     device: Device
     tap: Any
+    nonce: str | None = None  # of the signed request that brought the tap
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """The flush's finding that a tap came again in the very request that first brought it."""
+
+    tap_id: str
 
 
 class _PostingRefused(Exception):
@@ -119,28 +140,46 @@ class TapService:
             self._flush, prepare=self._prepare, flush_size_max=flush_size_max,
             flush_delay_ms=flush_delay_ms)
 
-    async def submit(self, device: Device, tap: Any) -> TapAnswer | TapConflict:
+    async def submit(self, device: Device, tap: Any, *,
+                     nonce: str | None = None) -> TapAnswer | TapConflict:
         """Decide one tap; return its answer after it is durable.
+
+        ``nonce`` is the signed request's (recorded with the tap; see the module docstring).
 
         Raises
         ------
+        SignatureError
+            The tap was recorded before from this device under this ``nonce``: a replayed
+            request (nothing changed).
         asyncpg.PostgresError, OSError, QueueFullError
             Transient: nothing was recorded, the gate may retry with the same ``tap_id``.
         """
         started_s = time.perf_counter()
-        answer = await self.batcher.submit(Submitted(device, tap))
+        answer = await self.batcher.submit(Submitted(device, tap, nonce))
+        if isinstance(answer, Replayed):
+            raise SignatureError(f"{HEADER_NONCE}: replayed request")
         self._metrics.decided(answer, time.perf_counter() - started_s)
         return answer
 
-    async def submit_many(self, device: Device, taps: Sequence[Any]) -> list[TapAnswer | TapConflict]:
+    async def submit_many(self, device: Device, taps: Sequence[Any], *,
+                          nonce: str | None = None) -> list[TapAnswer | TapConflict]:
         """Decide an offline upload, in upload order (the gate sends them as they happened).
 
         With batching on, the taps queue in order and flushes run one after another, so they
         are decided in order while sharing flushes; with batching off they go one by one.
         """
+        # A tap_id repeated within the upload is a repeat, not a replay: only its first
+        # occurrence carries the request's nonce.
+        first_seen: set[str] = set()
+        nonces = []
+        for tap in taps:
+            nonces.append(nonce if tap.tap_id not in first_seen else None)
+            first_seen.add(tap.tap_id)
         if self.batcher.flush_size_max == 1:
-            return [await self.submit(device, tap) for tap in taps]
-        return list(await asyncio.gather(*(self.submit(device, tap) for tap in taps)))
+            return [await self.submit(device, tap, nonce=tap_nonce)
+                    for tap, tap_nonce in zip(taps, nonces)]
+        return list(await asyncio.gather(*(self.submit(device, tap, nonce=tap_nonce)
+                                           for tap, tap_nonce in zip(taps, nonces))))
 
     async def close(self) -> None:
         await self.batcher.close()
@@ -190,10 +229,11 @@ class TapService:
                 for item, facts, request, arqc_failure in prepared:
                     prior = known.get(facts.tap_id)
                     if prior is not None:
-                        answers.append(_repeat(prior, request))
+                        answers.append(_repeat(prior, request, item))
                         continue
                     record, posting, raised, card = self._decide(
-                        cards.get(facts.card_token), item.device, facts, request, arqc_failure)
+                        cards.get(facts.card_token), item.device, facts, request, arqc_failure,
+                        item.nonce)
                     if card is not None:
                         cards[card.card_token] = card
                     known[facts.tap_id] = record
@@ -217,7 +257,7 @@ class TapService:
         return answers
 
     def _decide(self, card: CardState | None, device: Device, facts: TapFacts,
-                request: dict, arqc_failure: Reason | None):
+                request: dict, arqc_failure: Reason | None, nonce: str | None):
         decision = decide(card, facts, arqc_failure=arqc_failure, price=self._price,
                           detect=self._detect)
         fare = decision.fare
@@ -239,7 +279,8 @@ class TapService:
             answer=answer, request=request, device_id=device.device_id,
             card_token=facts.card_token if card is not None else None, station=facts.station,
             direction=facts.direction, tapped_at=facts.tapped_at,
-            transit_day=fare.transit_day if fare else None, transfer_id=transfer_id)
+            transit_day=fare.transit_day if fare else None, transfer_id=transfer_id,
+            request_nonce=nonce)
         return record, postings, decision.alerts, decision.card
 
     async def _record_refusal(self, item: Submitted, facts: TapFacts, request: dict,
@@ -254,17 +295,22 @@ class TapService:
                 await store.lock_cards(connection, [facts.card_token])
                 prior = (await store.fetch_taps(connection, [facts.tap_id])).get(facts.tap_id)
                 if prior is not None:
-                    return _repeat(prior, request)
+                    return _repeat(prior, request, item)
                 await store.write_batch(connection, [TapRecord(
                     answer=answer, request=request, device_id=item.device.device_id,
                     card_token=facts.card_token, station=facts.station,
                     direction=facts.direction, tapped_at=facts.tapped_at, transit_day=None,
-                    transfer_id=None)], [], [])
+                    transfer_id=None, request_nonce=item.nonce)], [], [])
         return answer
 
 
-def _repeat(prior: TapRecord, request: dict[str, Any]) -> TapAnswer | TapConflict:
-    """The first answer again, or a conflict naming the first field that differs."""
+def _repeat(prior: TapRecord, request: dict[str, Any],
+            item: Submitted) -> TapAnswer | TapConflict | Replayed:
+    """The first answer again, a conflict naming the first field that differs, or
+    :class:`Replayed` when the very request that brought the tap came again."""
+    if (item.nonce is not None and prior.request_nonce == item.nonce
+            and prior.device_id == item.device.device_id):
+        return Replayed(prior.answer.tap_id)
     for name in list(request) + [name for name in prior.request if name not in request]:
         if request.get(name) != prior.request.get(name):
             return TapConflict(tap_id=prior.answer.tap_id, field=name,

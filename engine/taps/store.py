@@ -39,6 +39,7 @@ class TapRecord:
     tapped_at: datetime
     transit_day: str | None
     transfer_id: int | None
+    request_nonce: str | None = None  # of the signed request that brought it (replay check)
 
 
 async def lock_cards(connection: asyncpg.Connection, tokens: Iterable[str]) -> dict[str, CardState]:
@@ -90,6 +91,7 @@ def _record(row: asyncpg.Record) -> TapRecord:
         tapped_at=row["tapped_at"],
         transit_day=None if row["transit_day"] is None else row["transit_day"].isoformat(),
         transfer_id=None if row["transfer_id"] is None else int(row["transfer_id"]),
+        request_nonce=row["request_nonce"],
     )
 
 
@@ -97,10 +99,10 @@ _WRITE_BATCH = """
 WITH taps AS (
     INSERT INTO transit_taps (tap_id, device_id, card_token, request, reason, fare_minor,
         rider_category, day_total_minor, day_cap_minor, transit_day, station, direction,
-        tapped_at, transfer_id)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::smallint[],
+        tapped_at, transfer_id, request_nonce)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::json[], $5::smallint[],
         $6::bigint[], $7::text[], $8::bigint[], $9::bigint[], $10::date[], $11::text[],
-        $12::text[], $13::timestamptz[], $14::numeric[])
+        $12::text[], $13::timestamptz[], $14::text[]::numeric[], $26::text[])
 ),
 alerts AS (
     INSERT INTO transit_alerts (kind, card_token, tap_id, detail)
@@ -133,7 +135,9 @@ async def write_batch(connection: asyncpg.Connection, records: list[TapRecord],
         [r.answer.day_total_minor for r in records], [r.answer.day_cap_minor for r in records],
         [None if r.transit_day is None else date.fromisoformat(r.transit_day) for r in records],
         [r.station for r in records], [r.direction for r in records],
-        [r.tapped_at for r in records], [r.transfer_id for r in records],
+        [r.tapped_at for r in records],
+        # As decimal text: asyncpg's binary numeric encoding costs microseconds per value.
+        [None if r.transfer_id is None else str(r.transfer_id) for r in records],
         [a.kind for a in alerts], [a.card_token for a in alerts], [a.tap_id for a in alerts],
         [a.detail for a in alerts],
         [c.card_token for c in cards], [c.atc_max for c in cards],
@@ -143,6 +147,7 @@ async def write_batch(connection: asyncpg.Connection, records: list[TapRecord],
         ["{" + ",".join(map(str, c.atcs_recent)) + "}" for c in cards],
         ["{" + ",".join('"\\\\x' + a.hex() + '"' for a in c.arqcs_recent) + "}" for c in cards],
         [c.fare_state for c in cards], [c.alert_state for c in cards],
+        [r.request_nonce for r in records],
     )
 
 

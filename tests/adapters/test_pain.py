@@ -148,3 +148,24 @@ def test_other_versions_and_envelopes_are_refused():
         pain001.parse(data[:-20])
     with pytest.raises(MalformedMessageError, match="DOCTYPE is not allowed"):
         pain001.parse(b'<!DOCTYPE Document [<!ENTITY x "1.00">]>' + data)
+
+
+@pytest.mark.parametrize("root, reason", [
+    (b"Doc:Document", "namespace prefix 'Doc' is not declared"),
+    (b"Doc:", "'Doc:' is not a valid element name"),
+    (b"Doc:Doc:Document", "'Doc:Doc:Document' is not a valid element name"),
+])
+def test_a_root_with_a_bad_prefix_is_a_clear_error(root, reason):
+    # lxml's streaming parser hands such a root over as a raw name, not a syntax error.
+    from iso_samples import prefixed
+
+    data = prefixed(sample("pain.001.001.09_sample.xml"))
+    data = data.replace(b"Doc:Document", root, 1)
+    if root == b"Doc:Document":
+        data = data.replace(b' xmlns:Doc="urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"', b"")
+    with pytest.raises(MalformedMessageError) as caught:
+        pain001.parse(data)
+    # libxml2 numbers an element by the line its start tag ends on (the sample's root
+    # start tag spans two lines).
+    assert (caught.value.element, caught.value.reason, caught.value.line) == (
+        root.decode(), reason, 2)

@@ -18,7 +18,8 @@ from aiohttp.test_utils import TestServer
 from adapters.errors import SignatureError
 from adapters.signing import Verifier
 from terminal import vpcd
-from terminal.gate import DenyList, TapDecision, card_hash
+from engine.taps.wire import TapAnswer, TapBatchAnswer
+from terminal.gate import DenyList, card_hash
 from terminal.tap import Tap
 
 KEY = b"k" * 32
@@ -41,9 +42,10 @@ def pcscd_virtual_reader():
 
 
 class FakeEngine:
-    """Signed POST /v1/taps (one or a list, idempotent by tap_id) and GET /v1/deny-list;
-    declines deny-listed cards, approves the rest (no cryptogram check: that is the
-    engine's job, tested there)."""
+    """Signed POST /v1/taps (one or a list, idempotent by tap_id) and GET /v1/deny-list in
+    the engine's wire format (:mod:`engine.taps.wire`); declines deny-listed cards
+    (``card_lost``), approves the rest charging the tap's amount (no cryptogram check: that
+    is the engine's job, tested there)."""
 
     def __init__(self):
         self.verifier = Verifier({})
@@ -78,15 +80,15 @@ class FakeEngine:
         except msgspec.ValidationError as error:
             return web.Response(status=400, text=str(error))
         many = isinstance(taps, list)
-        decisions = [self._decide(tap) for tap in (taps if many else [taps])]
-        return web.Response(body=msgspec.json.encode(decisions if many else decisions[0]),
+        answers = [self._decide(tap) for tap in (taps if many else [taps])]
+        return web.Response(body=msgspec.json.encode(TapBatchAnswer(answers) if many else answers[0]),
                             content_type="application/json")
 
     def _decide(self, tap):
         self.taps.setdefault(tap.tap_id, msgspec.json.encode(tap))
         if card_hash(bytes.fromhex(self.deny_list.salt), tap.pan) in self.deny_list.cards:
-            return TapDecision(tap.tap_id, "decline", "deny_list")
-        return TapDecision(tap.tap_id, "approve", amount=tap.amount)
+            return TapAnswer(tap.tap_id, "declined", "card_lost", 7, 0, "adult", 0, 2000)
+        return TapAnswer(tap.tap_id, "approved", "approved", 0, tap.amount, "adult", tap.amount, 2000)
 
     async def get_deny_list(self, request):
         body = await self._checked(request)

@@ -9,7 +9,9 @@ import pytest
 from adapters.signing import Verifier
 from terminal.card import Card
 from terminal.errors import GateError
-from terminal.gate import GateClient, TapDecision, card_hash, decided_offline
+from engine.taps.wire import TapAnswer
+from terminal.errors import GateUnreachableError
+from terminal.gate import GateClient, OfflineDecision, card_hash, decided_offline
 from terminal.reader import read_tap
 from terminal.tap import Tap
 
@@ -34,7 +36,8 @@ def _tap(number, pan=PAN):
 async def test_online_tap_gets_the_engines_decision(engine, tmp_path):
     async with GateClient(engine.url, "g1", KEY, tmp_path / "g1.sqlite3") as gate:
         decision = await gate.submit(_tap(1))
-    assert decision == TapDecision("g1-000001", "approve", "", 200)
+    assert decision == TapAnswer("g1-000001", "approved", "approved", 0, 200, "adult", 200, 2000)
+    assert not decided_offline(decision)
     assert list(engine.taps) == ["g1-000001"]
 
 
@@ -61,7 +64,7 @@ async def test_unreachable_engine_queues_durably_then_uploads_once(engine, tmp_p
 async def test_engine_not_listening_at_all_queues(tmp_path):
     async with GateClient("http://127.0.0.1:9", "g1", KEY, tmp_path / "q.sqlite3", timeout_s=0.5) as gate:
         decision = await gate.submit(_tap(4))
-        assert (decision.decision, decision.reason, gate.queued) == ("approve", "offline", 1)
+        assert (decision, gate.queued) == (OfflineDecision("g1-000004", "approved", "offline"), 1)
 
 
 async def test_same_tap_queued_twice_is_kept_once(engine, tmp_path):
@@ -104,12 +107,12 @@ async def test_deny_list_is_fetched_kept_on_disk_and_used_offline(engine, tmp_pa
     engine.status_override = 503
     async with GateClient(engine.url, "g1", KEY, queue) as gate:
         assert gate.deny_list_version == 7
-        with pytest.raises(GateError, match="deny list: engine unreachable"):
+        with pytest.raises(GateUnreachableError, match="deny list: engine unreachable"):
             await gate.refresh_deny_list()
         declined = await gate.submit(_tap(9, pan=DENIED_PAN))
         approved = await gate.submit(_tap(10))
-        assert (declined.decision, declined.reason) == ("decline", "offline_deny_list")
-        assert (approved.decision, approved.reason) == ("approve", "offline")
+        assert (declined.decision, declined.reason) == ("declined", "offline_deny_list")
+        assert (approved.decision, approved.reason) == ("approved", "offline")
         assert decided_offline(declined) and decided_offline(approved) and gate.queued == 2
     stored = sqlite3.connect(queue).execute("SELECT body FROM deny_list").fetchone()[0]
     assert DENIED_PAN.encode() not in stored and card_hash(SALT, DENIED_PAN).encode() in stored

@@ -1,12 +1,14 @@
 """Gate simulator: valid cryptograms, labelled faults, realistic rides, sending over HTTP."""
 
 import collections
+from pathlib import Path
 
 import pytest
 
 from hsm import scheme as schemes
 from terminal.gate import card_hash
-from terminal.simulator import Fault, Simulation, send_taps
+from terminal.simulator import (ACCESS_S_MAX, ACCESS_S_MIN, STATION_SPACING_M, TRAIN_SPEED_M_PER_S,
+                                Fault, Simulation, send_taps)
 from terminal.tap import transaction_data
 
 ALL_SCHEMES = sorted(schemes.SCHEMES)
@@ -100,7 +102,7 @@ async def test_send_taps_over_http(fake_engine, tmp_path):
     outcomes = await send_taps((item.tap for item in items), fake_engine.url, simulation.gate_keys,
                                tmp_path, concurrency=8)
     denied = sum(item.fault is Fault.deny_listed for item in items)
-    assert outcomes == collections.Counter({"approve": 80 - denied, "decline/deny_list": denied})
+    assert outcomes == collections.Counter({"approved": 80 - denied, "declined/card_lost": denied})
     assert set(fake_engine.taps) == {item.tap.tap_id for item in items}
 
 
@@ -112,7 +114,8 @@ async def test_a_refused_gate_stops_the_run_and_leaves_no_task_behind(fake_engin
 
     simulation = Simulation(cards=10, gates=4, seed=11)
     fake_engine.add_gate("G0000", simulation.gate_keys["G0000"])  # the other gates are unknown: 401
-    with pytest.raises(GateError, match="engine refused tap"):
+    # The unknown gate is refused at its first request: the deny list fetch at start.
+    with pytest.raises(GateError, match="deny list: engine refused: 401"):
         await send_taps((item.tap for item in simulation.taps(40)), fake_engine.url,
                         simulation.gate_keys, tmp_path, concurrency=4)
     # Every other tap's task was cancelled and awaited, not left to fail unobserved.
@@ -120,3 +123,62 @@ async def test_a_refused_gate_stops_the_run_and_leaves_no_task_behind(fake_engin
     assert len(left) == 0
     gc.collect()  # a failed task nobody looked at is reported when it is collected
     assert "exception was never retrieved" not in caplog.text
+
+
+async def test_send_taps_fetches_each_gates_deny_list_and_uses_it_offline(fake_engine, tmp_path):
+    simulation = Simulation(cards=10, gates=4, bad_share=0.3, seed=11)
+    for gate_id, key in simulation.gate_keys.items():
+        fake_engine.add_gate(gate_id, key)
+    fake_engine.deny_list = simulation.deny_list(version=3)
+    items = list(simulation.taps(80))
+    await send_taps((item.tap for item in items[:40]), fake_engine.url, simulation.gate_keys,
+                    tmp_path, concurrency=8)
+    fake_engine.status_override = 503  # the engine goes down: gates decide with their copy
+    outcomes = await send_taps((item.tap for item in items[40:]), fake_engine.url,
+                               simulation.gate_keys, tmp_path, concurrency=8)
+    denied = sum(item.fault is Fault.deny_listed for item in items[40:])
+    assert denied and outcomes == collections.Counter(
+        {"approved/offline": 40 - denied, "declined/offline_deny_list": denied})
+
+
+def _trips(simulation, count):
+    """(entry tap, exit tap) of every completed ride among the next ``count`` taps."""
+    entries, trips = {}, []
+    for tap, _ in simulation.taps(count):
+        if tap.direction == "entry":
+            entries[tap.pan] = tap
+        elif tap.direction == "exit":
+            trips.append((entries.pop(tap.pan), tap))
+    return trips
+
+
+def _within_trip_bounds(entry, exit_, distance_m):
+    ride_s = distance_m / TRAIN_SPEED_M_PER_S
+    took_s = (exit_.local_time - entry.local_time).total_seconds()
+    # local_time is kept to the millisecond, so allow one on each side.
+    return ACCESS_S_MIN + ride_s - 0.001 <= took_s <= ACCESS_S_MAX + ride_s + 0.001
+
+
+def test_rides_take_minutes_by_distance_between_synthetic_stations():
+    simulation = Simulation(cards=30, gates=20, seed=8)
+    trips = _trips(simulation, 400)
+    assert len(trips) > 100
+    for entry, exit_ in trips:
+        distance_m = abs(int(entry.station[1:]) - int(exit_.station[1:])) * STATION_SPACING_M
+        assert _within_trip_bounds(entry, exit_, distance_m), (entry.station, exit_.station)
+        assert (exit_.local_time - entry.local_time).total_seconds() >= 60
+    longest = max(trips, key=lambda trip: trip[1].local_time - trip[0].local_time)
+    assert (longest[1].local_time - longest[0].local_time).total_seconds() > 20 * 60
+
+
+def test_rides_on_a_known_network_take_its_track_distance():
+    import engine.fares
+    from engine.fares.stations import StationNetwork
+
+    network = StationNetwork.load(Path(engine.fares.__file__).parent / "data" / "chengdu_line1.csv")
+    simulation = Simulation(cards=20, gates=12, seed=4, network=network)
+    trips = _trips(simulation, 200)
+    assert {gate.station for gate in simulation.gates} <= set(network.stations)
+    assert len(trips) > 50
+    for entry, exit_ in trips:
+        assert _within_trip_bounds(entry, exit_, network.distance_m(entry.station, exit_.station))

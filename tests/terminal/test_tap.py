@@ -124,3 +124,12 @@ def test_arbitrary_json_bytes_never_crash_the_decoder(data):
         DECODER.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError):
         pass
+
+
+@given(st.text(alphabet="0123456789", min_size=1, max_size=40))
+def test_luhn_valid_agrees_with_stdnum(digits):
+    from stdnum import luhn
+
+    from terminal.tap import luhn_valid
+
+    assert luhn_valid(digits) == luhn.is_valid(digits)

@@ -32,7 +32,8 @@ async def test_reader_tap_sends_a_signed_tap(pcscd_virtual_reader, fake_engine, 
             env_extra={"ONECARD_HOME": str(tmp_path), "ONECARD_GATE_KEY": KEY.hex()})
     assert (code, err) == (0, "")
     result = json.loads(out)
-    assert result["decision"]["decision"] == "approve" and result["queued"] == 0
+    assert result["decision"]["decision"] == "approved" and result["queued"] == 0
+    assert result["deny_list_version"] == 7  # fetched after the online tap, kept on disk
     assert (result["tap"]["atc"], result["tap"]["amount"], result["tap"]["station"]) == (5, 300, "S9")
     assert list(fake_engine.taps) == [result["tap"]["tap_id"]]
 
@@ -47,12 +48,12 @@ async def test_reader_tap_queues_while_the_engine_is_down_and_uploads_when_back(
     fake_engine.status_override = 503
     with VpcdLink(card):
         code, out, err = await _cli(*arguments, env_extra=env)
-    assert (code, err) == (0, "") and out.endswith(" approve (offline); 1 tap(s) queued for upload\n")
+    assert (code, err) == (0, "") and out.endswith(" approved (offline); 1 tap(s) queued for upload\n")
     assert fake_engine.taps == {}
     fake_engine.status_override = None
     with VpcdLink(card):
         code, out, err = await _cli(*arguments, env_extra=env)
-    assert (code, err) == (0, "") and out.endswith(" approve\n")
+    assert (code, err) == (0, "") and out.endswith(" approved\n")
     assert [json.loads(body)["atc"] for body in fake_engine.taps.values()] == [2, 1]
 
 
@@ -74,14 +75,14 @@ async def test_simulate_gates_sends_to_the_engine(fake_engine, tmp_path):
     assert (code, err) == (0, "")
     summary = json.loads(out)
     assert summary["taps"] == 30 == sum(summary["outcomes"].values()) == sum(summary["faults"].values())
-    assert summary["outcomes"].get("decline/deny_list", 0) == summary["faults"].get("deny_listed", 0)
+    assert summary["outcomes"].get("declined/card_lost", 0) == summary["faults"].get("deny_listed", 0)
     assert len(fake_engine.taps) == 30
 
 
 def test_simulate_gates_prints_taps(capsys):
     assert main(["simulate", "gates", "--cards", "3", "--gates", "4", "--taps", "2", "--seed", "7"]) == 0
     assert capsys.readouterr().out == (
-        "G0000:7:1 entry S000 atc=1 none\n"
+        "G0002:7:1 entry S001 atc=1 none\n"
         "G0000:7:2 entry S000 atc=1 none\n")
 
 
