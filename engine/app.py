@@ -45,6 +45,7 @@ class TapSettings:
 
 def build_services(pool: asyncpg.Pool, key_service, settings: TapSettings) -> Services:
     """Services over an open pool and key service (nothing is read yet)."""
+    from engine.disbursement.store import DisbursementStore
     from engine.fares.config import load_engine
     from ledger.service import Ledger
 
@@ -57,7 +58,8 @@ def build_services(pool: asyncpg.Pool, key_service, settings: TapSettings) -> Se
                       metrics=metrics, flush_size_max=settings.flush_size_max,
                       flush_delay_ms=settings.flush_delay_ms)
     return Services(pool=pool, devices=DeviceRegistry(pool, sealer=key_service),
-                    issuer_keys=issuer_keys, taps=taps, metrics=metrics)
+                    issuer_keys=issuer_keys, taps=taps, metrics=metrics,
+                    disbursement=DisbursementStore(pool, key_service))
 
 
 def default_shared_data() -> Path:

@@ -27,3 +27,44 @@ def emit(args: argparse.Namespace, text: str, data: Any) -> None:
         sys.stdout.write(_json_encoder.encode(data).decode() + "\n")
     elif text:
         sys.stdout.write(text.rstrip("\n") + "\n")
+
+
+PROGRESS_LINES_MIN = 10_000
+
+
+class Progress:
+    """A progress bar on stderr (rich) for work of ``total`` lines (``None``: unknown).
+
+    By default it shows only when stderr is a terminal and ``total`` is at least
+    :data:`PROGRESS_LINES_MIN`, so it never mixes with ``--json`` output (stdout) or with
+    captured logs; ``enabled`` overrides that. Use as a context manager; :meth:`advance`
+    adds done lines.
+    """
+
+    def __init__(self, description: str, total: int | None, *, enabled: bool | None = None) -> None:
+        self._description = description
+        self._total = total
+        if enabled is None:
+            enabled = sys.stderr.isatty() and total is not None and total >= PROGRESS_LINES_MIN
+        self._enabled = enabled
+        self._bar = None
+        self._task = None
+
+    def __enter__(self) -> "Progress":
+        if self._enabled:
+            from rich.console import Console
+            from rich.progress import Progress as RichProgress
+
+            self._bar = RichProgress(console=Console(stderr=True), transient=False)
+            self._bar.start()
+            self._task = self._bar.add_task(self._description, total=self._total)
+        return self
+
+    def advance(self, lines: int) -> None:
+        """Count ``lines`` more lines as done."""
+        if self._bar is not None:
+            self._bar.advance(self._task, lines)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()

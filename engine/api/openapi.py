@@ -58,12 +58,68 @@ _DENY_PARAMETERS = [
 ]
 
 
+_BATCH_ID = [{"name": "batch_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}]
+_DEPARTMENT_PROBLEMS = {
+    "404": _answer("no such batch or programme of the signing department", "Problem"),
+    "409": _answer("state, maker-checker, content hash, same file again, or insufficient funds", "Problem"),
+}
+
+
+def _department(operation: dict[str, Any]) -> dict[str, Any]:
+    signed = _signed(operation)
+    return signed | {"responses": signed["responses"] | _DEPARTMENT_PROBLEMS}
+
+
+def _disbursement_paths() -> dict[str, Any]:
+    """Department routes (:mod:`engine.api.disbursement`); the signing device is the user."""
+    batch = _answer("the batch", "BatchView")
+    return {
+        "/v1/disbursement/programmes/{code}/batches": {"post": _department({
+            "operationId": "disbursement_submit",
+            "summary": "Upload a batch file (CSV, XLSX or pain.001.001.09) of the department's programme; "
+                       "every bad line is listed with its reason",
+            "parameters": [
+                _path_parameter("code", "programme code"),
+                {"name": "period", "in": "query", "required": True,
+                 "schema": {"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$"}},
+                {"name": "filename", "in": "query", "description": "suffix .csv, .xlsx or .xml picks the format",
+                 "schema": {"type": "string"}}],
+            "requestBody": {"required": True, "content": {
+                "text/csv": {}, "application/xml": {},
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}},
+            "responses": {"201": _answer("validated and stored; approve next", "BatchView")}})},
+        "/v1/disbursement/batches/{batch_id}": {"get": _department({
+            "operationId": "disbursement_batch", "summary": "A batch of the department",
+            "parameters": _BATCH_ID, "responses": {"200": batch}})},
+        "/v1/disbursement/batches/{batch_id}/approve": {"post": _department({
+            "operationId": "disbursement_approve",
+            "summary": "Approve (another user than the submitter) the content hash reviewed",
+            "parameters": _BATCH_ID,
+            "requestBody": {"required": True, "content": _content(_ref("ApproveRequest"))},
+            "responses": {"200": batch}})},
+        "/v1/disbursement/batches/{batch_id}/execute": {"post": _department({
+            "operationId": "disbursement_execute",
+            "summary": "Pay an approved batch from the programme's funding account (all or nothing) "
+                       "and queue each bank's pacs.008",
+            "parameters": _BATCH_ID, "responses": {"200": _answer("executed", "ExecutionView")}})},
+        "/v1/disbursement/batches/{batch_id}/report": {"get": _department({
+            "operationId": "disbursement_report",
+            "summary": "Outcome per input line: CSV result file or pain.002.001.10",
+            "parameters": [*_BATCH_ID, {"name": "format", "in": "query", "required": True,
+                                        "schema": {"enum": ["csv", "pain002"]}}],
+            "responses": {"200": {"description": "the report",
+                                  "content": {"text/csv": {}, "application/xml": {}}}}})},
+    }
+
+
 @functools.cache
 def document() -> dict[str, Any]:
     """The whole document (the tap request is :class:`terminal.tap.Tap`)."""
+    from engine.api import disbursement
+
     _, components = msgspec.json.schema_components(
         [Tap, GateDenyList, TapAnswer, TapConflict, TapBatchAnswer, Problem, DenyEntries, JourneyList,
-         AlertList, Health], ref_template=REF)
+         AlertList, Health, *disbursement.WIRE_TYPES], ref_template=REF)
     reasons = ", ".join(f"{reason.value} {reason.name}" for reason in Reason)
     tap_name = Tap.__name__
     paths = {
@@ -108,6 +164,7 @@ def document() -> dict[str, Any]:
                 {"name": "limit", "in": "query",
                  "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
             "responses": {"200": _answer("alerts, oldest first", "AlertList")}})},
+        **_disbursement_paths(),
         "/healthz": {"get": {"operationId": "health", "summary": "Liveness and database check",
                              "responses": {"200": _answer("healthy", "Health")}}},
         "/metrics": {"get": {"operationId": "metrics", "summary": "Prometheus exposition",

@@ -18,6 +18,7 @@ from aiohttp import web
 from adapters.errors import SignatureError
 from adapters.signing import HEADER_NONCE
 from engine.api.metrics import Metrics
+from engine.disbursement.store import DisbursementStore
 from engine.errors import ConflictError, NotFoundError
 from hsm.errors import HsmError
 from ledger.errors import ConflictError as LedgerConflictError
@@ -43,6 +44,12 @@ ROLES: dict[str, frozenset[str]] = {
     "allow_card": frozenset({"admin"}),
     "journeys": frozenset({"admin"}),
     "alerts": frozenset({"admin"}),
+    # Disbursement (engine.api.disbursement): department users only.
+    "disbursement_submit": frozenset({"department"}),
+    "disbursement_batch": frozenset({"department"}),
+    "disbursement_approve": frozenset({"department"}),
+    "disbursement_execute": frozenset({"department"}),
+    "disbursement_report": frozenset({"department"}),
 }
 
 _encoder = msgspec.json.Encoder()
@@ -59,6 +66,8 @@ class Services:
     issuer_keys: IssuerKeys
     taps: TapService
     metrics: Metrics
+    # Disbursement batches for departments (None: those routes answer 503).
+    disbursement: DisbursementStore | None = None
 
 
 SERVICES = web.AppKey("services", Services)
@@ -219,3 +228,7 @@ def add_routes(app: web.Application) -> None:
     router.add_get("/healthz", get_health, name="health", allow_head=False)
     router.add_get("/metrics", get_metrics, name="metrics", allow_head=False)
     router.add_get("/openapi.json", get_openapi, name="openapi", allow_head=False)
+    # Imported here: the department handlers import this module's keys and helpers.
+    from engine.api import disbursement
+
+    disbursement.add_routes(router)

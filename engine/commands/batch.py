@@ -1,4 +1,4 @@
-"""``onecard batch check|submit|show|approve|cancel``: disbursement batches.
+"""``onecard batch check|submit|show|approve|cancel|execute|report``: disbursement batches.
 
 ``check`` is a dry run against a cardholder file (nothing stored, no payment history, so
 ``already_paid_in_period`` never occurs); ``submit`` validates against the registry and
@@ -6,6 +6,10 @@ the programme's payments in the period, stores the batch as VALIDATED and prints
 Both list every bad line with its line number and reason, and refuse a file whose totals
 or encoding are wrong. ``approve`` must be run by another user than the submitter and is
 bound to the batch's content hash (``--hash`` confirms the hash the approver reviewed).
+``execute`` posts the accepted lines and queues each issuing bank's pacs.008
+(:mod:`engine.disbursement.execution`); ``report`` writes pain.002.001.10 or the CSV result
+file with each line's status. Submit and execute show a progress bar on stderr for large
+files when stderr is a terminal (never on stdout, so ``--json`` output stays clean).
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import io
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -26,12 +32,17 @@ from engine.disbursement.lifecycle import BatchState, LineStatus
 from engine.disbursement.registry import CardholderRecord, ImportResult
 from engine.disbursement.result_file import result_row, write_result_csv
 from engine.disbursement.results import LineResult
+from engine.disbursement.execution import execute_batch
+from engine.disbursement.lines import LineSpool
+from engine.disbursement.report import REPORT_FORMATS, build_pain002, csv_row, report_lines
 from engine.disbursement.store import open_store
 from engine.disbursement.validation import BatchSummary, BatchValidator, LineOutcome, ValidationContext, validate_source
 from engine.errors import UsageError
-from engine.output import add_command, emit
+from engine.output import Progress, add_command, emit
+from ledger.service import Ledger
 
 PERIOD_PATTERN = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+LARGE_FILE_BYTES = 1_000_000
 
 
 def register(subparsers) -> None:
@@ -70,6 +81,18 @@ def register(subparsers) -> None:
     cancel.add_argument("id", type=int)
     cancel.add_argument("--as", dest="user", required=True, metavar="USER")
     cancel.set_defaults(handler=_cancel)
+
+    execute = add_command(commands, "execute", "post an approved batch from its programme's funding account and "
+                                               "queue each bank's pacs.008 (all or nothing; resumes after a crash)")
+    execute.add_argument("id", type=int)
+    execute.add_argument("--as", dest="user", default="system", metavar="USER")
+    execute.set_defaults(handler=_execute)
+
+    report = add_command(commands, "report", "a batch's outcome per line: pain.002.001.10 or the CSV result file")
+    report.add_argument("id", type=int)
+    report.add_argument("--format", required=True, choices=REPORT_FORMATS)
+    report.add_argument("--output", type=Path, metavar="FILE", help="write here instead of stdout")
+    report.set_defaults(handler=_report)
 
 
 class _Report:
@@ -136,15 +159,23 @@ def _submit(args: argparse.Namespace) -> int:
         raise UsageError(f"--period must be YYYY-MM, got {args.period!r}")
     source = open_batch_file(args.file, args.encoding)
     report = _Report(args.result)
+    spool = LineSpool()
 
     async def run():
         async with open_store(Config.from_env()) as store:
             programme = await store.programme(args.programme)
-            summary = await store.validate(source, programme, args.period, _today(), report.add)
-            batch = await store.submit(programme.code, args.period, args.user, summary, _now_ms())
+            with Progress("validating", None, enabled=_large(args.file)) as progress:
+                def counted(outcome: LineOutcome) -> None:
+                    report.add(outcome)
+                    progress.advance(1)
+                summary = await store.validate(source, programme, args.period, _today(), counted, spool)
+            batch = await store.submit(programme.code, args.period, args.user, summary, _now_ms(), spool)
             return summary, batch
 
-    summary, batch = asyncio.run(run())
+    try:
+        summary, batch = asyncio.run(run())
+    finally:
+        spool.close()
     report.finish(args, summary, batch.id)
     return 0
 
@@ -187,4 +218,43 @@ def _cancel(args: argparse.Namespace) -> int:
 
     entry = asyncio.run(run())
     emit(args, f"batch {args.id}: {entry.state.value} by {entry.actor}", {"id": args.id, "state": entry.state.value})
+    return 0
+
+
+def _large(path: Path) -> bool:
+    """Whether a file is big enough for a progress bar (and stderr is a terminal)."""
+    return sys.stderr.isatty() and path.stat().st_size >= LARGE_FILE_BYTES
+
+
+def _execute(args: argparse.Namespace) -> int:
+    async def run():
+        async with open_store(Config.from_env()) as store:
+            batch = await store.batch(args.id)
+            # Two phases (reserve, post) each go over every line once.
+            with Progress("executing", 2 * batch.lines_count) as progress:
+                return await execute_batch(store, Ledger(store.pool), args.id, args.user, _now_ms(),
+                                           on_lines=progress.advance)
+
+    done = asyncio.run(run())
+    emit(args, f"batch {done.batch_id}: executed, {done.lines} lines, {format_minor(done.amount_minor)} yuan, "
+               f"{done.messages} pacs.008 message(s) queued",
+         {"id": done.batch_id, "state": BatchState.executed.value, "lines": done.lines,
+          "amount_minor": done.amount_minor, "messages": done.messages})
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    async def run():
+        async with open_store(Config.from_env()) as store:
+            if args.format == "pain002":
+                return await build_pain002(store, args.id, datetime.datetime.now(datetime.UTC))
+            stream = io.StringIO()
+            write_result_csv(stream, [csv_row(line) async for line in report_lines(store, args.id)])
+            return stream.getvalue().encode("utf-8-sig")
+
+    document = asyncio.run(run())
+    if args.output:
+        args.output.write_bytes(document)
+    else:
+        sys.stdout.buffer.write(document)
     return 0

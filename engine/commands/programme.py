@@ -1,4 +1,6 @@
-"""``onecard programme create``: disbursement programmes (subsidy or wage)."""
+"""``onecard programme create|fund|user-add``: disbursement programmes (subsidy or wage),
+their prefunded payer accounts (:mod:`engine.disbursement.execution`) and the department
+users who call the HTTP API (:mod:`engine.disbursement.departments`)."""
 
 from __future__ import annotations
 
@@ -6,11 +8,15 @@ import argparse
 import asyncio
 
 from engine.config import Config
-from engine.disbursement.amount import parse_amount_minor
+from engine.disbursement.amount import format_minor, parse_amount_minor
+from engine.disbursement import departments
+from engine.disbursement.execution import fund_programme
 from engine.disbursement.errors import AmountError
 from engine.disbursement.store import PROGRAMME_KINDS, open_store
 from engine.errors import UsageError
 from engine.output import add_command, emit
+from engine.taps.devices import DeviceRegistry
+from ledger.service import Ledger
 
 
 def register(subparsers) -> None:
@@ -21,7 +27,23 @@ def register(subparsers) -> None:
     create.add_argument("--kind", required=True, choices=PROGRAMME_KINDS)
     create.add_argument("--name", required=True)
     create.add_argument("--per-person-max", required=True, metavar="YUAN", help="maximum per person and period")
+    create.add_argument("--fund", metavar="YUAN", help="prefund the programme's funding account with this amount")
+    create.add_argument("--bank", metavar="CODE",
+                        help="bank holding the funding (subsidy) or wage escrow (wage) account; needed with --fund")
+    create.add_argument("--department", help="the department that owns the programme on the HTTP API")
     create.set_defaults(handler=_create)
+
+    user = add_command(commands, "user-add", "register a department user for the HTTP API; prints its secret "
+                                             "(hex, shown once)")
+    user.add_argument("device_id", help="the user's signing key id")
+    user.add_argument("--department", required=True)
+    user.set_defaults(handler=_user_add)
+
+    fund = add_command(commands, "fund", "credit a programme's funding account; prints the amount available")
+    fund.add_argument("code")
+    fund.add_argument("amount", metavar="YUAN")
+    fund.add_argument("--bank", metavar="CODE", help="bank of the funding account (first funding only)")
+    fund.set_defaults(handler=_fund)
 
 
 def yuan_argument(name: str, text: str) -> int:
@@ -34,12 +56,48 @@ def yuan_argument(name: str, text: str) -> int:
 
 def _create(args: argparse.Namespace) -> int:
     per_person_max_minor = yuan_argument("--per-person-max", args.per_person_max)
+    fund_minor = yuan_argument("--fund", args.fund) if args.fund is not None else None
 
     async def run():
         async with open_store(Config.from_env()) as store:
-            return await store.create_programme(args.code, args.kind, args.name, per_person_max_minor)
+            programme = await store.create_programme(args.code, args.kind, args.name, per_person_max_minor)
+            if args.department:
+                await departments.assign_programme(store.pool, programme.code, args.department)
+            funded = None
+            if fund_minor is not None:
+                funded = await fund_programme(store, Ledger(store.pool), programme.code, fund_minor,
+                                              bank_code=args.bank)
+            return programme, funded
 
-    programme = asyncio.run(run())
+    programme, funded = asyncio.run(run())
     emit(args, programme.code, {"code": programme.code, "kind": programme.kind, "name": programme.name,
-                                "per_person_max_minor": programme.per_person_max_minor})
+                                "per_person_max_minor": programme.per_person_max_minor,
+                                "available_minor": funded.available_minor if funded else None})
+    return 0
+
+
+def _fund(args: argparse.Namespace) -> int:
+    amount_minor = yuan_argument("amount", args.amount)
+
+    async def run():
+        async with open_store(Config.from_env()) as store:
+            return await fund_programme(store, Ledger(store.pool), args.code, amount_minor, bank_code=args.bank)
+
+    funded = asyncio.run(run())
+    emit(args, f"programme {funded.programme_code}: {format_minor(funded.available_minor)} yuan available "
+               f"at {funded.bank_code}",
+         {"code": funded.programme_code, "bank_code": funded.bank_code, "available_minor": funded.available_minor})
+    return 0
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    async def run():
+        async with open_store(Config.from_env()) as store:
+            registry = DeviceRegistry(store.pool, sealer=store.keys)
+            return await departments.add_user(store.pool, registry, args.device_id, args.department)
+
+    secret = asyncio.run(run())
+    # The secret provisions the user's client: shown once, stored only sealed.
+    emit(args, secret.hex(), {"device_id": args.device_id, "department": args.department,
+                              "secret_hex": secret.hex()})
     return 0

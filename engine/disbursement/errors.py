@@ -37,3 +37,12 @@ class CardNumberError(EngineError, ValueError):
 class TotalsMismatchError(EngineError, ValueError):
     """The totals a file declares (``NbOfTxs``/``CtrlSum``, header or totals row) differ
     from its lines: the whole file is refused. The message gives both figures."""
+
+
+class InsufficientFundsError(EngineError, ValueError):
+    """The funding account cannot pay a batch: nothing was posted. ``shortfall_minor`` is
+    how many fen are missing (the batch total minus what the account has available)."""
+
+    def __init__(self, message: str, shortfall_minor: int) -> None:
+        super().__init__(message)
+        self.shortfall_minor = shortfall_minor

@@ -14,7 +14,8 @@ from dicts. State changes follow :mod:`engine.disbursement.lifecycle`: the batch
 locked (``FOR UPDATE``), the transition checked, a history row appended (the table refuses
 updates and deletes) and the state updated, in one transaction.
 
-What it does not do yet: store the lines, execute (ledger postings, pacs.008), returns.
+Lines are spooled while validating and stored at submit (:mod:`engine.disbursement.lines`);
+funding and execution are in :mod:`engine.disbursement.execution`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import msgspec
 
 from adapters.batch_file import BatchSource
 from engine.disbursement.bank_card import compact_pan
+from engine.disbursement.lines import LineSpool, seal_fields
 from engine.disbursement.lifecycle import BatchState, HistoryEntry, check_approval, next_history
 from engine.disbursement.registry import CardholderRecord, CardholderRow, CardStatus, Category, ImportResult
 from engine.disbursement.resident_id import IdCheck, check_id, normalise_id
@@ -82,6 +84,16 @@ class DisbursementStore:
     def __init__(self, pool: asyncpg.Pool, keys: KeyService) -> None:
         self._pool = pool
         self._keys = keys
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The connection pool (execution and reports share it)."""
+        return self._pool
+
+    @property
+    def keys(self) -> KeyService:
+        """The key service (sealed line fields are opened through it)."""
+        return self._keys
 
     async def id_hash(self, id_number: str) -> bytes:
         """The 32-byte keyed hash of a normalised identity number (the lookup key)."""
@@ -182,9 +194,10 @@ class DisbursementStore:
         return Programme(*record.values())
 
     async def validate(self, source: BatchSource, programme: Programme, period: str, today: datetime.date,
-                       on_outcome: Callable[[LineOutcome], None]) -> BatchSummary:
+                       on_outcome: Callable[[LineOutcome], None], spool: LineSpool | None = None) -> BatchSummary:
         """Validate every line of ``source`` (chunked prefetch, see the module docstring),
-        handing each outcome to ``on_outcome`` in file order; return the summary.
+        handing each outcome to ``on_outcome`` in file order; return the summary. With
+        ``spool``, every chunk of outcomes is also spooled for :meth:`submit` to store.
 
         Raises
         ------
@@ -208,8 +221,11 @@ class DisbursementStore:
             tokens.clear()
             for pan in {compact_pan(line.card_number) for line in chunk}:
                 tokens[pan] = await self._tokenize(pan)
-            for line in chunk:
-                on_outcome(validator.check(line))
+            outcomes = [validator.check(line) for line in chunk]
+            for outcome in outcomes:
+                on_outcome(outcome)
+            if spool is not None:
+                spool.add_chunk(outcomes)
         return validator.finish(source.declared_totals())
 
     async def _tokenize(self, pan: str) -> str:
@@ -220,8 +236,9 @@ class DisbursementStore:
             return ""
 
     async def submit(self, programme_code: str, period: str, submitted_by: str, summary: BatchSummary,
-                     at_ms: int) -> BatchRecord:
-        """Record a validated batch: RECEIVED then VALIDATED, with both history rows.
+                     at_ms: int, spool: LineSpool | None = None) -> BatchRecord:
+        """Record a validated batch: RECEIVED then VALIDATED, with both history rows, and
+        the lines of ``spool`` (required to execute the batch later), in one transaction.
 
         Raises
         ------
@@ -245,7 +262,25 @@ class DisbursementStore:
             first = HistoryEntry(1, BatchState.received, submitted_by, at_ms, summary.content_sha256)
             await self._append(connection, batch_id, first)
             await self._append(connection, batch_id, next_history([first], BatchState.validated, "system", at_ms))
+            if spool is not None:
+                await self._store_lines(connection, batch_id, summary.content_sha256, spool)
         return await self.batch(batch_id)
+
+    async def _store_lines(self, connection: asyncpg.Connection, batch_id: int, content_sha256: str,
+                           spool: LineSpool) -> None:
+        stored = 0
+        for chunk, frame in enumerate(spool.frames()):
+            sealed = await seal_fields(self._keys, content_sha256, frame.first_line, frame.fields)
+            await connection.execute(
+                "INSERT INTO disbursement_line_fields (batch_id, chunk, first_line, sealed) VALUES ($1, $2, $3, $4)",
+                batch_id, chunk, frame.first_line, sealed)
+            await connection.copy_records_to_table(
+                "disbursement_lines", columns=("batch_id", "line", "result", "amount_minor", "pan_token",
+                                               "bank_code", "name"),
+                records=[(batch_id, *row) for row in frame.rows])
+            stored += len(frame.rows)
+        assert stored == await connection.fetchval(
+            "SELECT lines_count FROM disbursement_batches WHERE id = $1", batch_id), "every line is stored"
 
     async def batch(self, batch_id: int) -> BatchRecord:
         """The batch ``batch_id``; ``NotFoundError`` if there is none."""
@@ -260,10 +295,21 @@ class DisbursementStore:
     async def transition(self, batch_id: int, target: BatchState, actor: str, at_ms: int) -> HistoryEntry:
         """Move a batch to ``target`` (``ConflictError`` naming both states if not allowed)."""
         async with self._pool.acquire() as connection, connection.transaction():
-            await self._batch(connection, batch_id, lock=True)
-            entry = next_history(await self._history(connection, batch_id), target, actor, at_ms)
-            await self._append(connection, batch_id, entry)
-            return entry
+            return await self.transition_in(connection, batch_id, target, actor, at_ms)
+
+    async def transition_in(self, connection: asyncpg.Connection, batch_id: int, target: BatchState, actor: str,
+                            at_ms: int) -> HistoryEntry:
+        """:meth:`transition` in the caller's transaction (the batch row is locked until it ends)."""
+        assert connection.is_in_transaction(), "the caller's transaction holds the batch lock"
+        await self._batch(connection, batch_id, lock=True)
+        entry = next_history(await self._history(connection, batch_id), target, actor, at_ms)
+        await self._append(connection, batch_id, entry)
+        return entry
+
+    async def locked_batch(self, connection: asyncpg.Connection, batch_id: int) -> BatchRecord:
+        """The batch, its row locked (``FOR UPDATE``) in the caller's transaction."""
+        assert connection.is_in_transaction(), "a row lock lasts for the caller's transaction"
+        return await self._batch(connection, batch_id, lock=True)
 
     async def approve(self, batch_id: int, approver: str, content_sha256: str, at_ms: int) -> HistoryEntry:
         """Approve a validated batch as ``approver`` for the content hash the approver saw.

@@ -42,7 +42,7 @@ from engine.settlement.registry import CURRENCY, LEDGER_CNY, TRANSFER_CODE_PAYOU
 from ledger.ids import new_id
 from ledger.results import CreateTransferResult
 from ledger.service import Ledger, id_bytes
-from ledger.types import Transfer
+from ledger.types import Transfer, TransferFlags
 
 CLAIM_MAX = 64
 LEASE_S = 60.0
@@ -59,6 +59,9 @@ class Payout:
     ``card_account_id`` at ``bank_code``, the issuing bank that gets the pacs.008.
 
     ``creditor_account`` is the card or account number the bank credits (1-34 characters).
+    ``pending_id``: when not 0, the payout posts this pending transfer (same accounts,
+    amount and code) instead of creating a new one: a caller that reserved the money first
+    (two-phase, as disbursement batches do) posts the reservation.
     """
 
     transfer_id: int
@@ -71,6 +74,7 @@ class Payout:
     payer_name: str
     remittance_information: str = ""
     purpose: str = "GOVT"
+    pending_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +107,8 @@ async def post_payouts(connection: asyncpg.Connection, ledger: Ledger, payouts: 
     """
     assert connection.is_in_transaction(), "post_payouts runs inside the caller's transaction"
     transfers = [Transfer(id=p.transfer_id, debit_account_id=p.payer_account_id, credit_account_id=p.card_account_id,
-                          amount=p.amount_minor, ledger=LEDGER_CNY, code=TRANSFER_CODE_PAYOUT) for p in payouts]
+                          amount=p.amount_minor, ledger=LEDGER_CNY, code=TRANSFER_CODE_PAYOUT, pending_id=p.pending_id,
+                          flags=int(TransferFlags.post_pending_transfer) if p.pending_id else 0) for p in payouts]
     results = await ledger.create_transfers(transfers, connection=connection)
     groups: dict[tuple[str, int, str, str], list[Payout]] = defaultdict(list)
     for payout, result in zip(payouts, results):
@@ -117,18 +122,20 @@ async def post_payouts(connection: asyncpg.Connection, ledger: Ledger, payouts: 
                                      purpose=purpose)
         for start in range(0, len(group), pacs008.TRANSACTIONS_PER_MESSAGE_MAX):
             chunk = group[start:start + pacs008.TRANSACTIONS_PER_MESSAGE_MAX]
-            credits = [pacs008.CreditTransfer(ids.end_to_end_id(p.transfer_id), p.amount_minor, CURRENCY,
+            end_to_end_ids = [ids.end_to_end_id(p.transfer_id) for p in chunk]
+            credits = [pacs008.CreditTransfer(end_to_end_id, p.amount_minor, CURRENCY,
                                               p.creditor_name, p.creditor_account, p.remittance_information)
-                       for p in chunk]
+                       for end_to_end_id, p in zip(end_to_end_ids, chunk)]
             (message,) = pacs008.iter_messages(header, credits)
             await connection.execute(
                 "INSERT INTO settlement_outbox (message_id, bank_code, kind, xml) VALUES ($1, $2, 'payout', $3)",
                 message.message_id, bank_code, message.xml)
-            await connection.executemany(
+            # One statement per message (unnest), not one per payment: batches run to thousands.
+            await connection.execute(
                 "INSERT INTO settlement_payments (end_to_end_id, message_id, bank_code, transfer_id, amount_minor,"
-                " currency) VALUES ($1, $2, $3, $4, $5, $6)",
-                [(ids.end_to_end_id(p.transfer_id), message.message_id, bank_code, id_bytes(p.transfer_id),
-                  p.amount_minor, CURRENCY) for p in chunk])
+                " currency) SELECT e, $2, $3, t, a, $4 FROM unnest($1::text[], $5::bytea[], $6::bigint[]) AS u(e, t, a)",
+                end_to_end_ids, message.message_id, bank_code, CURRENCY,
+                [id_bytes(p.transfer_id) for p in chunk], [p.amount_minor for p in chunk])
     return results
 
 

@@ -71,16 +71,17 @@ class DeviceRegistry:
                   network_id: str | None = None) -> bytes:
         """Register a device; return its new secret (shown once, to provision the device).
 
-        A gate names the operator account its fares go to and its fare network.
+        A gate names the operator account its fares go to and its fare network; an admin
+        and a department user (disbursement, :mod:`engine.disbursement.departments`) neither.
 
         Raises
         ------
         ConflictError
             ``device_id`` exists already (revoked ids are not reused).
         """
-        assert role in ("gate", "admin")
+        assert role in ("gate", "admin", "department")
         if (role == "gate") != (operator_account_id is not None and network_id is not None):
-            raise ConflictError("a gate needs an operator account and a network; an admin neither")
+            raise ConflictError("a gate needs an operator account and a network; other devices neither")
         if not device_id or len(device_id) > DEVICE_ID_LENGTH_MAX or not device_id.isprintable():
             raise ConflictError(f"device_id: must be 1-{DEVICE_ID_LENGTH_MAX} printable characters")
         secret = secrets.token_bytes(SECRET_BYTES)

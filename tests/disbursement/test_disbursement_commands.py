@@ -1,5 +1,8 @@
+import asyncio
 import csv
 import json
+
+import asyncpg
 
 from engine.cli import main
 
@@ -83,3 +86,37 @@ def test_import_programme_submit_approve_through_the_cli(db_url, tmp_path, monke
     assert shown["state"] == "approved" and [h["state"] for h in shown["history"]] == [
         "received", "validated", "approved"]
     assert main(["batch", "show", "999"]) == 1
+
+    # Fund the programme (short of the batch first), execute, report.
+    async def bank_codes():
+        connection = await asyncpg.connect(db_url)
+        try:
+            return [r["bank_code"] for r in await connection.fetch(
+                "SELECT DISTINCT bank_code FROM disbursement_cardholders ORDER BY 1")]
+        finally:
+            await connection.close()
+
+    for code in asyncio.run(bank_codes()) + ["CCBFUND"]:
+        assert main(["banks", "add", code, "--name", code]) in (0, 1)
+    capsys.readouterr()
+    assert main(["programme", "fund", "ELDERLY", "1.00", "--bank", "CCBFUND", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["available_minor"] == 100
+    assert main(["batch", "execute", batch_id, "--as", "checker"]) == 1
+    assert "nothing was posted" in capsys.readouterr().err
+    assert main(["programme", "fund", "ELDERLY", f"{submitted['accepted_minor'] / 100:.2f}"]) == 0
+    capsys.readouterr()
+    assert main(["batch", "execute", batch_id, "--as", "checker", "--json"]) == 0
+    executed = json.loads(capsys.readouterr().out)
+    assert (executed["state"], executed["lines"], executed["amount_minor"]) == (
+        "executed", 23, submitted["accepted_minor"])
+    assert main(["batch", "execute", batch_id]) == 1
+    assert "is executed" in capsys.readouterr().err
+    result = tmp_path / "result.csv"
+    assert main(["batch", "report", batch_id, "--format", "csv", "--output", str(result)]) == 0
+    with open(result, encoding="utf-8-sig", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [int(r["line"]) for r in rows] == list(range(1, 26))
+    assert sorted((r["status"], r["reason"]) for r in rows if r["status"] != "accepted") == [
+        ("rejected", "name_mismatch")] * 2
+    assert main(["batch", "report", batch_id, "--format", "pain002"]) == 0
+    assert b"<GrpSts>PART</GrpSts>" in capsys.readouterr().out.encode()

@@ -1,0 +1,276 @@
+"""A disbursement batch from file to bank and back, on the real PostgreSQL with simbanks over
+loopback HTTP: bad lines (one per reason), maker-checker approval, insufficient funds
+(nothing posted), execution (pacs.008 to each issuing bank through the outbox), a bank
+rejection (pacs.002 RJCT) and a return (pacs.004), exact balances, the CSV and pain.002
+reports, a crash mid-execution resumed without paying twice, and a re-upload refused."""
+
+import csv
+import datetime as dt
+import io
+import random
+
+import pytest
+from lxml import etree
+
+from adapters.batch_file import TabularBatchFile
+from adapters.cardholder_file import cardholder_lines
+from adapters.delivery import HttpDelivery, RetryPolicy
+from adapters.iso20022 import pacs004, pacs008, schema
+from adapters.simbank import SimBank
+from engine.disbursement import execution, store as store_module
+from engine.disbursement.bank_card import BinTable
+from engine.disbursement.errors import InsufficientFundsError
+from engine.disbursement.execution import card_account_id, execute_batch, fund_programme, funding
+from engine.disbursement.lifecycle import BatchState
+from engine.disbursement.lines import LineSpool
+from engine.disbursement.registry import check_cardholder_rows
+from engine.disbursement.report import build_pain002, csv_row, report_lines
+from engine.disbursement.result_file import write_result_csv
+from engine.disbursement.results import LineResult
+from engine.disbursement.store import FIELD_KEY, ID_HASH_KEY, PAN_TOKEN_KEY, DisbursementStore
+from engine.errors import ConflictError
+from engine.settlement import registry
+from engine.settlement.outbox import Dispatcher, HttpTransport, apply_returns
+from hsm.soft import SoftKeyService
+from ledger.service import Ledger
+
+TODAY = dt.date(2026, 1, 1)
+KEY = bytes(range(32))
+CARDHOLDERS = ("身份证号码,姓名,社会保障卡号,状态\n"
+               "510121195803142150,张三,6222026465816998396,正常\n"
+               "51340119720505003X,王五,6214825837354017807,挂失\n"
+               "510112198711023688,李四,6259083065450331,正常\n"
+               "11010519491231002X,赵七,6217000000000000012,正常\n")
+BATCH = ("序号,姓名,身份证号,社会保障卡号,金额\n"
+         "1,张三,510121195803142150,6222026465816998396,300.00\n"
+         "2,王五,51340119720505003x,6214825837354017807,100\n"
+         "3,李四,510112198711023688,6259083065450331,200\n"
+         "4,张三,510121195803142150,6222026465816998396,300.00\n"
+         "5,赵六,511002199507300438,6222026465816998396,50\n"
+         "6,李四,510112198711023688,6222026465816998396,1\n"
+         "7,赵七,11010519491231002X,6217000000000000012,¥150元\n"
+         "8,张三,51012119580314215,6222026465816998396,10\n"
+         "9,张三,510121195803142151,6222026465816998396,10\n"
+         "10,张三,5.10121E+17,6222026465816998396,10\n"
+         "11,王二,510112198711023688,6259083065450331,10\n"
+         "12,赵七,11010519491231002X,6217000000000000012,0\n"
+         "13,赵七,11010519491231002X,6217000000000000012,1.234\n"
+         "14,赵七,11010519491231002X,6217000000000000012,600\n"
+         "15,赵七,11010519491231002X,6217000000000000012,abc\n")
+REASONS = ["", "card_not_active", "", "duplicate_in_batch", "cardholder_not_found", "account_mismatch", "",
+           "invalid_id_format", "invalid_id_checksum", "id_in_scientific_notation", "name_mismatch",
+           "amount_not_positive", "amount_precision", "amount_over_limit", "invalid_amount_format"]
+
+
+@pytest.fixture
+async def store(pool, tmp_path):
+    SoftKeyService.init(tmp_path / "keys")
+    keys = SoftKeyService.open(tmp_path / "keys")
+    for label, kind in ((ID_HASH_KEY, "bank-mac"), (PAN_TOKEN_KEY, "pan-token"), (FIELD_KEY, "field-enc")):
+        await keys.generate_key(label, kind)
+    yield DisbursementStore(pool, keys)
+    await keys.close()
+
+
+@pytest.fixture
+async def banks(pool):
+    simbanks = {code: SimBank(code, keys={"ONECARD": KEY}) for code in ("BOC", "CCB", "ICBC")}
+    ledger = Ledger(pool)
+    for code, bank in simbanks.items():
+        await bank.start()
+        await registry.add_bank(pool, ledger, code, f"{code} bank", delivery="push", endpoint=bank.url)
+    yield simbanks
+    for bank in simbanks.values():
+        await bank.stop()
+
+
+async def _submit(store, tmp_path, text, name, user="maker"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    programme = await store.programme("ELDERLY")
+    spool = LineSpool()
+    outcomes = []
+    try:
+        summary = await store.validate(TabularBatchFile(path), programme, "2026-11", TODAY, outcomes.append, spool)
+        batch = await store.submit("ELDERLY", "2026-11", user, summary, 1_000, spool)
+    finally:
+        spool.close()
+    return batch, outcomes
+
+
+async def _deliver(pool, ledger, banks):
+    policy = RetryPolicy(attempts_max=2, timeout_s=2.0, backoff_initial_s=0.01, backoff_max_s=0.02)
+    transports = {code: HttpTransport(HttpDelivery(bank.url, key_id="ONECARD", key=KEY, policy=policy))
+                  for code, bank in banks.items()}
+    dispatcher = Dispatcher(pool, ledger, transports, backoff_initial_s=0.01, backoff_max_s=0.02,
+                            rng=random.Random(1))
+    try:
+        while await dispatcher.run_once():
+            pass
+    finally:
+        for transport in transports.values():
+            await transport.close()
+
+
+async def _ledger_state(pool):
+    async with pool.acquire() as connection:
+        return (await connection.fetchval("SELECT count(*) FROM ledger_transfers"),
+                await connection.fetchval("SELECT count(*) FROM settlement_outbox"))
+
+
+async def test_batch_from_file_to_banks_and_back(store, pool, banks, tmp_path, monkeypatch):
+    ledger = Ledger(pool)
+    rows = list(check_cardholder_rows(cardholder_lines(_write(tmp_path / "c.csv", CARDHOLDERS)), BinTable.load(), TODAY))
+    assert await store.import_cardholders(rows) == 4
+    await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
+    await fund_programme(store, ledger, "ELDERLY", 40_000, bank_code="CCB")
+
+    # Four lines per stored chunk, so execution goes over several chunks.
+    monkeypatch.setattr(store_module, "CHUNK_LINES", 4)
+    batch, outcomes = await _submit(store, tmp_path, BATCH, "batch.csv")
+    assert [o.result.reason for o in outcomes] == REASONS
+    assert (batch.lines_count, batch.accepted_count, batch.accepted_minor) == (15, 3, 65_000)
+
+    # The same file again is refused; approval needs another user and the validated content.
+    with pytest.raises(ConflictError, match=f"already submitted as batch {batch.id}"):
+        await _submit(store, tmp_path, BATCH, "again.csv")
+    with pytest.raises(ConflictError, match="different user"):
+        await store.approve(batch.id, "Maker", batch.content_sha256, 2_000)
+    with pytest.raises(ConflictError, match="content changed"):
+        await store.approve(batch.id, "checker", "0" * 64, 2_000)
+    with pytest.raises(ConflictError, match="only an approved batch is executed"):
+        await execute_batch(store, ledger, batch.id, "checker", 2_500)
+    await store.approve(batch.id, "checker", batch.content_sha256, 2_000)
+
+    # 400.00 available, 650.00 needed: nothing posted, the batch stays approved.
+    before = await _ledger_state(pool)
+    with pytest.raises(InsufficientFundsError, match="short by 250.00 yuan") as refused:
+        await execute_batch(store, ledger, batch.id, "checker", 3_000)
+    assert refused.value.shortfall_minor == 25_000
+    async with pool.acquire() as connection:
+        assert (await funding(connection, ledger, "ELDERLY")).available_minor == 40_000
+        assert await connection.fetchval("SELECT count(*) FROM disbursement_payments") == 0
+    assert (await store.batch(batch.id)).state is BatchState.approved
+    # The reservations were voided (pending + void transfers), nothing posted, no message.
+    transfers_after, outbox_after = await _ledger_state(pool)
+    assert outbox_after == before[1]
+    cards = [card_account_id(r.pan_token) for r in (await store.cardholders(
+        ["510121195803142150", "510112198711023688", "11010519491231002X"])).values()]
+    assert all(a.credits_posted == 0 and a.credits_pending == 0 for a in await ledger.lookup_accounts(cards))
+
+    await fund_programme(store, ledger, "ELDERLY", 60_000)
+    banks["BOC"].close_account("6259083065450331")
+
+    # The engine crashes after posting the first chunk; executing again resumes.
+    real_post = execution._post_chunk
+    calls = []
+
+    async def crash_after_first(*args):
+        if calls:
+            raise RuntimeError("crash")
+        calls.append(1)
+        return await real_post(*args)
+
+    monkeypatch.setattr(execution, "_post_chunk", crash_after_first)
+    with pytest.raises(RuntimeError):
+        await execute_batch(store, ledger, batch.id, "checker", 4_000)
+    assert (await store.batch(batch.id)).state is BatchState.executing
+    monkeypatch.setattr(execution, "_post_chunk", real_post)
+    done = await execute_batch(store, ledger, batch.id, "checker", 5_000)
+    assert (done.lines, done.amount_minor, done.messages) == (3, 65_000, 3)
+    with pytest.raises(ConflictError, match="is executed"):
+        await execute_batch(store, ledger, batch.id, "checker", 6_000)
+    assert [h.state for h in await store.history(batch.id)][-3:] == [
+        BatchState.approved, BatchState.executing, BatchState.executed]
+
+    # Each issuing bank got one valid pacs.008.001.08 (purpose GOVT) for its line.
+    async with pool.acquire() as connection:
+        outbox = await connection.fetch("SELECT bank_code, xml FROM settlement_outbox ORDER BY bank_code")
+    assert [r["bank_code"] for r in outbox] == ["BOC", "CCB", "ICBC"]
+    for row in outbox:
+        schema.parse_validated(bytes(row["xml"]), pacs008.MESSAGE_DEFINITION)
+        assert b"<Purp><Cd>GOVT</Cd></Purp>" in bytes(row["xml"])
+    message = pacs008.parse(bytes(outbox[2]["xml"]))
+    assert [(t.creditor_account, t.amount_minor) for t in message.transfers] == [("6222026465816998396", 30_000)]
+
+    await _deliver(pool, ledger, banks)
+    assert banks["ICBC"].accounts["6222026465816998396"].balance_minor == 30_000
+    assert banks["CCB"].accounts["6217000000000000012"].balance_minor == 15_000
+    assert banks["BOC"].accounts["6259083065450331"].balance_minor == 0
+    # ICBC returns 张三's payment (pacs.004); applied twice, reversed once.
+    async with pool.acquire() as connection:
+        end_to_end_id = await connection.fetchval(
+            "SELECT end_to_end_id FROM disbursement_lines WHERE batch_id = $1 AND line = 1", batch.id)
+    banks["ICBC"].return_payment(end_to_end_id, "AC04")
+    returned = pacs004.parse(banks["ICBC"].next_return())
+    for _ in range(2):
+        async with pool.acquire() as connection, connection.transaction():
+            await apply_returns(connection, ledger, "ICBC", returned.returns)
+
+    # Exact balances: 1,000.00 funded, 150.00 paid, 200.00 rejected and 300.00 returned came back.
+    async with pool.acquire() as connection:
+        assert (await funding(connection, ledger, "ELDERLY")).available_minor == 85_000
+    holders = await store.cardholders(["510121195803142150", "510112198711023688", "11010519491231002X"])
+    balances = {holders[n].name: a for n in holders
+                for a in await ledger.lookup_accounts([card_account_id(holders[n].pan_token)])}
+    assert {name: (a.credits_posted, a.debits_posted) for name, a in balances.items()} == {
+        "张三": (30_000, 30_000), "李四": (20_000, 20_000), "赵七": (15_000, 0)}
+
+    # The CSV result file: one row per input line, exact.
+    stream = io.StringIO()
+    write_result_csv(stream, [csv_row(line) async for line in report_lines(store, batch.id)])
+    rows = list(csv.reader(io.StringIO(stream.getvalue())))
+    assert rows[0] == ["line", "status", "reason", "sequence", "name", "id_number", "card_number", "amount",
+                       "item", "remark"]
+    statuses = ["returned", "rejected", "returned", "rejected", "rejected", "rejected", "paid"] + ["rejected"] * 8
+    reasons = ["AC04", *REASONS[1:2], "AC04", *REASONS[3:]]
+    assert [r[:3] for r in rows[1:]] == [[str(n), s, r] for n, s, r in zip(range(1, 16), statuses, reasons)]
+    source = list(csv.reader(io.StringIO(BATCH)))[1:]
+    assert [r[3:8] for r in rows[1:]] == source
+
+    # pain.002.001.10: valid, partly accepted, one status per line.
+    document = await build_pain002(store, batch.id, dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc))
+    schema.parse_validated(document, "pain.002.001.10")
+    tree = etree.fromstring(document)
+    ns = {"p": tree.nsmap[None]}
+    assert tree.findtext(".//p:GrpSts", namespaces=ns) == "PART"
+    assert [e.text for e in tree.findall(".//p:TxSts", ns)] == ["RJCT"] * 6 + ["ACSC"] + ["RJCT"] * 8
+    assert [e.text for e in tree.findall(".//p:TxInfAndSts/p:StsRsnInf/p:Rsn/*", ns)] == [
+        r for r in reasons if r]
+
+    # The same person again in the period: already paid (張三's return does not reopen it).
+    second, outcomes = await _submit(store, tmp_path, "序号,姓名,身份证号,社会保障卡号,金额\n"
+                                                      "1,赵七,11010519491231002X,6217000000000000012,10\n", "b2.csv")
+    assert [o.result for o in outcomes] == [LineResult.already_paid_in_period]
+
+
+async def test_wage_programme_pays_from_the_wage_escrow_with_purpose_sala(store, pool, banks, tmp_path):
+    ledger = Ledger(pool)
+    rows = list(check_cardholder_rows(cardholder_lines(_write(tmp_path / "c.csv", CARDHOLDERS)), BinTable.load(), TODAY))
+    await store.import_cardholders(rows)
+    await store.create_programme("ELDERLY", "wage", "建筑工资", 1_000_000)
+    funded = await fund_programme(store, ledger, "ELDERLY", 300_000, bank_code="ICBC")
+    async with pool.acquire() as connection:
+        kind = await connection.fetchval("SELECT kind FROM settlement_accounts WHERE account_id = $1",
+                                         funded.account_id.to_bytes(16, "big"))
+    assert kind == "wage"
+    batch, _ = await _submit(store, tmp_path, "姓名,身份证号,社会保障卡号,金额\n"
+                                              "赵七,11010519491231002X,6217000000000000012,2500.50\n", "w.csv")
+    await store.approve(batch.id, "checker", batch.content_sha256, 2_000)
+    # While another run executes the batch (holding its lock), a second run is refused.
+    async with pool.acquire() as other:
+        assert await other.fetchval("SELECT pg_try_advisory_lock($1, $2)", execution.ADVISORY_LOCK_CLASS, batch.id)
+        with pytest.raises(ConflictError, match="being executed by another run"):
+            await execute_batch(store, ledger, batch.id, "checker", 2_500)
+        await other.execute("SELECT pg_advisory_unlock($1, $2)", execution.ADVISORY_LOCK_CLASS, batch.id)
+    done = await execute_batch(store, ledger, batch.id, "checker", 3_000)
+    assert (done.lines, done.amount_minor) == (1, 250_050)
+    async with pool.acquire() as connection:
+        xml = bytes(await connection.fetchval("SELECT xml FROM settlement_outbox"))
+        assert (await funding(connection, ledger, "ELDERLY")).available_minor == 300_000 - 250_050
+    assert b"<Purp><Cd>SALA</Cd></Purp>" in xml
+
+
+def _write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return path
