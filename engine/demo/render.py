@@ -55,4 +55,6 @@ def _pairs(mapping: dict) -> str:
 
 
 def _batches(batches: dict) -> str:
-    return "; ".join(f"{name}: {item['state']}, {_pairs(item['lines_by_result'])}" for name, item in batches.items())
+    return "; ".join(f"{name}: {item['state']}, {_pairs(item['lines_by_result'])}, paid {item['paid_lines']} lines "
+                     f"{yuan(item['paid_minor'])} CNY in {item['pacs008_messages']} pacs.008"
+                     for name, item in batches.items())

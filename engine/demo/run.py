@@ -102,6 +102,7 @@ async def run_demo(options: DemoOptions, config: Config, console: Console | None
                 "positions_sum_minor": sum(p.net_minor for p in settled.positions),
                 "instruction_status": settled.statuses,
                 "undelivered_messages": settled.undelivered,
+                "iso20022_messages": sorted(settled.messages),
                 "reconciliation": {bank: _reconciliation_figures(r) for bank, r in settled.reconciliations.items()},
                 "audit_ok": settled.audit.ok,
                 "audit": msgspec.to_builtins(settled.audit),
