@@ -342,12 +342,7 @@ class Ledger:
         InvalidRequestError
             More than ``LOOKUP_MAX`` ids or an id that is not a 128-bit unsigned int.
         """
-        keys = _id_keys("ids", ids)
-        rows = await self._fetch(
-            connection, _SELECT_ACCOUNTS, _array(keys)
-        )
-        found = {row[0]: row for row in rows}
-        return [_account_from_row(found[key]) for key in keys if key in found]
+        return await self._lookup(connection, _SELECT_ACCOUNTS, ids, _account_from_row)
 
     async def lookup_transfers(
         self, ids: Sequence[int], *, connection: asyncpg.Connection | None = None
@@ -359,12 +354,14 @@ class Ledger:
         InvalidRequestError
             More than ``LOOKUP_MAX`` ids or an id that is not a 128-bit unsigned int.
         """
+        return await self._lookup(connection, _SELECT_TRANSFERS, ids, _transfer_from_row)
+
+    async def _lookup(self, connection, query: str, ids: Sequence[int], from_row):
+        # Rows come back in index order; answer in the order asked, skipping missing ids.
         keys = _id_keys("ids", ids)
-        rows = await self._fetch(
-            connection, _SELECT_TRANSFERS, _array(keys)
-        )
+        rows = await self._fetch(connection, query, _array(keys))
         found = {row[0]: row for row in rows}
-        return [_transfer_from_row(found[key]) for key in keys if key in found]
+        return [from_row(found[key]) for key in keys if key in found]
 
     async def get_account_transfers(
         self, filter: AccountFilter, *, connection: asyncpg.Connection | None = None
