@@ -54,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     except user_errors() as error:
         print(f"onecard: {error}", file=sys.stderr)
         return EXIT_REFUSED
+    except OSError as error:
+        # A file the user named is missing, a folder, or unreadable: say which and why.
+        target = f"{error.filename}: " if error.filename else ""
+        print(f"onecard: {target}{error.strerror or error}", file=sys.stderr)
+        return EXIT_REFUSED
     except KeyboardInterrupt:
         print("onecard: interrupted", file=sys.stderr)
         return 130
