@@ -202,7 +202,9 @@ def impossible_travel(state: AlertState, usage: CardUsage, distance_m: Distance,
     """Alert when this entry is too far from the last entry for the time between them.
 
     ``distance_m`` gives metres between two ``(network_id, station_id)``; ``None`` (no
-    coordinates known) never raises an alert.
+    coordinates known) never raises an alert. The time between them counts either way: a
+    late entry (older than the last, e.g. from an offline upload) is compared as if it had
+    arrived in time order.
     """
     last = state.last_entry
     if not usage.is_entry or last is None:
@@ -210,7 +212,7 @@ def impossible_travel(state: AlertState, usage: CardUsage, distance_m: Distance,
     metres = distance_m((last.network_id, last.station_id), (usage.network_id, usage.station_id))
     if metres is None or metres < thresholds.travel_distance_m_min:
         return None
-    seconds = max((usage.tapped_at_utc - last.at_utc).total_seconds(), 0.0)
+    seconds = abs((usage.tapped_at_utc - last.at_utc).total_seconds())
     # Possible at the speed limit: metres <= speed (m/s) * seconds.
     if metres * 3600 <= thresholds.travel_speed_kmh_max * 1000 * seconds:
         return None
@@ -255,7 +257,9 @@ def check_usage(state: AlertState, usage: CardUsage, thresholds: AlertThresholds
         highest_atc=usage.atc if state.highest_atc is None else max(state.highest_atc, usage.atc),
         recent_cryptograms=cryptograms,
         recent_taps_utc=(state.recent_taps_utc + (usage.tapped_at_utc,))[-RECENT_TAPS_MAX:],
-        last_entry=LastEntry(usage.network_id, usage.station_id, usage.tapped_at_utc) if usage.is_entry else state.last_entry,
+        last_entry=LastEntry(usage.network_id, usage.station_id, usage.tapped_at_utc)
+        if usage.is_entry and (state.last_entry is None or usage.tapped_at_utc >= state.last_entry.at_utc)
+        else state.last_entry,
     )
     return tuple(alert for alert in found if alert is not None), new_state
 
