@@ -76,3 +76,18 @@ async def test_late_exit_after_the_close_charged_its_missing_exit(api, rider, po
     assert [(j["kind"], j["exit"]["tap_id"], j["fare_minor"], j["refund_minor"])
             for j in body["journeys"]] == [("complete", "r1-out", 800, 500)]
     assert await _collection(pool) == 300
+
+
+@pytest.mark.parametrize("order", ["in time order", "reversed", "exits first"])
+async def test_a_capped_day_charges_the_cap_in_any_arrival_order(api, rider, pool, order):
+    """Three whole-line rides (8 yuan each) cap the day at 20 yuan however they arrive."""
+    rides = [rider.tap(f"c{n}-{direction}", direction, station, minutes=90 * n + (60 if direction == "exit" else 0))
+             for n in range(3) for direction, station in (("entry", "weijianian"), ("exit", "kexuecheng"))]
+    arrival = {"in time order": rides, "reversed": rides[::-1], "exits first": rides[1::2] + rides[0::2]}[order]
+    answers = [(await api.tap(tap))[1] for tap in arrival]
+    assert all(a["decision"] == "approved" and a["day_total_minor"] <= 2000 for a in answers)
+    assert answers[-1]["day_total_minor"] == 2000
+    charged = sum(a["fare_minor"] for a in answers) - sum(a["refund_minor"] for a in answers)
+    debits, credits = await api.balance(CARD_ACCOUNT_ID)
+    assert charged == debits - credits == 2000
+    assert await _collection(pool) == 2000

@@ -184,3 +184,25 @@ def test_shuffled_metro_day_example():
     results, state = arrive(order)
     assert [r.fare_minor for r in in_order] == [0, 500, 200, 0, 200, 0, 800, 300]
     assert sum(r.fare_minor for r in results) == state.day_total_minor == 2000
+
+
+def close(state: CardFareState, now: datetime) -> CardFareState:
+    """The daily close of one card, as the tap API runs it (only a card with an open entry
+    whose journey time is over changes)."""
+    closed = ENGINE.close_open_entry(state, now, ADULT)
+    return closed.state if state.open_entry is not None and closed.state.open_entry is None else state
+
+
+@settings(max_examples=100, deadline=None)
+@given(one_transit_day(), st.randoms(use_true_random=False), st.integers(0, 24))
+def test_a_daily_close_between_arrivals_charges_what_time_order_charges(day, shuffler, close_after):
+    """The daily close charges an open entry's missing exit; taps arriving after it are
+    re-priced around it: the day ends as time order followed by the close."""
+    now = local(4, 4)  # after every tap of the day (05:00 .. 03:00), still that transit day
+    ordered = close(arrive(day)[1], now)
+    shuffled = list(day)
+    shuffler.shuffle(shuffled)
+    state = close(arrive(shuffled[:close_after])[1], now)
+    state = close(arrive(shuffled[close_after:], state)[1], now)
+    assert (state.day_total_minor, state.open_entry, state.sub_journey) == (
+        ordered.day_total_minor, ordered.open_entry, ordered.sub_journey)
