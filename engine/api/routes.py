@@ -3,9 +3,11 @@
 Every ``/v1/`` route is signed by a registered device (:mod:`adapters.signing`); the
 role a route needs is in :data:`ROLES`. A replayed signature is refused by every worker
 process: the nonces of taps are recorded with the tap records (:mod:`engine.taps.service`),
-those of every other route in the shared nonce table (:mod:`engine.api.nonces`). Errors are :class:`engine.taps.wire.Problem`
-documents: 400 malformed (the field is named), 401 signature refused, 403 role, 404,
-409 conflict, 503 transient (retry with the same ``tap_id``).
+those of every other route in the shared nonce table (:mod:`engine.api.nonces`).
+
+Errors are :class:`engine.taps.wire.Problem` documents: 400 malformed (the field is
+named), 401 signature refused, 403 role, 404, 409 conflict, 503 transient (retry with the
+same ``tap_id``).
 """
 
 from __future__ import annotations
