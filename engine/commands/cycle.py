@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from adapters.iso20022.money import format_amount
 from engine.output import add_command, emit
 from engine.settlement import report
 from engine.settlement.cycles import Cycles
+from engine.settlement.registry import CURRENCY
 from engine.settlement.runtime import reports_folder, run_with_database
 
 
@@ -81,8 +83,9 @@ def _show(args: argparse.Namespace) -> int:
         return 0
     lines = [f"cycle {cycle.cycle_id} {cycle.state}: {cycle.transfer_count} transfers "
              f"({cycle.unattributed_count} unattributed), ledger time ({cycle.timestamp_after}, {cycle.timestamp_last}]"]
-    lines += [f"  {row['bank_code']:<16} owes {row['debit_minor']:>14}  owed {row['credit_minor']:>14}  "
-              f"net {row['net']:>16}{'  confirmed' if p.confirmed else ''}"
+    lines += [f"  {row['bank_code']:<16} owes {format_amount(row['debit_minor'], CURRENCY):>14}  "
+              f"owed {format_amount(row['credit_minor'], CURRENCY):>14}  "
+              f"net {row['net']:>16} {CURRENCY}{'  confirmed' if p.confirmed else ''}"
               for row, p in zip(report.rows(cycle, positions), positions)]
     lines += [f"  {h.at.isoformat()}  {h.from_state or '-'} -> {h.to_state}  by {h.actor}" for h in history]
     emit(args, "\n".join(lines), None)

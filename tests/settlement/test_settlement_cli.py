@@ -52,6 +52,11 @@ def test_cycle_commands_and_reconcile(db_url, tmp_path, monkeypatch, capsys):
         f"1,PENDING_SETTLEMENT,0,{_cut(tmp_path)},BOC,0,250,250,2.50",
         f"1,PENDING_SETTLEMENT,0,{_cut(tmp_path)},CCB,3000,0,-3000,-30.00",
         f"1,PENDING_SETTLEMENT,0,{_cut(tmp_path)},ICBC,250,3000,2750,27.50"]
+    assert main(["cycle", "show", "1"]) == 0
+    assert capsys.readouterr().out.splitlines()[1:4] == [  # one unit (yuan) on every line
+        "  BOC              owes           0.00  owed           2.50  net             2.50 CNY",
+        "  CCB              owes          30.00  owed           0.00  net           -30.00 CNY",
+        "  ICBC             owes           2.50  owed          30.00  net            27.50 CNY"]
     assert main(["cycle", "settle", "1"]) == 0
     assert capsys.readouterr().out == "cycle 1 SETTLED\n"
     assert main(["cycle", "settle", "1"]) == 1
