@@ -374,6 +374,7 @@ async def _post_camt053(request: web.Request) -> web.Response:
     statement = camt053.parse(body)
 
     async def apply(connection, _services):
+        await outbox.check_statement_account(connection, request[BANK_CODE], statement.account)
         expected = await outbox.expected_statement(connection, request[BANK_CODE])
         return _encoder.encode(reconcile_view(statement.message_id, reconcile.reconcile(expected, statement.entries)))
 

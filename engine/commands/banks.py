@@ -21,6 +21,9 @@ def register(subparsers) -> None:
     add.add_argument("--cap-minor", type=int, default=0, help="net debit cap in fen (0: none)")
     add.add_argument("--delivery", choices=registry.DELIVERIES, default="pull")
     add.add_argument("--endpoint", default="", help="https URL (push) or folder (file)")
+    add.add_argument("--statement-account", default="", metavar="ACCOUNT",
+                     help="the engine's account with the bank as its camt.053 statements name it "
+                          "(reconcile refuses a statement of any other account)")
     add.set_defaults(handler=_add)
     add_command(commands, "list", "list banks").set_defaults(handler=_list)
     operator = add_command(commands, "add-operator", "register a transit operator; prints its ledger account id")
@@ -46,7 +49,7 @@ def register(subparsers) -> None:
 def _add(args: argparse.Namespace) -> int:
     bank = run_with_database(lambda pool, ledger: registry.add_bank(
         pool, ledger, args.bank_code, args.name, net_debit_cap_minor=args.cap_minor, delivery=args.delivery,
-        endpoint=args.endpoint))
+        endpoint=args.endpoint, statement_account=args.statement_account))
     emit(args, bank.bank_code, dataclasses.asdict(bank))
     return 0
 

@@ -49,7 +49,9 @@ _CREATED = (CreateAccountResult.ok, CreateAccountResult.exists)
 class Bank:
     """A partner bank: ``net_debit_cap_minor`` 0 means no cap; ``delivery`` how instructions
     reach it (``push`` to the HTTPS ``endpoint``, ``file`` into the ``endpoint`` folder,
-    ``pull`` through the settlement API)."""
+    ``pull`` through the settlement API); ``statement_account`` the account the engine
+    holds with the bank as its camt.053 statements name it (``Stmt/Acct/Id``), "" when
+    not recorded."""
 
     bank_code: str
     name: str
@@ -57,10 +59,12 @@ class Bank:
     net_debit_cap_minor: int
     delivery: str = "pull"
     endpoint: str = ""
+    statement_account: str = ""
 
 
 async def add_bank(pool: asyncpg.Pool, ledger: Ledger, bank_code: str, name: str, *,
-                   net_debit_cap_minor: int = 0, delivery: str = "pull", endpoint: str = "") -> Bank:
+                   net_debit_cap_minor: int = 0, delivery: str = "pull", endpoint: str = "",
+                   statement_account: str = "") -> Bank:
     """Register a bank with a fresh ledger settlement account; return it.
 
     Raises
@@ -76,7 +80,7 @@ async def add_bank(pool: asyncpg.Pool, ledger: Ledger, bank_code: str, name: str
         raise ParticipantError(f"delivery {delivery!r}: must be one of {', '.join(DELIVERIES)}")
     if delivery != "pull" and not endpoint:
         raise ParticipantError(f"endpoint: required for delivery {delivery!r}")
-    bank = Bank(bank_code, name, new_id(), net_debit_cap_minor, delivery, endpoint)
+    bank = Bank(bank_code, name, new_id(), net_debit_cap_minor, delivery, endpoint, statement_account.strip())
     async with pool.acquire() as connection, connection.transaction():
         if await connection.fetchval("SELECT 1 FROM settlement_banks WHERE bank_code = $1", bank_code):
             raise ParticipantError(f"bank_code {bank_code!r}: already registered")
@@ -86,8 +90,9 @@ async def add_bank(pool: asyncpg.Pool, ledger: Ledger, bank_code: str, name: str
         ])
         await connection.execute(
             "INSERT INTO settlement_banks (bank_code, name, settlement_account_id, net_debit_cap_minor,"
-            " delivery, endpoint) VALUES ($1, $2, $3, $4, $5, $6)",
-            bank_code, name, id_bytes(bank.settlement_account_id), net_debit_cap_minor, delivery, endpoint)
+            " delivery, endpoint, statement_account) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            bank_code, name, id_bytes(bank.settlement_account_id), net_debit_cap_minor, delivery, endpoint,
+            bank.statement_account)
         await attribute_accounts(connection, [(bank.settlement_account_id, bank_code, "settlement")])
     return bank
 
@@ -176,12 +181,12 @@ async def list_banks(connection: asyncpg.Connection) -> list[Bank]:
         f"SELECT {_BANK_COLUMNS} FROM settlement_banks ORDER BY bank_code")]
 
 
-_BANK_COLUMNS = "bank_code, name, settlement_account_id, net_debit_cap_minor, delivery, endpoint"
+_BANK_COLUMNS = "bank_code, name, settlement_account_id, net_debit_cap_minor, delivery, endpoint, statement_account"
 
 
 def _bank(row: asyncpg.Record) -> Bank:
     return Bank(row["bank_code"], row["name"], int.from_bytes(row["settlement_account_id"], "big"),
-                row["net_debit_cap_minor"], row["delivery"], row["endpoint"])
+                row["net_debit_cap_minor"], row["delivery"], row["endpoint"], row["statement_account"])
 
 
 async def _add_party(pool: asyncpg.Pool, ledger: Ledger, table: str, key: str, party_id: str, bank_code: str,

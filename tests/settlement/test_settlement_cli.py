@@ -95,3 +95,18 @@ def test_cycle_commands_and_reconcile(db_url, tmp_path, monkeypatch, capsys):
 
 def _cut(home):
     return msgspec.json.decode((home / "reports" / "cycle-1.json").read_bytes())["cycle"]["timestamp_last"]
+
+
+def test_reconcile_refuses_a_statement_of_another_account(db_url, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ONECARD_DATABASE_URL", db_url)
+    monkeypatch.setenv("ONECARD_HOME", str(tmp_path))
+    assert main(["banks", "add", "ABC", "--name", "Agricultural Bank", "--statement-account", "ONECARD-ABC"]) == 0
+    assert capsys.readouterr().out == "ABC\n"
+    assert main(["banks", "list", "--json"]) == 0
+    assert [b["statement_account"] for b in msgspec.json.decode(capsys.readouterr().out)] == ["ONECARD-ABC"]
+    icbc_statement = tmp_path / "icbc.xml"
+    icbc_statement.write_bytes(_statement([]))  # the engine's ICBC account: ONECARD-ICBC
+    assert main(["reconcile", str(icbc_statement), "--bank", "ABC"]) == 1
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", "onecard: Stmt/Acct/Id: statement of account 'ONECARD-ICBC', "
+                                                "but the engine's account with ABC is 'ONECARD-ABC'\n")
