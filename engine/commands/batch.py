@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import datetime
 import io
-import re
 import sys
 import time
 from pathlib import Path
@@ -38,10 +37,10 @@ from engine.disbursement.report import REPORT_FORMATS, build_pain002, csv_row, r
 from engine.disbursement.store import open_store
 from engine.disbursement.validation import BatchSummary, BatchValidator, LineOutcome, ValidationContext, validate_source
 from engine.errors import UsageError
+from engine.period import check_period
 from engine.output import Progress, add_command, emit
 from ledger.service import Ledger
 
-PERIOD_PATTERN = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 LARGE_FILE_BYTES = 1_000_000
 
 
@@ -155,8 +154,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    if not PERIOD_PATTERN.fullmatch(args.period):
-        raise UsageError(f"--period must be YYYY-MM, got {args.period!r}")
+    check_period(args.period, "--period")
     source = open_batch_file(args.file, args.encoding)
     report = _Report(args.result)
     spool = LineSpool()
