@@ -53,6 +53,8 @@ from ledger.service import Ledger
 
 XML = "application/xml"
 NONCE_PRUNE_EVERY = 1_000
+CYCLE_ID_MAX = 2**63 - 1  # settlement_cycles.cycle_id is a bigint
+CYCLE_ID_DIGITS_MAX = len(str(CYCLE_ID_MAX))
 
 
 class PositionView(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -148,11 +150,13 @@ async def bank_auth(request: web.Request, handler):
     common_name = pki.peer_common_name(request.transport.get_extra_info("peercert") if request.transport else None)
     if not common_name:
         return _problem(403, "a client certificate issued by the engine's CA is required")
-    body = await request.read()
     try:
+        body = await request.read()
         key_id = request.app[BANK_SERVICES].verifier.verify(request.method, request.path_qs, request.headers, body)
     except SignatureError as error:
         return _problem(401, str(error))
+    except web.HTTPRequestEntityTooLarge:
+        return _problem(413, f"body: larger than the limit of {schema.MESSAGE_BYTES_MAX} bytes")
     if key_id != common_name:
         return _problem(403, f"request signed as {key_id!r} but the certificate is {common_name!r}")
     if not await _first_use_of_nonce(request.app[BANK_SERVICES], key_id, request.headers[signing.HEADER_NONCE]):
@@ -168,6 +172,11 @@ async def bank_auth(request: web.Request, handler):
         return _problem(404, str(error))
     except ConflictError as error:
         return _problem(409, str(error))
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        titles = {404: "path: no such route", 405: f"method: {error.headers.get('Allow', '')} only"}
+        return _problem(error.status, titles.get(error.status, error.reason))
 
 
 async def _first_use_of_nonce(services: BankServices, bank_code: str, nonce: str) -> bool:
@@ -275,7 +284,12 @@ async def _close_on_schedule(cycles: Cycles, schedule: CloseSchedule) -> None:
 # -- handlers: decode, call the domain, encode -----------------------------------------
 
 def _cycle_id(request: web.Request) -> int:
-    return int(request.match_info["cycle_id"])
+    text = request.match_info["cycle_id"]
+    # The route takes only digits; a number no cycle can have is "no such cycle", not int()'s
+    # 4,300-digit ValueError or the database's bigint overflow.
+    if len(text) > CYCLE_ID_DIGITS_MAX or int(text) > CYCLE_ID_MAX:
+        raise NotFoundError(f"cycle_id: no such cycle (at most {CYCLE_ID_MAX})")
+    return int(text)
 
 
 def _view(cycle: Cycle, position: BankPosition | None) -> CycleView:
