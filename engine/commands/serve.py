@@ -25,7 +25,8 @@ def register(subparsers) -> None:
     parser.add_argument("--fare-config", type=Path, default=None,
                         help="fare engine TOML (default: the packaged Chengdu demo)")
     parser.add_argument("--shared-data", type=Path, default=None,
-                        help="reference data folder (default: ../shared/data)")
+                        help="reference data folder (default: $ONECARD_REFERENCE_DATA, else "
+                             "<repo>/../shared/data)")
     parser.set_defaults(handler=_serve)
 
 

@@ -148,14 +148,14 @@ def _enrol_card(args: argparse.Namespace) -> int:
 
 
 def _close_day(args: argparse.Namespace) -> int:
-    from engine.app import default_shared_data
     from engine.fares.config import load_engine
     from engine.fares.days import transit_date
+    from engine.reference_data import reference_data_dir
     from engine.taps.collections import charge_missing_exits, close_day
     from engine.taps.posting import LedgerPosting
     from engine.taps.pricing import FarePricing
 
-    fares = load_engine(shared_data=default_shared_data())
+    fares = load_engine(shared_data=reference_data_dir())
     now_utc = datetime.now(timezone.utc)
     current = transit_date(now_utc, fares.timezone, fares.day_boundary)
     day = args.day or date.fromordinal(current.toordinal() - 1)
