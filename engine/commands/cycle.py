@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 
 from adapters.iso20022.money import format_amount
+from engine.arguments import record_id
 from engine.output import add_command, emit
 from engine.settlement import report
 from engine.settlement.cycles import Cycles
@@ -20,14 +21,14 @@ def register(subparsers) -> None:
     close.add_argument("--no-issue", action="store_true", help="only close (leave it CLOSED)")
     close.set_defaults(handler=_close)
     listing = add_command(commands, "list", "list cycles, newest first")
-    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--limit", type=record_id, default=20)
     listing.set_defaults(handler=_list)
     show = add_command(commands, "show", "show a cycle's positions and history")
-    show.add_argument("cycle_id", type=int)
+    show.add_argument("cycle_id", type=record_id)
     show.add_argument("--csv", action="store_true", help="print the settlement report as CSV")
     show.set_defaults(handler=_show)
     settle = add_command(commands, "settle", "settle a closed cycle (confirms every bank)")
-    settle.add_argument("cycle_id", type=int)
+    settle.add_argument("cycle_id", type=record_id)
     settle.set_defaults(handler=_settle)
 
 
