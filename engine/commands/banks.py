@@ -8,7 +8,7 @@ import asyncio
 import dataclasses
 
 from engine.arguments import account_text, amount_minor, bounded_text
-from engine.output import add_command, emit
+from engine.output import add_command, emit, pad
 from engine.settlement import registry
 from engine.settlement.runtime import pki_store, run_with_database
 
@@ -62,7 +62,7 @@ async def _banks(pool, _ledger):
 
 def _list(args: argparse.Namespace) -> int:
     banks = run_with_database(_banks)
-    lines = [f"{b.bank_code:<16} {b.name:<30} cap {b.net_debit_cap_minor:>14}  {b.delivery} {b.endpoint}".rstrip()
+    lines = [f"{b.bank_code:<16} {pad(b.name, 30)} cap {b.net_debit_cap_minor:>14}  {b.delivery} {b.endpoint}".rstrip()
              for b in banks]
     emit(args, "\n".join(lines), [_bank_view(b) for b in banks])
     return 0

@@ -151,3 +151,13 @@ def test_reconcile_refuses_an_unknown_bank(home, capsys, shared_data):
     statement = shared_data / "iso20022" / "samples" / "camt.053.001.08_sample.xml"
     assert _run(capsys, ["reconcile", str(statement), "--bank", "NOPE"]) == (
         1, "", "onecard: bank_code 'NOPE': no such bank\n")
+
+
+def test_banks_list_aligns_chinese_names_by_display_width(home, capsys):
+    assert main(["banks", "add", "BOC", "--name", "Bank of China"]) == 0
+    capsys.readouterr()
+    code, out, _ = _run(capsys, ["banks", "list"])
+    from rich.cells import cell_len
+
+    assert code == 0
+    assert [cell_len(line.split(" cap ")[0]) for line in out.splitlines()] == [47, 47]
