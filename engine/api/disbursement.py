@@ -32,7 +32,7 @@ from aiohttp import web
 
 from adapters.batch_file import open_batch_file
 from adapters.errors import AdapterError
-from engine.api.routes import DEVICE, SERVICES, Services, decode_json
+from engine.api.routes import DEVICE, SERVICES, Services, decode_json, parse_int
 from engine.disbursement import departments
 from engine.disbursement.errors import InsufficientFundsError, TotalsMismatchError
 from engine.disbursement.execution import execute_batch
@@ -119,10 +119,7 @@ async def _department(request: web.Request) -> str:
 
 
 async def _batch_id(request: web.Request) -> int:
-    text = request.match_info["batch_id"]
-    if not text.isdigit() or not 1 <= int(text) <= 2**63 - 1:
-        raise UsageError(f"batch id: must be a positive integer, got {text!r}")
-    batch_id = int(text)
+    batch_id = parse_int(request.match_info["batch_id"], "batch id", 1, 2**63 - 1)
     await departments.check_batch(request.app[SERVICES].pool, await _department(request), batch_id)
     return batch_id
 

@@ -243,9 +243,22 @@ async def get_alerts(request: web.Request) -> web.Response:
 
 def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     text = request.query.get(name)
-    if text is None:
-        return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    return default if text is None else parse_int(text, name, low, high)
+
+
+def parse_int(text: str, name: str, low: int, high: int) -> int:
+    """A decimal integer from a path or query, in ``low..high`` (``0 <= low``).
+
+    Only ASCII digits, and no more of them than ``high`` has: ``str.isdigit`` alone lets
+    through other scripts' digits and 5,000-digit numbers that ``int()`` refuses.
+
+    Raises
+    ------
+    msgspec.ValidationError
+        Not such an integer; the message names ``name`` (a 400 problem).
+    """
+    assert 0 <= low <= high
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(high)) and low <= int(text) <= high):
         raise msgspec.ValidationError(f"{name}: must be an integer from {low} to {high}")
     return int(text)
 

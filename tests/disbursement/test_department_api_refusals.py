@@ -27,3 +27,10 @@ async def test_upload_errors_name_the_uploaded_file(client):  # noqa: F811
 async def test_bad_query_is_refused_by_name(client, query, title):  # noqa: F811
     assert await client.call("alice", "POST", f"{SUBMIT}?{query}", b"x") == (400, {"status": 400, "title": title})
 
+
+
+@pytest.mark.parametrize("batch_id", ["9" * 5000, "99999999999999999999", "0"])
+async def test_impossible_batch_ids_are_400(client, batch_id):  # noqa: F811
+    status, problem = await client.call("alice", "GET", f"/v1/disbursement/batches/{batch_id}")
+    assert (status, problem["title"]) == (400, "invalid request: batch id: must be an integer from 1 to "
+                                               "9223372036854775807")

@@ -69,3 +69,13 @@ async def test_deny_list_takes_a_well_formed_token_of_a_card_not_enrolled_yet(ap
 async def test_journeys_refuse_a_malformed_token(api):
     status, answer = await api.call("GET", "/v1/cards/nosuchtoken/journeys", device="admin-1")
     assert status == 400 and "card_token" in answer["title"]
+
+
+@pytest.mark.parametrize("query", ["after_id=" + "9" * 5000, "after_id=%C2%B2", "limit=" + "1" * 30])
+async def test_huge_or_exotic_query_numbers_are_400(api, query):
+    path = f"/v1/alerts?{query}"
+    headers = sign(api.secrets["admin-1"], "GET", path, b"", key_id="admin-1")
+    async with api.session.get(yarl.URL(api.base + path, encoded=True), headers=headers) as response:
+        assert response.status == 400
+        assert (await response.json())["title"].split(":")[0] == "invalid request"
+        assert query.split("=")[0] in (await response.json())["title"]
