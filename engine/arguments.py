@@ -9,6 +9,7 @@ with exit code 2 and the argument named (``argument id: must be ...``).
 | :func:`record_id` | a batch or cycle id (or a count): an integer from 1 to 2**63 - 1 (PostgreSQL ``bigint``) |
 | :func:`account_id` | a ledger account id in its one text form: 32 hex digits (any case) |
 | :func:`amount_minor` | an amount in fen from 0 to 2**63 - 1 |
+| :func:`port` | a TCP port from 0 (any free port) to 65535 |
 | :func:`user_name` | a user name: 1 to 64 printable characters, not only spaces |
 
 Ledger account ids are printed by every command (and the bank API, and ISO 20022 messages)
@@ -27,7 +28,9 @@ AMOUNT_MINOR_MAX = 2**63 - 1
 USER_CHARACTERS_MAX = 64
 ACCOUNT_ID_PATTERN = re.compile(r"[0-9A-Fa-f]{32}")
 
-__all__ = ["account_id", "account_text", "amount_minor", "bounded_text", "record_id", "user_name"]
+PORT_MAX = 65535
+
+__all__ = ["account_id", "account_text", "amount_minor", "bounded_text", "port", "record_id", "user_name"]
 
 
 def record_id(text: str) -> int:
@@ -70,6 +73,17 @@ def amount_minor(text: str) -> int:
     if not (text.isascii() and text.isdigit() and len(text) <= len(str(AMOUNT_MINOR_MAX))
             and int(text) <= AMOUNT_MINOR_MAX):
         raise argparse.ArgumentTypeError(f"must be an integer number of fen from 0 to {AMOUNT_MINOR_MAX}")
+    return int(text)
+
+
+def port(text: str) -> int:
+    """A TCP port to listen on; 0 lets the kernel pick a free one.
+
+    >>> port("8080")
+    8080
+    """
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(PORT_MAX)) and int(text) <= PORT_MAX):
+        raise argparse.ArgumentTypeError(f"must be a TCP port from 0 to {PORT_MAX}")
     return int(text)
 
 

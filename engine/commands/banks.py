@@ -7,7 +7,7 @@ import argparse
 import asyncio
 import dataclasses
 
-from engine.arguments import account_text, amount_minor, bounded_text
+from engine.arguments import account_text, amount_minor, bounded_text, port
 from engine.output import add_command, emit, pad
 from engine.settlement import registry
 from engine.settlement.runtime import pki_store, run_with_database
@@ -43,7 +43,7 @@ def register(subparsers) -> None:
     cert.set_defaults(handler=_issue_cert)
     serve = add_command(commands, "serve", "serve the bank API (mutual TLS) with the outbox dispatcher")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8443)
+    serve.add_argument("--port", type=port, default=8443)
     serve.set_defaults(handler=_serve)
 
 

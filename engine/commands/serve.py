@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from engine.arguments import port
 from engine.errors import UsageError
 
 
@@ -17,7 +18,7 @@ def register(subparsers) -> None:
                     "is set, with the key service of ONECARD_HSM_BACKEND (soft by default). "
                     "Migrations are applied at startup.")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8080, help="TCP port (0: any free port)")
+    parser.add_argument("--port", type=port, default=8080, help="TCP port (0: any free port)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="worker processes (default: one per core)")
     parser.add_argument("--no-batching", action="store_true",
@@ -36,8 +37,6 @@ def _serve(args: argparse.Namespace) -> int:
 
     if not 1 <= args.workers <= WORKERS_MAX:
         raise UsageError(f"--workers: must be 1 to {WORKERS_MAX}")
-    if not 0 <= args.port <= 65535:
-        raise UsageError("--port: must be 0 to 65535")
     settings = TapSettings(fare_config=args.fare_config, shared_data=args.shared_data)
     if args.no_batching:
         settings = TapSettings(flush_size_max=1, flush_delay_ms=0,

@@ -161,3 +161,9 @@ def test_banks_list_aligns_chinese_names_by_display_width(home, capsys):
 
     assert code == 0
     assert [cell_len(line.split(" cap ")[0]) for line in out.splitlines()] == [47, 47]
+
+
+@pytest.mark.parametrize("argv", [["serve", "--port", HUGE], ["banks", "serve", "--port", "65536"],
+                                  ["simbank", "--bank-code", "ICBC", "--port", "-1"]])
+def test_ports_out_of_range_are_refused_by_argument(capsys, argv):
+    assert _usage_error(capsys, argv).endswith("error: argument --port: must be a TCP port from 0 to 65535")
