@@ -35,6 +35,11 @@ HEADER_SIGNATURE = "X-Onecard-Signature"
 CLOCK_SKEW_MS_MAX = 300_000
 NONCES_REMEMBERED_MAX = 1_000_000
 NONCE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+# Unix milliseconds have 13 digits until the year 2286; the bound keeps int() cheap and
+# far below Python's 4,300-digit conversion limit.
+TIMESTAMP_DIGITS_MAX = 16
+TIMESTAMP_PATTERN = re.compile(r"^[0-9]{1,%d}$" % TIMESTAMP_DIGITS_MAX)
+SIGNATURE_PATTERN = re.compile(r"^[0-9A-Fa-f]{64}$")
 
 assert CLOCK_SKEW_MS_MAX > 0 and NONCES_REMEMBERED_MAX > 0
 
@@ -107,8 +112,12 @@ class Verifier:
         timestamp_text = _header(headers, HEADER_TIMESTAMP)
         nonce = _header(headers, HEADER_NONCE)
         signature = _header(headers, HEADER_SIGNATURE)
-        if not timestamp_text.isdigit():
-            raise SignatureError(f"{HEADER_TIMESTAMP}: must be Unix milliseconds")
+        # ASCII digits only: str.isdigit() also takes other scripts' digits and superscripts.
+        if not TIMESTAMP_PATTERN.match(timestamp_text):
+            raise SignatureError(f"{HEADER_TIMESTAMP}: must be Unix milliseconds "
+                                 f"(1 to {TIMESTAMP_DIGITS_MAX} decimal digits)")
+        if not SIGNATURE_PATTERN.match(signature):
+            raise SignatureError(f"{HEADER_SIGNATURE}: must be 64 hex digits")
         if not NONCE_PATTERN.match(nonce):
             raise SignatureError(f"{HEADER_NONCE}: must be 16-64 characters of [A-Za-z0-9_-]")
         key = self._keys.get(key_id)

@@ -19,6 +19,7 @@ from engine.alerts import AlertThresholds
 from engine.api.metrics import Metrics
 from engine.api.routes import BODY_BYTES_MAX, SERVICES, Services, add_routes, errors_and_auth
 from engine.config import Config
+from engine.reference_data import reference_data_dir
 from engine.taps.batcher import FLUSH_DELAY_MS, FLUSH_SIZE_MAX
 from engine.taps.devices import REFRESH_MS, DeviceRegistry
 from engine.taps.intake import WireIntake
@@ -35,7 +36,8 @@ class TapSettings:
     """Hot-path settings: ``flush_size_max=1`` turns batching off (one transaction per tap).
 
     ``fare_config``: a fare engine TOML (default: the packaged Chengdu demo); ``shared_data``:
-    the reference data folder it may name as ``{shared_data}``; ``alert_thresholds``: the
+    the reference data folder it may name as ``{shared_data}`` (default:
+    :func:`engine.reference_data.reference_data_dir`); ``alert_thresholds``: the
     abnormal-usage alert thresholds (default: :class:`engine.alerts.AlertThresholds`'s).
     """
 
@@ -52,7 +54,7 @@ def build_services(pool: asyncpg.Pool, key_service, settings: TapSettings) -> Se
     from engine.fares.config import load_engine
     from ledger.service import Ledger
 
-    shared_data = settings.shared_data or default_shared_data()
+    shared_data = settings.shared_data or reference_data_dir()
     pricing = FarePricing(load_engine(settings.fare_config, shared_data=shared_data),
                           settings.alert_thresholds)
     metrics = Metrics()
@@ -64,11 +66,6 @@ def build_services(pool: asyncpg.Pool, key_service, settings: TapSettings) -> Se
     return Services(pool=pool, devices=DeviceRegistry(pool, sealer=key_service),
                     issuer_keys=issuer_keys, taps=taps, metrics=metrics,
                     disbursement=DisbursementStore(pool, key_service))
-
-
-def default_shared_data() -> Path:
-    """``../shared/data`` beside the working directory's checkout (as the tests find it)."""
-    return Path.cwd().resolve().parent / "shared" / "data"
 
 
 @contextlib.asynccontextmanager

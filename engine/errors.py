@@ -26,6 +26,10 @@ class ConflictError(EngineError, ValueError):
     """The request contradicts the object's state (e.g. approving an executed batch)."""
 
 
+class AddressInUseError(EngineError, OSError):
+    """The address the server was asked to listen on is taken (by another server)."""
+
+
 # Root error classes of every package, as "module:Class"; the CLI shows their messages.
 USER_ERROR_ROOTS = (
     "engine.errors:EngineError",

@@ -29,6 +29,17 @@ def emit(args: argparse.Namespace, text: str, data: Any) -> None:
         sys.stdout.write(text.rstrip("\n") + "\n")
 
 
+def pad(text: str, width: int) -> str:
+    """``text`` padded with spaces to ``width`` terminal columns (a CJK character takes two).
+
+    >>> pad("工商银行", 10) + "|", pad("ICBC", 10) + "|"
+    ('工商银行  |', 'ICBC      |')
+    """
+    from rich.cells import cell_len
+
+    return text + " " * max(0, width - cell_len(text))
+
+
 PROGRESS_LINES_MIN = 10_000
 
 

@@ -1,8 +1,9 @@
 """Running the engine: one worker process per core on one port (``SO_REUSEPORT``).
 
-The parent process resolves the database (starting the embedded server if needed),
-applies migrations once, reserves the port by binding (not listening) a reuse-port
-socket, and starts the workers. Each worker binds and listens on the same port with
+The parent process first checks that the port is free (a plain bind, without
+``SO_REUSEPORT``: with it, a second server would silently share the first one's port),
+resolves the database (starting the embedded server if needed), applies migrations once,
+reserves the port by binding (not listening) a reuse-port socket, and starts the workers. Each worker binds and listens on the same port with
 ``SO_REUSEPORT``, so the kernel spreads connections over them; each has its own uvloop
 event loop, database pool, key service and tap batcher. Prometheus values of all workers
 are aggregated through ``PROMETHEUS_MULTIPROC_DIR`` (a temporary folder).
@@ -11,6 +12,7 @@ are aggregated through ``PROMETHEUS_MULTIPROC_DIR`` (a temporary folder).
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import multiprocessing
 import os
@@ -21,6 +23,7 @@ import tempfile
 from dataclasses import dataclass
 
 from engine.app import TapSettings
+from engine.errors import AddressInUseError
 
 WORKERS_MAX = 64
 READY_TIMEOUT_S = 120.0
@@ -48,6 +51,30 @@ def reuse_port_socket(host: str, port: int, *, listen: bool) -> socket.socket:
     return sock
 
 
+def free_port(host: str, port: int) -> int:
+    """``port`` (0: a free one the kernel picks) if nothing is bound to ``host:port``.
+
+    A plain bind (no ``SO_REUSEPORT``) fails while any socket, reuse-port or not, holds
+    the port; ``SO_REUSEADDR`` still lets a port in TIME_WAIT be taken again.
+
+    Raises
+    ------
+    AddressInUseError
+        Another process (e.g. a running ``onecard serve``) holds ``host:port``.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            raise AddressInUseError(f"--port {port}: address in use on {host} "
+                                    "(another onecard serve or program listens there)") from None
+        return probe.getsockname()[1]
+
+
 def serve(options: ServeOptions, *, announce=print) -> int:
     """Run the server until SIGINT or SIGTERM; return the exit code.
 
@@ -56,6 +83,8 @@ def serve(options: ServeOptions, *, announce=print) -> int:
 
     Raises
     ------
+    AddressInUseError
+        ``options.host:port`` is taken (nothing was started).
     ledger.errors.DatabaseError
         The database cannot be started, reached or migrated.
     """
@@ -63,10 +92,13 @@ def serve(options: ServeOptions, *, announce=print) -> int:
     from engine.config import Config
     from ledger import db
 
+    free_port(options.host, options.port)
     config = Config.from_env()
     url = db.database_url(config)
     asyncio.run(_migrate(url))
-    reserved = reuse_port_socket(options.host, options.port, listen=False)
+    # Checked again on the port actually reserved: another server may have started while
+    # the migrations ran.
+    reserved = reuse_port_socket(options.host, free_port(options.host, options.port), listen=False)
     port = reserved.getsockname()[1]
     metrics_folder = tempfile.TemporaryDirectory(prefix="onecard-metrics-")
     # Spawned workers inherit the environment: set before they start, it is in place

@@ -101,11 +101,16 @@ async def create_pool(url: str, *, size_max: int = POOL_SIZE_MAX) -> asyncpg.Poo
     Raises
     ------
     DatabaseError
-        The database cannot be reached; the message names the host but not the password.
+        ``url`` is not a PostgreSQL URL, or the database cannot be reached; the message
+        names the host but not the password.
     """
     assert 1 <= size_max <= 256
     try:
         return await asyncpg.create_pool(url, min_size=1, max_size=size_max)
+    except (asyncpg.ClientConfigurationError, ValueError):
+        # The parser's message may quote parts of the URL, password included: not shown.
+        raise DatabaseError("ONECARD_DATABASE_URL: not a PostgreSQL URL "
+                            "(postgresql://USER:PASSWORD@HOST:PORT/DATABASE)") from None
     except (OSError, asyncpg.PostgresError) as error:
         raise DatabaseError(f"cannot connect to PostgreSQL: {error}") from None
 

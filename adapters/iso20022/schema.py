@@ -1,8 +1,9 @@
 """Loading, caching and applying the ISO 20022 XSDs.
 
-The schemas are read from ``../shared/data/iso20022/xsd/`` beside the checkout (the
-reference data is never copied into the repository); ``ONECARD_ISO20022_XSD`` names
-another folder. Each schema is compiled once per process with ``lxml.etree.XMLSchema``
+The schemas are read from ``iso20022/xsd/`` of the reference data folder
+(:func:`engine.reference_data.reference_data_dir`: ``ONECARD_REFERENCE_DATA``, else
+``<repo>/../shared/data``; the reference data is never copied into the repository);
+``ONECARD_ISO20022_XSD`` names another folder for the schemas alone. Each schema is compiled once per process with ``lxml.etree.XMLSchema``
 (libxml2, about 3 ms per XSD) and cached: measured against ``xmlschema`` (200 ms to load,
 and pure-Python validation one to two orders of magnitude slower), libxml2 is the one that
 scales to the 1,000,000-transaction pacs.008 runs of disbursement.
@@ -52,7 +53,10 @@ def xsd_directory() -> Path:
     configured = os.environ.get(XSD_DIRECTORY_ENV, "").strip()
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parents[3] / "shared" / "data" / "iso20022" / "xsd"
+    # Imported here: the engine's resolver is only needed when the schemas are first loaded.
+    from engine.reference_data import reference_data_dir
+
+    return reference_data_dir() / "iso20022" / "xsd"
 
 
 def namespace(message_definition: str) -> str:

@@ -53,6 +53,8 @@ from engine.settlement.schedule import CloseSchedule
 from ledger.service import Ledger
 
 XML = "application/xml"
+CYCLE_ID_MAX = 2**63 - 1  # settlement_cycles.cycle_id is a bigint
+CYCLE_ID_DIGITS_MAX = len(str(CYCLE_ID_MAX))
 
 
 class PositionView(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -151,11 +153,13 @@ async def bank_auth(request: web.Request, handler):
     common_name = pki.peer_common_name(request.transport.get_extra_info("peercert") if request.transport else None)
     if not common_name:
         return _problem(403, "a client certificate issued by the engine's CA is required")
-    body = await request.read()
     try:
+        body = await request.read()
         key_id = request.app[BANK_SERVICES].verifier.verify(request.method, request.path_qs, request.headers, body)
     except SignatureError as error:
         return _problem(401, str(error))
+    except web.HTTPRequestEntityTooLarge:
+        return _problem(413, f"body: larger than the limit of {schema.MESSAGE_BYTES_MAX} bytes")
     if key_id != common_name:
         return _problem(403, f"request signed as {key_id!r} but the certificate is {common_name!r}")
     # The verifier remembers nonces per process; the table refuses a replay sent to another
@@ -173,6 +177,11 @@ async def bank_auth(request: web.Request, handler):
         return _problem(404, str(error))
     except ConflictError as error:
         return _problem(409, str(error))
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        titles = {404: "path: no such route", 405: f"method: {error.headers.get('Allow', '')} only"}
+        return _problem(error.status, titles.get(error.status, error.reason))
 
 
 def create_bank_app(services: BankServices) -> web.Application:
@@ -266,7 +275,12 @@ async def _close_on_schedule(cycles: Cycles, schedule: CloseSchedule) -> None:
 # -- handlers: decode, call the domain, encode -----------------------------------------
 
 def _cycle_id(request: web.Request) -> int:
-    return int(request.match_info["cycle_id"])
+    text = request.match_info["cycle_id"]
+    # The route takes only digits; a number no cycle can have is "no such cycle", not int()'s
+    # 4,300-digit ValueError or the database's bigint overflow.
+    if len(text) > CYCLE_ID_DIGITS_MAX or int(text) > CYCLE_ID_MAX:
+        raise NotFoundError(f"cycle_id: no such cycle (at most {CYCLE_ID_MAX})")
+    return int(text)
 
 
 def _view(cycle: Cycle, position: BankPosition | None) -> CycleView:
@@ -365,6 +379,7 @@ async def _post_camt053(request: web.Request) -> web.Response:
     statement = camt053.parse(body)
 
     async def apply(connection, _services):
+        await outbox.check_statement_account(connection, request[BANK_CODE], statement.account)
         expected = await outbox.expected_statement(connection, request[BANK_CODE])
         return _encoder.encode(reconcile_view(statement.message_id, reconcile.reconcile(expected, statement.entries)))
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ from aiohttp import web
 
 from adapters.batch_file import open_batch_file
 from adapters.errors import AdapterError
-from engine.api.routes import DEVICE, SERVICES, Services
+from engine.api.routes import DEVICE, SERVICES, Services, decode_json, parse_int
 from engine.disbursement import departments
 from engine.disbursement.errors import InsufficientFundsError, TotalsMismatchError
 from engine.disbursement.execution import execute_batch
@@ -44,10 +43,11 @@ from engine.disbursement.results import LineResult
 from engine.disbursement.store import BatchRecord, DisbursementStore
 from engine.disbursement.validation import LineOutcome
 from engine.errors import UsageError
+from engine.period import check_period
 from engine.taps.wire import Problem
 from ledger.service import Ledger
 
-PERIOD_PATTERN = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+UPLOAD_NAME_CHARACTERS_MAX = 200
 UPLOAD_SUFFIXES = (".csv", ".xlsx", ".xml")
 ROUTE_NAMES = ("disbursement_submit", "disbursement_batch", "disbursement_approve", "disbursement_execute",
                "disbursement_report")
@@ -119,10 +119,7 @@ async def _department(request: web.Request) -> str:
 
 
 async def _batch_id(request: web.Request) -> int:
-    text = request.match_info["batch_id"]
-    if not text.isdigit() or not 1 <= int(text) <= 2**63 - 1:
-        raise UsageError(f"batch id: must be a positive integer, got {text!r}")
-    batch_id = int(text)
+    batch_id = parse_int(request.match_info["batch_id"], "batch id", 1, 2**63 - 1)
     await departments.check_batch(request.app[SERVICES].pool, await _department(request), batch_id)
     return batch_id
 
@@ -148,12 +145,8 @@ async def post_batch(request: web.Request) -> web.Response:
     store = _store(request)
     code = request.match_info["code"]
     await departments.check_programme(request.app[SERVICES].pool, await _department(request), code)
-    period = request.query.get("period", "")
-    if not PERIOD_PATTERN.fullmatch(period):
-        raise UsageError(f"period: must be YYYY-MM, got {period!r}")
-    suffix = Path(request.query.get("filename", "batch.csv")).suffix.lower()
-    if suffix not in UPLOAD_SUFFIXES:
-        raise UsageError(f"filename: must end in {', '.join(UPLOAD_SUFFIXES)}")
+    period = check_period(request.query.get("period", ""))
+    filename = _upload_name(request.query.get("filename", "batch.csv"))
     body = await request.read()
     rejected: list[RejectedLine] = []
 
@@ -161,19 +154,30 @@ async def post_batch(request: web.Request) -> web.Response:
         if outcome.result is not LineResult.ok:
             rejected.append(RejectedLine(outcome.line.line, outcome.result.name))
 
-    with tempfile.NamedTemporaryFile(suffix=suffix) as upload:
-        upload.write(body)
-        upload.flush()
+    # The file keeps the department's name, so that errors about it name their file.
+    with tempfile.TemporaryDirectory(prefix="onecard-upload-") as folder:
+        upload = Path(folder) / filename
+        upload.write_bytes(body)
         spool = LineSpool()
         try:
             programme = await store.programme(code)
             today = dt.datetime.now(dt.timezone.utc).date()
-            summary = await store.validate(open_batch_file(Path(upload.name)), programme, period, today, collect,
-                                           spool)
+            summary = await store.validate(open_batch_file(upload), programme, period, today, collect, spool)
             batch = await store.submit(code, period, request[DEVICE].device_id, summary, _now_ms(), spool)
         finally:
             spool.close()
     return _json(_view(batch, rejected), 201)
+
+
+def _upload_name(text: str) -> str:
+    """The uploaded file's own name (no folders), checked: printable, a known suffix."""
+    name = Path(text).name
+    if not name or len(name) > UPLOAD_NAME_CHARACTERS_MAX or not name.isprintable():
+        raise UsageError(f"filename: must be a printable file name of 1 to {UPLOAD_NAME_CHARACTERS_MAX} "
+                         "characters")
+    if Path(name).suffix.lower() not in UPLOAD_SUFFIXES:
+        raise UsageError(f"filename: must end in {', '.join(UPLOAD_SUFFIXES)}")
+    return name
 
 
 @_refusals
@@ -187,7 +191,7 @@ async def get_batch(request: web.Request) -> web.Response:
 async def post_approve(request: web.Request) -> web.Response:
     """Approve as the signing user, for the content hash reviewed."""
     batch_id = await _batch_id(request)
-    approval = _approve.decode(await request.read())
+    approval = decode_json(_approve, await request.read())
     store = _store(request)
     await store.approve(batch_id, request[DEVICE].device_id, approval.content_sha256, _now_ms())
     return _json(_view(await store.batch(batch_id)))

@@ -37,6 +37,7 @@ _PROBLEMS = {
     "400": _answer("malformed request; the title names the field", "Problem"),
     "401": _answer("signature refused: unknown, revoked, stale, replayed or wrong", "Problem"),
     "403": _answer("the device's role may not call this route", "Problem"),
+    "413": _answer("body larger than the API's limit", "Problem"),
     "503": _answer("transient; retry (taps: with the same tap_id)", "Problem"),
 }
 
@@ -46,13 +47,19 @@ def _signed(operation: dict[str, Any]) -> dict[str, Any]:
                         "responses": operation["responses"] | _PROBLEMS}
 
 
-def _path_parameter(name: str, description: str) -> dict[str, Any]:
+def _path_parameter(name: str, description: str, pattern: str | None = None) -> dict[str, Any]:
+    schema = {"type": "string"} | ({"pattern": pattern} if pattern else {})
     return {"name": name, "in": "path", "required": True, "description": description,
-            "schema": {"type": "string"}}
+            "schema": schema}
+
+
+# The key service's PAN tokens (engine.api.routes.CARD_TOKEN_PATTERN); any case is accepted.
+_CARD_TOKEN = _path_parameter("card_token", "the card's PAN token (32 hex digits); a token of a "
+                              "card not enrolled yet may be listed", "^[0-9a-fA-F]{32}$")
 
 
 _DENY_PARAMETERS = [
-    _path_parameter("card_token", "the card's PAN token"),
+    _CARD_TOKEN,
     {"name": "reason", "in": "path", "required": True,
      "schema": {"enum": ["lost", "closed", "unpaid_debt"]}},
 ]
@@ -155,7 +162,7 @@ def document() -> dict[str, Any]:
         "/v1/cards/{card_token}/journeys": {"get": _signed({
             "operationId": "journeys",
             "summary": "A card's journeys and recorded taps, newest first (admin)",
-            "parameters": [_path_parameter("card_token", "the card's PAN token")],
+            "parameters": [_CARD_TOKEN],
             "responses": {"200": _answer("taps", "JourneyList")}})},
         "/v1/alerts": {"get": _signed({
             "operationId": "alerts", "summary": "Stored abnormal-usage alerts (admin)",

@@ -12,6 +12,7 @@ same ``tap_id``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from engine.api.metrics import Metrics
 from engine.api.nonces import NonceStore
 from engine.disbursement.store import DisbursementStore
 from engine.errors import ConflictError, NotFoundError
+from hsm.datakeys import TOKEN_SIZE
 from hsm.errors import HsmError
 from ledger.errors import ConflictError as LedgerConflictError
 from engine.taps import journeys, store
@@ -39,6 +41,8 @@ from engine.taps.wire import (AlertList, DenyEntries, Health, JourneyList, Probl
 TAPS_PER_UPLOAD_MAX = 10_000
 BODY_BYTES_MAX = 8 * 1024 * 1024
 DENY_REASONS = ("lost", "closed", "unpaid_debt")
+# A card token as the key service makes them (hsm.datakeys.pan_token): lower-case hex.
+CARD_TOKEN_PATTERN = re.compile(r"[0-9a-f]{%d}" % (2 * TOKEN_SIZE))
 
 # Which device roles may call each signed route (route name -> roles).
 ROLES: dict[str, frozenset[str]] = {
@@ -92,6 +96,36 @@ def _problem(status: int, title: str) -> web.Response:
     return _json(Problem(status=status, title=title), status)
 
 
+def decode_json(decoder: msgspec.json.Decoder, body: bytes, what: str = "body") -> Any:
+    """Decode ``body`` with ``decoder``: the one JSON entry point of every route.
+
+    Raises
+    ------
+    msgspec.DecodeError
+        Malformed JSON, or JSON nested deeper than msgspec's recursion limit (the message
+        names ``what``).
+    msgspec.ValidationError
+        Well-formed JSON of the wrong shape (the message names the field).
+    """
+    try:
+        return decoder.decode(body)
+    except RecursionError:
+        raise msgspec.DecodeError(f"{what}: nested too deeply") from None
+
+
+def _http_problem(error: web.HTTPException) -> web.Response:
+    """aiohttp's own refusals (no route, wrong method, body too large) as problems."""
+    titles = {
+        404: "path: no such route",
+        405: f"method: {error.headers.get('Allow', '')} only",
+        413: f"body: larger than the limit of {BODY_BYTES_MAX} bytes",
+    }
+    reply = _problem(error.status, titles.get(error.status, error.text or error.reason))
+    if "Allow" in error.headers:
+        reply.headers["Allow"] = error.headers["Allow"]
+    return reply
+
+
 @web.middleware
 async def errors_and_auth(request: web.Request, handler):
     """Check the device signature of ``/v1/`` routes, then map domain errors to statuses."""
@@ -110,6 +144,10 @@ async def errors_and_auth(request: web.Request, handler):
                 return _problem(403, f"device role {device.role!r} may not call this route")
             request[DEVICE] = device
         return await handler(request)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        return _http_problem(error)
     except SignatureError as error:
         return _problem(401, str(error))
     except msgspec.ValidationError as error:
@@ -133,19 +171,19 @@ async def post_taps(request: web.Request) -> web.Response:
     device = request[DEVICE]
     nonce = request.headers[HEADER_NONCE]  # verified by the middleware: recorded with the taps
     if body.lstrip()[:1] != b"[":
-        tap = _tap.decode(body)
+        tap = decode_json(_tap, body)
         answer = await services.taps.submit(device, tap, nonce=nonce)
         return _json(answer, 409 if isinstance(answer, TapConflict) else 200)
-    raws = _raw_list.decode(body)
+    raws = decode_json(_raw_list, body)
     if len(raws) > TAPS_PER_UPLOAD_MAX:
         return _problem(400, f"taps: at most {TAPS_PER_UPLOAD_MAX} per upload, got {len(raws)}")
     results: list[TapAnswer | TapConflict | TapError | None] = [None] * len(raws)
     indexes, taps = [], []
     for index, raw in enumerate(raws):
         try:
-            taps.append(_tap.decode(raw))
+            taps.append(decode_json(_tap, raw, f"$[{index}]"))
             indexes.append(index)
-        except msgspec.ValidationError as error:
+        except (msgspec.ValidationError, msgspec.DecodeError) as error:
             results[index] = TapError(index=index, message=str(error))
     for index, answer in zip(indexes, await services.taps.submit_many(device, taps, nonce=nonce)):
         results[index] = answer
@@ -162,11 +200,27 @@ async def get_deny_entries(request: web.Request) -> web.Response:
         return _json(DenyEntries(entries=await store.deny_entries(connection)))
 
 
+def _card_token(request: web.Request) -> str:
+    """The path's card token, in the key service's form (upper-case hex is folded).
+
+    A well-formed token of a card not enrolled (yet) is accepted: a card reported lost
+    before its first tap must be listed before it is ever used, and the token (derived
+    from the PAN by the key service) is the same once the card is enrolled.
+    """
+    text = request.match_info["card_token"]
+    token = text.lower() if text.isascii() else text
+    if not CARD_TOKEN_PATTERN.fullmatch(token):
+        raise msgspec.ValidationError(
+            f"card_token: must be {2 * TOKEN_SIZE} hex digits (a token from enrol-card), "
+            f"got {len(text)} characters")
+    return token
+
+
 def _deny_target(request: web.Request) -> tuple[str, str]:
     reason = request.match_info["reason"]
     if reason not in DENY_REASONS:
         raise NotFoundError(f"reason: must be one of {', '.join(DENY_REASONS)}")
-    return request.match_info["card_token"], reason
+    return _card_token(request), reason
 
 
 async def put_deny(request: web.Request) -> web.Response:
@@ -185,7 +239,7 @@ async def delete_deny(request: web.Request) -> web.Response:
 
 
 async def get_journeys(request: web.Request) -> web.Response:
-    card_token = request.match_info["card_token"]
+    card_token = _card_token(request)
     async with request.app[SERVICES].pool.acquire() as connection:
         taps = await store.card_taps(connection, card_token)
     return _json(JourneyList(card_token=card_token, journeys=journeys.pair(taps),
@@ -202,9 +256,22 @@ async def get_alerts(request: web.Request) -> web.Response:
 
 def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     text = request.query.get(name)
-    if text is None:
-        return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    return default if text is None else parse_int(text, name, low, high)
+
+
+def parse_int(text: str, name: str, low: int, high: int) -> int:
+    """A decimal integer from a path or query, in ``low..high`` (``0 <= low``).
+
+    Only ASCII digits, and no more of them than ``high`` has: ``str.isdigit`` alone lets
+    through other scripts' digits and 5,000-digit numbers that ``int()`` refuses.
+
+    Raises
+    ------
+    msgspec.ValidationError
+        Not such an integer; the message names ``name`` (a 400 problem).
+    """
+    assert 0 <= low <= high
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(high)) and low <= int(text) <= high):
         raise msgspec.ValidationError(f"{name}: must be an integer from {low} to {high}")
     return int(text)
 

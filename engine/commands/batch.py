@@ -18,12 +18,12 @@ import argparse
 import asyncio
 import datetime
 import io
-import re
 import sys
 import time
 from pathlib import Path
 
 from adapters.batch_file import open_batch_file
+from engine.arguments import record_id, user_name
 from engine.commands.cardholders import read_cardholders
 from engine.commands.programme import yuan_argument
 from engine.config import Config
@@ -38,10 +38,10 @@ from engine.disbursement.report import REPORT_FORMATS, build_pain002, csv_row, r
 from engine.disbursement.store import open_store
 from engine.disbursement.validation import BatchSummary, BatchValidator, LineOutcome, ValidationContext, validate_source
 from engine.errors import UsageError
+from engine.period import check_period
 from engine.output import Progress, add_command, emit
 from ledger.service import Ledger
 
-PERIOD_PATTERN = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 LARGE_FILE_BYTES = 1_000_000
 
 
@@ -62,34 +62,35 @@ def register(subparsers) -> None:
     submit.add_argument("file", type=Path, help="batch file: CSV, XLSX or pain.001.001.09 XML")
     submit.add_argument("--programme", required=True)
     submit.add_argument("--period", required=True, metavar="YYYY-MM")
-    submit.add_argument("--as", dest="user", required=True, metavar="USER", help="the submitting user")
+    submit.add_argument("--as", dest="user", required=True, type=user_name, metavar="USER",
+                        help="the submitting user")
     submit.add_argument("--encoding", help="CSV encoding (utf-8, gbk, gb18030); detected when omitted")
     submit.add_argument("--result", type=Path, metavar="OUT.csv", help="write the result file (UTF-8 with BOM)")
     submit.set_defaults(handler=_submit)
 
     show = add_command(commands, "show", "a batch's state, totals and history")
-    show.add_argument("id", type=int)
+    show.add_argument("id", type=record_id)
     show.set_defaults(handler=_show)
 
     approve = add_command(commands, "approve", "approve a validated batch (another user than the submitter)")
-    approve.add_argument("id", type=int)
-    approve.add_argument("--as", dest="user", required=True, metavar="USER")
+    approve.add_argument("id", type=record_id)
+    approve.add_argument("--as", dest="user", required=True, type=user_name, metavar="USER")
     approve.add_argument("--hash", metavar="SHA256", help="the content hash reviewed (default: the stored one)")
     approve.set_defaults(handler=_approve)
 
     cancel = add_command(commands, "cancel", "cancel a batch that is not executing or final")
-    cancel.add_argument("id", type=int)
-    cancel.add_argument("--as", dest="user", required=True, metavar="USER")
+    cancel.add_argument("id", type=record_id)
+    cancel.add_argument("--as", dest="user", required=True, type=user_name, metavar="USER")
     cancel.set_defaults(handler=_cancel)
 
     execute = add_command(commands, "execute", "post an approved batch from its programme's funding account and "
                                                "queue each bank's pacs.008 (all or nothing; resumes after a crash)")
-    execute.add_argument("id", type=int)
-    execute.add_argument("--as", dest="user", default="system", metavar="USER")
+    execute.add_argument("id", type=record_id)
+    execute.add_argument("--as", dest="user", default="system", type=user_name, metavar="USER")
     execute.set_defaults(handler=_execute)
 
     report = add_command(commands, "report", "a batch's outcome per line: pain.002.001.10 or the CSV result file")
-    report.add_argument("id", type=int)
+    report.add_argument("id", type=record_id)
     report.add_argument("--format", required=True, choices=REPORT_FORMATS)
     report.add_argument("--output", type=Path, metavar="FILE", help="write here instead of stdout")
     report.set_defaults(handler=_report)
@@ -155,8 +156,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    if not PERIOD_PATTERN.fullmatch(args.period):
-        raise UsageError(f"--period must be YYYY-MM, got {args.period!r}")
+    check_period(args.period, "--period")
     source = open_batch_file(args.file, args.encoding)
     report = _Report(args.result)
     spool = LineSpool()

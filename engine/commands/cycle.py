@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from adapters.iso20022.money import format_amount
+from engine.arguments import record_id
 from engine.output import add_command, emit
 from engine.settlement import report
 from engine.settlement.cycles import Cycles
+from engine.settlement.registry import CURRENCY
 from engine.settlement.runtime import reports_folder, run_with_database
 
 
@@ -18,14 +21,14 @@ def register(subparsers) -> None:
     close.add_argument("--no-issue", action="store_true", help="only close (leave it CLOSED)")
     close.set_defaults(handler=_close)
     listing = add_command(commands, "list", "list cycles, newest first")
-    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--limit", type=record_id, default=20)
     listing.set_defaults(handler=_list)
     show = add_command(commands, "show", "show a cycle's positions and history")
-    show.add_argument("cycle_id", type=int)
+    show.add_argument("cycle_id", type=record_id)
     show.add_argument("--csv", action="store_true", help="print the settlement report as CSV")
     show.set_defaults(handler=_show)
     settle = add_command(commands, "settle", "settle a closed cycle (confirms every bank)")
-    settle.add_argument("cycle_id", type=int)
+    settle.add_argument("cycle_id", type=record_id)
     settle.set_defaults(handler=_settle)
 
 
@@ -81,8 +84,9 @@ def _show(args: argparse.Namespace) -> int:
         return 0
     lines = [f"cycle {cycle.cycle_id} {cycle.state}: {cycle.transfer_count} transfers "
              f"({cycle.unattributed_count} unattributed), ledger time ({cycle.timestamp_after}, {cycle.timestamp_last}]"]
-    lines += [f"  {row['bank_code']:<16} owes {row['debit_minor']:>14}  owed {row['credit_minor']:>14}  "
-              f"net {row['net']:>16}{'  confirmed' if p.confirmed else ''}"
+    lines += [f"  {row['bank_code']:<16} owes {format_amount(row['debit_minor'], CURRENCY):>14}  "
+              f"owed {format_amount(row['credit_minor'], CURRENCY):>14}  "
+              f"net {row['net']:>16} {CURRENCY}{'  confirmed' if p.confirmed else ''}"
               for row, p in zip(report.rows(cycle, positions), positions)]
     lines += [f"  {h.at.isoformat()}  {h.from_state or '-'} -> {h.to_state}  by {h.actor}" for h in history]
     emit(args, "\n".join(lines), None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import tempfile
 from pathlib import Path
 
 from engine.config import Config
@@ -33,6 +34,17 @@ def _demo(args: argparse.Namespace) -> int:
         raise UsageError(f"--cardholders: must be 3 to {COUNT_MAX}")
     if not 1 <= args.taps <= COUNT_MAX:
         raise UsageError(f"--taps: must be 1 to {COUNT_MAX}")
+    _check_out(args.out)
     summary = asyncio.run(run_demo(DemoOptions(args.cardholders, args.taps, args.out, args.seed), Config.from_env()))
     emit(args, render(summary), summary)
     return 0 if summary["audit_ok"] and summary["positions_sum_minor"] == 0 else 1
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an artefact folder that cannot be written before any work starts."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        raise UsageError(f"--out {out}: cannot write there ({error.strerror})") from None

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 
+from engine.arguments import AMOUNT_MINOR_MAX, bounded_text
 from engine.config import Config
 from engine.disbursement.amount import format_minor, parse_amount_minor
 from engine.disbursement import departments
@@ -19,13 +21,25 @@ from engine.taps.devices import DeviceRegistry
 from ledger.service import Ledger
 
 
+# The rules of disbursement_programmes (migration 0100), checked before the database.
+PROGRAMME_CODE_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
+PROGRAMME_NAME_CHARACTERS_MAX = 128
+
+
+def programme_code(text: str) -> str:
+    """A programme code: 1 to 32 characters of ``[A-Za-z0-9_-]`` (an argparse type)."""
+    if not PROGRAMME_CODE_PATTERN.fullmatch(text):
+        raise argparse.ArgumentTypeError("must be 1 to 32 characters of A-Z a-z 0-9 _ -")
+    return text
+
+
 def register(subparsers) -> None:
     group = subparsers.add_parser("programme", help="disbursement programmes")
     commands = group.add_subparsers(dest="programme_command", metavar="ACTION", required=True)
     create = add_command(commands, "create", "create a programme (the same call again is a no-op)")
-    create.add_argument("code", help="programme code ([A-Za-z0-9_-], up to 32 characters)")
+    create.add_argument("code", type=programme_code, help="programme code ([A-Za-z0-9_-], up to 32 characters)")
     create.add_argument("--kind", required=True, choices=PROGRAMME_KINDS)
-    create.add_argument("--name", required=True)
+    create.add_argument("--name", required=True, type=bounded_text(PROGRAMME_NAME_CHARACTERS_MAX))
     create.add_argument("--per-person-max", required=True, metavar="YUAN", help="maximum per person and period")
     create.add_argument("--fund", metavar="YUAN", help="prefund the programme's funding account with this amount")
     create.add_argument("--bank", metavar="CODE",
@@ -40,7 +54,7 @@ def register(subparsers) -> None:
     user.set_defaults(handler=_user_add)
 
     fund = add_command(commands, "fund", "credit a programme's funding account; prints the amount available")
-    fund.add_argument("code")
+    fund.add_argument("code", type=programme_code)
     fund.add_argument("amount", metavar="YUAN")
     fund.add_argument("--bank", metavar="CODE", help="bank of the funding account (first funding only)")
     fund.set_defaults(handler=_fund)
@@ -49,9 +63,12 @@ def register(subparsers) -> None:
 def yuan_argument(name: str, text: str) -> int:
     """A command-line amount in yuan as fen (``UsageError`` naming the option)."""
     try:
-        return parse_amount_minor(text)
+        amount = parse_amount_minor(text)
     except AmountError as error:
         raise UsageError(f"{name}: {error}") from None
+    if abs(amount) > AMOUNT_MINOR_MAX:
+        raise UsageError(f"{name}: at most {format_minor(AMOUNT_MINOR_MAX)} yuan")
+    return amount
 
 
 def _create(args: argparse.Namespace) -> int:

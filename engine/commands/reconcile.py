@@ -11,7 +11,8 @@ from adapters.reconcile import reconcile
 from engine.api.banks import reconcile_view
 from engine.errors import UsageError
 from engine.output import add_command, emit
-from engine.settlement.outbox import expected_statement
+from engine.settlement.outbox import check_statement_account, expected_statement
+from engine.settlement.registry import get_bank
 from engine.settlement.runtime import run_with_database
 
 EXIT_DIFFERENCES = 1
@@ -39,6 +40,8 @@ def _reconcile(args: argparse.Namespace) -> int:
 
     async def work(pool, _ledger):
         async with pool.acquire() as connection:
+            await get_bank(connection, args.bank)  # an unknown bank: refused, not "all unknown"
+            await check_statement_account(connection, args.bank, statement.account)
             return await expected_statement(connection, args.bank, booked_on=booked_on)
 
     report = reconcile(run_with_database(work), statement.entries)

@@ -7,6 +7,7 @@ import dataclasses
 import os
 from pathlib import Path
 
+from engine.arguments import port
 from engine.errors import UsageError
 
 
@@ -18,7 +19,7 @@ def register(subparsers) -> None:
                     "is set, with the key service of ONECARD_HSM_BACKEND (soft by default). "
                     "Migrations are applied at startup.")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8080, help="TCP port (0: any free port)")
+    parser.add_argument("--port", type=port, default=8080, help="TCP port (0: any free port)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="worker processes (default: one per core)")
     parser.add_argument("--no-batching", action="store_true",
@@ -26,7 +27,8 @@ def register(subparsers) -> None:
     parser.add_argument("--fare-config", type=Path, default=None,
                         help="fare engine TOML (default: the packaged Chengdu demo)")
     parser.add_argument("--shared-data", type=Path, default=None,
-                        help="reference data folder (default: ../shared/data)")
+                        help="reference data folder (default: $ONECARD_REFERENCE_DATA, else "
+                             "<repo>/../shared/data)")
     parser.add_argument("--alert-config", type=Path, default=None,
                         help="TOML file whose [alerts] table sets the abnormal-usage alert "
                              "thresholds; ONECARD_ALERT_<FIELD> variables override single ones")
@@ -40,8 +42,6 @@ def _serve(args: argparse.Namespace) -> int:
 
     if not 1 <= args.workers <= WORKERS_MAX:
         raise UsageError(f"--workers: must be 1 to {WORKERS_MAX}")
-    if not 0 <= args.port <= 65535:
-        raise UsageError("--port: must be 0 to 65535")
     # Read before any worker starts, so a bad threshold stops the command with its name.
     thresholds = AlertThresholds.configured(args.alert_config)
     settings = TapSettings(fare_config=args.fare_config, shared_data=args.shared_data,

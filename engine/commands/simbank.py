@@ -10,6 +10,7 @@ import sys
 
 from adapters.errors import ConfigurationError
 from adapters.simbank import Faults, SimBank
+from engine.arguments import port
 from engine.errors import UsageError
 from engine.output import add_command, emit
 
@@ -18,7 +19,7 @@ def register(subparsers) -> None:
     parser = add_command(subparsers, "simbank",
                          "run a simulated partner bank (pacs.008 in; pacs.002, pacs.004, "
                          "camt.053 out) over HTTP")
-    parser.add_argument("--port", type=int, default=0, help="TCP port (0: any free port)")
+    parser.add_argument("--port", type=port, default=0, help="TCP port (0: any free port)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     parser.add_argument("--bank-code", required=True, help="this bank's member code, e.g. ICBC")
     parser.add_argument("--key-id", default="", help="require requests signed with this key id")

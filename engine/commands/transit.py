@@ -20,6 +20,7 @@ import asyncio
 import sys
 from datetime import date, datetime, timezone
 
+from engine.arguments import account_id
 from engine.errors import UsageError
 from engine.output import add_command, emit
 
@@ -37,7 +38,8 @@ def register(subparsers) -> None:
     gate = add_command(commands, "gate-add", "register a gate; prints its signing secret once")
     gate.add_argument("device_id")
     gate.add_argument("--network", required=True, help="fare network id (e.g. metro, bus)")
-    gate.add_argument("--operator-account", type=int, required=True)
+    gate.add_argument("--operator-account", type=account_id, required=True, metavar="ACCOUNT_ID",
+                      help="the operator's ledger account (32 hex digits, as banks add-operator prints it)")
     gate.set_defaults(handler=_gate_add)
 
     admin = add_command(commands, "admin-add", "register an admin device; prints its secret once")
@@ -89,10 +91,13 @@ def _run(work):
 
 
 def _issuer_add(args: argparse.Namespace) -> int:
+    from engine.settlement.registry import get_bank
     from engine.taps.store import Issuer, add_issuer
 
     async def work(pool, key_service, ledger):
+        await _require_issuer_key(key_service, args.key_label)
         async with pool.acquire() as connection:
+            await get_bank(connection, args.bank_code)
             await add_issuer(connection, Issuer(args.pan_prefix, args.bank_code, args.key_label))
 
     if not (args.pan_prefix.isdigit() and 4 <= len(args.pan_prefix) <= 12):
@@ -102,10 +107,26 @@ def _issuer_add(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _require_issuer_key(key_service, label: str) -> None:
+    """Refuse a key label the key service does not hold as an ``imk-ac`` key: the cards'
+    cryptograms could never be verified (every tap declined ``card_unknown``)."""
+    kinds = {key.label: key.key_type for key in await key_service.list_keys()}
+    if label not in kinds:
+        raise UsageError(f"key_label {label!r}: no such key in the key service (onecard keys list)")
+    if kinds[label] != "imk-ac":
+        raise UsageError(f"key_label {label!r}: is a {kinds[label]} key; an issuer needs an imk-ac key")
+
+
 def _add_device(args: argparse.Namespace, role: str, **gate) -> int:
+    from engine.settlement.registry import require_account
     from engine.taps.devices import DeviceRegistry
 
     async def work(pool, key_service, ledger):
+        if role == "gate":
+            # Fares are posted to this account: an account that is not an operator's would
+            # only show up as every fare at the gate declined (ledger_rejected).
+            async with pool.acquire() as connection:
+                await require_account(connection, gate["operator_account_id"], "operator")
         return await DeviceRegistry(pool, sealer=key_service).add(args.device_id, role, **gate)
 
     secret = _run(work)
@@ -137,25 +158,75 @@ def _enrol_card(args: argparse.Namespace) -> int:
     from engine.taps.enrolment import enrol_card
     from ledger.ids import new_id
 
+    _check_rider_profile(args.birth_date, args.entitlement)
     pan = sys.stdin.readline().strip()
     if not (pan.isdigit() and 8 <= len(pan) <= 19 and luhn.is_valid(pan)):
         raise UsageError("PAN on stdin: must be 8 to 19 digits with a valid Luhn check digit")
-    token = _run(lambda pool, keys, ledger: enrol_card(
-        pool, ledger, keys, pan=pan, account_id=new_id(), bank_code=args.bank,
-        birth_date=args.birth_date, entitlements=args.entitlement))
+
+    async def work(pool, keys, ledger):
+        token = await keys.tokenize_pan(pan)
+        if await _same_enrolment(pool, token, args):
+            return token  # the identical enrolment again: nothing to change
+        return await enrol_card(pool, ledger, keys, pan=pan, account_id=new_id(), bank_code=args.bank,
+                                birth_date=args.birth_date, entitlements=args.entitlement)
+
+    token = _run(work)
     emit(args, token, {"card_token": token})
     return 0
 
 
+BIRTH_DATE_MIN = date(1900, 1, 1)
+
+
+def _check_rider_profile(birth_date: date | None, entitlements: list[str]) -> None:
+    """Refuse a birth date in the future (or before 1900) and entitlements no rider rule
+    names (the packaged rules, engine/fares/data/rider_rules.toml): they would silently
+    price the rider as an adult."""
+    from engine.fares.riders import RiderRules
+
+    if birth_date is not None and not BIRTH_DATE_MIN <= birth_date <= date.today():
+        raise UsageError(f"--birth-date: must be from {BIRTH_DATE_MIN} to today, got {birth_date}")
+    known = frozenset().union(*(category.entitlements_any for category in RiderRules.load().categories))
+    for entitlement in entitlements:
+        if entitlement not in known:
+            raise UsageError(f"--entitlement {entitlement!r}: must be one of {', '.join(sorted(known))}")
+
+
+async def _same_enrolment(pool, token: str, args: argparse.Namespace) -> bool:
+    """Whether the card is enrolled already with exactly these fields.
+
+    Raises
+    ------
+    ConflictError
+        It is enrolled with another bank, birth date or entitlements (the field is named):
+        re-enrolling must not silently move a card to another bank or profile.
+    """
+    from engine.errors import ConflictError
+    from engine.taps.store import lock_cards
+
+    async with pool.acquire() as connection:
+        card = (await lock_cards(connection, [token])).get(token)
+    if card is None:
+        return False
+    wanted = {"--bank": args.bank, "--birth-date": args.birth_date, "--entitlement": sorted(set(args.entitlement))}
+    stored = {"--bank": card.bank_code, "--birth-date": card.birth_date, "--entitlement": sorted(card.entitlements)}
+    for option, value in wanted.items():
+        if stored[option] != value:
+            shown = ", ".join(stored[option]) if option == "--entitlement" else stored[option]
+            raise ConflictError(f"{option}: card {token} is enrolled already with another value "
+                                f"({shown or 'none'}); nothing changed")
+    return True
+
+
 def _close_day(args: argparse.Namespace) -> int:
-    from engine.app import default_shared_data
     from engine.fares.config import load_engine
     from engine.fares.days import transit_date
+    from engine.reference_data import reference_data_dir
     from engine.taps.collections import charge_missing_exits, close_day
     from engine.taps.posting import LedgerPosting
     from engine.taps.pricing import FarePricing
 
-    fares = load_engine(shared_data=default_shared_data())
+    fares = load_engine(shared_data=reference_data_dir())
     now_utc = datetime.now(timezone.utc)
     current = transit_date(now_utc, fares.timezone, fares.day_boundary)
     day = args.day or date.fromordinal(current.toordinal() - 1)

@@ -81,7 +81,7 @@ async def run_batches(world: World, out: Path, lines: int, seed: int) -> dict[st
     for plan in plans(lines):
         drawn: list = []
         batch = list(batch_lines(population, plan.lines, per_person_max_minor=plan.per_person_max_minor,
-                                 bad=plan.bad, stream=plan.stream, drawn=drawn,
+                                 bad=plan.bad, stream=plan.stream, drawn=drawn, item=plan.name,
                                  amounts_minor=(10_000, 15_050, 30_000, 8_000) if plan.kind == "subsidy"
                                  else (420_000, 385_050, 512_000)))
         await store.import_cardholders(

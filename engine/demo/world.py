@@ -88,7 +88,8 @@ async def add_participants(world: World) -> dict[str, int]:
     for code, name in PARTNER_BANKS.items():
         bank = await registry.add_bank(world.pool, world.ledger, code, name,
                                        net_debit_cap_minor=NET_DEBIT_CAP_MINOR, delivery="push",
-                                       endpoint=world.simbanks[code].url)
+                                       endpoint=world.simbanks[code].url,
+                                       statement_account=world.simbanks[code].settlement_account)
         world.accounts[f"bank:{code}"] = bank.settlement_account_id
     world.accounts["metro"] = await registry.add_operator(world.pool, world.ledger, "metro", METRO_BANK)
     world.accounts["bus"] = await registry.add_operator(world.pool, world.ledger, "bus", BUS_BANK)

@@ -209,6 +209,22 @@ async def apply_returns(connection: asyncpg.Connection, ledger: Ledger, bank_cod
     return Applied(**{key: tuple(value) for key, value in outcome.items()})
 
 
+async def check_statement_account(connection: asyncpg.Connection, bank_code: str, account: str) -> None:
+    """Refuse a statement of an account other than the one the engine holds with
+    ``bank_code`` (when that account is recorded; see :class:`Bank`).
+
+    Raises
+    ------
+    MessageError
+        ``Stmt/Acct/Id`` names another account (e.g. another bank's statement).
+    """
+    recorded = await connection.fetchval(
+        "SELECT statement_account FROM settlement_banks WHERE bank_code = $1", bank_code)
+    if recorded and account != recorded:
+        raise MessageError(f"statement of account {account!r}, but the engine's account with {bank_code} is "
+                           f"{recorded!r}", element="Stmt/Acct/Id")
+
+
 async def expected_statement(connection: asyncpg.Connection, bank_code: str, *,
                              booked_on: dt.date | None = None) -> list[reconcile.EngineTransfer]:
     """What the engine expects on ``bank_code``'s statement of the engine's account: a

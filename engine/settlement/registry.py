@@ -14,7 +14,9 @@ transfer codes below.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,6 +42,7 @@ CLEARING_ACCOUNT_ID = int.from_bytes(hashlib.sha256(b"onecard clearing account C
 ACCOUNT_KINDS = ("settlement", "operator", "funding", "wage", "card")
 PAYER_KINDS = ("funding", "wage")
 BANK_CODE_PATTERN = re.compile(r"^[A-Z0-9]{2,16}$")
+BANK_NAME_CHARACTERS_MAX = 128
 DELIVERIES = ("push", "file", "pull")
 
 _CREATED = (CreateAccountResult.ok, CreateAccountResult.exists)
@@ -49,7 +52,9 @@ _CREATED = (CreateAccountResult.ok, CreateAccountResult.exists)
 class Bank:
     """A partner bank: ``net_debit_cap_minor`` 0 means no cap; ``delivery`` how instructions
     reach it (``push`` to the HTTPS ``endpoint``, ``file`` into the ``endpoint`` folder,
-    ``pull`` through the settlement API)."""
+    ``pull`` through the settlement API); ``statement_account`` the account the engine
+    holds with the bank as its camt.053 statements name it (``Stmt/Acct/Id``), "" when
+    not recorded."""
 
     bank_code: str
     name: str
@@ -57,26 +62,34 @@ class Bank:
     net_debit_cap_minor: int
     delivery: str = "pull"
     endpoint: str = ""
+    statement_account: str = ""
 
 
 async def add_bank(pool: asyncpg.Pool, ledger: Ledger, bank_code: str, name: str, *,
-                   net_debit_cap_minor: int = 0, delivery: str = "pull", endpoint: str = "") -> Bank:
+                   net_debit_cap_minor: int = 0, delivery: str = "pull", endpoint: str = "",
+                   statement_account: str = "") -> Bank:
     """Register a bank with a fresh ledger settlement account; return it.
 
     Raises
     ------
     ParticipantError
-        Bad bank code (``[A-Z0-9]{2,16}``), negative cap, unknown delivery, or the bank exists.
+        Bad bank code (``[A-Z0-9]{2,16}``), empty or overlong name, negative cap, unknown
+        delivery, an endpoint that is not an https URL (``push``), or the bank exists.
     """
     if not BANK_CODE_PATTERN.match(bank_code or ""):
         raise ParticipantError(f"bank_code {bank_code!r}: must be 2-16 characters of [A-Z0-9]")
+    if not name.strip() or len(name) > BANK_NAME_CHARACTERS_MAX or not name.isprintable():
+        raise ParticipantError(f"name: must be 1 to {BANK_NAME_CHARACTERS_MAX} printable characters")
     if type(net_debit_cap_minor) is not int or net_debit_cap_minor < 0:
         raise ParticipantError(f"net_debit_cap_minor: must be an int >= 0, got {net_debit_cap_minor!r}")
     if delivery not in DELIVERIES:
         raise ParticipantError(f"delivery {delivery!r}: must be one of {', '.join(DELIVERIES)}")
     if delivery != "pull" and not endpoint:
         raise ParticipantError(f"endpoint: required for delivery {delivery!r}")
-    bank = Bank(bank_code, name, new_id(), net_debit_cap_minor, delivery, endpoint)
+    if delivery == "push" and not _is_https_url(endpoint):
+        raise ParticipantError("endpoint: must be an https:// URL for delivery 'push' (http:// only to a "
+                               f"loopback address), got {endpoint[:64]!r}")
+    bank = Bank(bank_code, name, new_id(), net_debit_cap_minor, delivery, endpoint, statement_account.strip())
     async with pool.acquire() as connection, connection.transaction():
         if await connection.fetchval("SELECT 1 FROM settlement_banks WHERE bank_code = $1", bank_code):
             raise ParticipantError(f"bank_code {bank_code!r}: already registered")
@@ -86,10 +99,30 @@ async def add_bank(pool: asyncpg.Pool, ledger: Ledger, bank_code: str, name: str
         ])
         await connection.execute(
             "INSERT INTO settlement_banks (bank_code, name, settlement_account_id, net_debit_cap_minor,"
-            " delivery, endpoint) VALUES ($1, $2, $3, $4, $5, $6)",
-            bank_code, name, id_bytes(bank.settlement_account_id), net_debit_cap_minor, delivery, endpoint)
+            " delivery, endpoint, statement_account) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            bank_code, name, id_bytes(bank.settlement_account_id), net_debit_cap_minor, delivery, endpoint,
+            bank.statement_account)
         await attribute_accounts(connection, [(bank.settlement_account_id, bank_code, "settlement")])
     return bank
+
+
+def _is_https_url(text: str) -> bool:
+    try:
+        url = urllib.parse.urlsplit(text)
+        url.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return False
+    if url.scheme == "http" and url.hostname:
+        # Plain HTTP only to this machine: a simulated bank (onecard simbank, the demo).
+        return url.hostname == "localhost" or _is_loopback(url.hostname)
+    return url.scheme == "https" and bool(url.hostname)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 async def add_operator(pool: asyncpg.Pool, ledger: Ledger, operator_id: str, bank_code: str) -> int:
@@ -152,8 +185,25 @@ async def attribute_accounts(connection: asyncpg.Connection, accounts: Sequence[
     stored = {row["account_id"]: (row["bank_code"], row["kind"]) for row in rows}
     for account_id, bank_code, kind in accounts:
         if stored[id_bytes(account_id)] != (bank_code, kind):
-            raise ParticipantError(f"account {account_id:032x}: already attributed to "
+            raise ParticipantError(f"account {account_id:032X}: already attributed to "
                                    f"{stored[id_bytes(account_id)][0]} as {stored[id_bytes(account_id)][1]}")
+
+
+async def require_account(connection: asyncpg.Connection, account_id: int, kind: str) -> str:
+    """The bank of ledger account ``account_id``, which must be attributed as ``kind``.
+
+    Raises
+    ------
+    UnknownParticipantError
+        The account is not attributed to any bank, or as another kind (both named).
+    """
+    assert kind in ACCOUNT_KINDS
+    row = await connection.fetchrow("SELECT bank_code, kind FROM settlement_accounts WHERE account_id = $1",
+                                    id_bytes(account_id))
+    if row is None or row["kind"] != kind:
+        found = f"a {row['kind']} account" if row else "no registered account"
+        raise UnknownParticipantError(f"account {account_id:032X}: not a registered {kind} account ({found})")
+    return row["bank_code"]
 
 
 async def get_bank(connection: asyncpg.Connection, bank_code: str) -> Bank:
@@ -176,12 +226,12 @@ async def list_banks(connection: asyncpg.Connection) -> list[Bank]:
         f"SELECT {_BANK_COLUMNS} FROM settlement_banks ORDER BY bank_code")]
 
 
-_BANK_COLUMNS = "bank_code, name, settlement_account_id, net_debit_cap_minor, delivery, endpoint"
+_BANK_COLUMNS = "bank_code, name, settlement_account_id, net_debit_cap_minor, delivery, endpoint, statement_account"
 
 
 def _bank(row: asyncpg.Record) -> Bank:
     return Bank(row["bank_code"], row["name"], int.from_bytes(row["settlement_account_id"], "big"),
-                row["net_debit_cap_minor"], row["delivery"], row["endpoint"])
+                row["net_debit_cap_minor"], row["delivery"], row["endpoint"], row["statement_account"])
 
 
 async def _add_party(pool: asyncpg.Pool, ledger: Ledger, table: str, key: str, party_id: str, bank_code: str,
@@ -206,4 +256,4 @@ async def _create_accounts(ledger: Ledger, connection: asyncpg.Connection, accou
     results = await ledger.create_accounts(accounts, connection=connection)
     for account, result in zip(accounts, results):
         if result not in _CREATED:
-            raise ParticipantError(f"ledger account {account.id:032x}: {result.name}")
+            raise ParticipantError(f"ledger account {account.id:032X}: {result.name}")

@@ -56,3 +56,20 @@ def test_missing_header_is_named():
     del headers["X-Onecard-Nonce"]
     with pytest.raises(SignatureError, match="X-Onecard-Nonce: header missing"):
         Verifier({"gate-7": KEY}).verify("POST", "/v1/taps", headers, b"", now_ms=NOW_MS)
+
+
+@pytest.mark.parametrize(
+    "header, value, reason",
+    [
+        ("X-Onecard-Timestamp", "9" * 5000, "X-Onecard-Timestamp: must be Unix milliseconds"),
+        ("X-Onecard-Timestamp", "17900000000000000", "X-Onecard-Timestamp: must be Unix milliseconds"),
+        ("X-Onecard-Timestamp", "١٧٩", "X-Onecard-Timestamp: must be Unix milliseconds"),
+        ("X-Onecard-Signature", "é" * 64, "X-Onecard-Signature: must be 64 hex digits"),
+        ("X-Onecard-Signature", "00" * 33, "X-Onecard-Signature: must be 64 hex digits"),
+    ],
+)
+def test_malformed_headers_are_refused_by_name(header, value, reason):
+    headers = _signed() | {header: value}
+    with pytest.raises(SignatureError) as refused:
+        Verifier({"gate-7": KEY}).verify("POST", "/v1/taps", headers, b'{"a":1}', now_ms=NOW_MS)
+    assert str(refused.value).startswith(reason)

@@ -52,6 +52,11 @@ def test_cycle_commands_and_reconcile(db_url, tmp_path, monkeypatch, capsys):
         f"1,PENDING_SETTLEMENT,0,{_cut(tmp_path)},BOC,0,250,250,2.50",
         f"1,PENDING_SETTLEMENT,0,{_cut(tmp_path)},CCB,3000,0,-3000,-30.00",
         f"1,PENDING_SETTLEMENT,0,{_cut(tmp_path)},ICBC,250,3000,2750,27.50"]
+    assert main(["cycle", "show", "1"]) == 0
+    assert capsys.readouterr().out.splitlines()[1:4] == [  # one unit (yuan) on every line
+        "  BOC              owes           0.00  owed           2.50  net             2.50 CNY",
+        "  CCB              owes          30.00  owed           0.00  net           -30.00 CNY",
+        "  ICBC             owes           2.50  owed          30.00  net            27.50 CNY"]
     assert main(["cycle", "settle", "1"]) == 0
     assert capsys.readouterr().out == "cycle 1 SETTLED\n"
     assert main(["cycle", "settle", "1"]) == 1
@@ -90,3 +95,18 @@ def test_cycle_commands_and_reconcile(db_url, tmp_path, monkeypatch, capsys):
 
 def _cut(home):
     return msgspec.json.decode((home / "reports" / "cycle-1.json").read_bytes())["cycle"]["timestamp_last"]
+
+
+def test_reconcile_refuses_a_statement_of_another_account(db_url, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ONECARD_DATABASE_URL", db_url)
+    monkeypatch.setenv("ONECARD_HOME", str(tmp_path))
+    assert main(["banks", "add", "ABC", "--name", "Agricultural Bank", "--statement-account", "ONECARD-ABC"]) == 0
+    assert capsys.readouterr().out == "ABC\n"
+    assert main(["banks", "list", "--json"]) == 0
+    assert [b["statement_account"] for b in msgspec.json.decode(capsys.readouterr().out)] == ["ONECARD-ABC"]
+    icbc_statement = tmp_path / "icbc.xml"
+    icbc_statement.write_bytes(_statement([]))  # the engine's ICBC account: ONECARD-ICBC
+    assert main(["reconcile", str(icbc_statement), "--bank", "ABC"]) == 1
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", "onecard: Stmt/Acct/Id: statement of account 'ONECARD-ICBC', "
+                                                "but the engine's account with ABC is 'ONECARD-ABC'\n")

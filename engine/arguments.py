@@ -1,0 +1,108 @@
+"""Argument types of the ``onecard`` command line, shared by every command that takes them.
+
+Each is an ``argparse`` ``type=``: it returns the parsed value or raises
+``argparse.ArgumentTypeError``, so a bad value is refused before any work starts, on stderr,
+with exit code 2 and the argument named (``argument id: must be ...``).
+
+| type | accepts |
+| --- | --- |
+| :func:`record_id` | a batch or cycle id (or a count): an integer from 1 to 2**63 - 1 (PostgreSQL ``bigint``) |
+| :func:`account_id` | a ledger account id in its one text form: 32 hex digits (any case) |
+| :func:`amount_minor` | an amount in fen from 0 to 2**63 - 1 |
+| :func:`port` | a TCP port from 0 (any free port) to 65535 |
+| :func:`user_name` | a user name: 1 to 64 printable characters, not only spaces |
+
+Ledger account ids are printed by every command (and the bank API, and ISO 20022 messages)
+as :func:`account_text`: 32 upper-case hex digits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from engine.settlement.instructions import account_text
+
+RECORD_ID_MAX = 2**63 - 1
+AMOUNT_MINOR_MAX = 2**63 - 1
+USER_CHARACTERS_MAX = 64
+ACCOUNT_ID_PATTERN = re.compile(r"[0-9A-Fa-f]{32}")
+
+PORT_MAX = 65535
+
+__all__ = ["account_id", "account_text", "amount_minor", "bounded_text", "port", "record_id", "user_name"]
+
+
+def record_id(text: str) -> int:
+    """A batch or cycle id, or a positive count such as a ``--limit``.
+
+    >>> record_id("42")
+    42
+    >>> record_id("99999999999999999999")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be an integer from 1 to 9223372036854775807
+    """
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(RECORD_ID_MAX))
+            and 1 <= int(text) <= RECORD_ID_MAX):
+        raise argparse.ArgumentTypeError(f"must be an integer from 1 to {RECORD_ID_MAX}")
+    return int(text)
+
+
+def account_id(text: str) -> int:
+    """A ledger account id written as :func:`account_text` prints it (either case).
+
+    >>> account_id("000000000000000000000000000000ff")
+    255
+    >>> account_id("255")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be a ledger account id of 32 hex digits (as printed by onecard)
+    """
+    if not ACCOUNT_ID_PATTERN.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError("must be a ledger account id of 32 hex digits (as printed by onecard)")
+    return int(text.strip(), 16)
+
+
+def amount_minor(text: str) -> int:
+    """An amount in fen (an integer, no yuan decimals).
+
+    >>> amount_minor("500000000")
+    500000000
+    """
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(AMOUNT_MINOR_MAX))
+            and int(text) <= AMOUNT_MINOR_MAX):
+        raise argparse.ArgumentTypeError(f"must be an integer number of fen from 0 to {AMOUNT_MINOR_MAX}")
+    return int(text)
+
+
+def port(text: str) -> int:
+    """A TCP port to listen on; 0 lets the kernel pick a free one.
+
+    >>> port("8080")
+    8080
+    """
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(PORT_MAX)) and int(text) <= PORT_MAX):
+        raise argparse.ArgumentTypeError(f"must be a TCP port from 0 to {PORT_MAX}")
+    return int(text)
+
+
+def bounded_text(characters_max: int):
+    """A type for a name of 1 to ``characters_max`` printable characters, not only spaces.
+
+    >>> bounded_text(5)(" ICBC ")
+    'ICBC'
+    """
+    assert characters_max > 0
+
+    def parse(text: str) -> str:
+        value = text.strip()
+        if not value or len(value) > characters_max or not value.isprintable():
+            raise argparse.ArgumentTypeError(
+                f"must be 1 to {characters_max} printable characters, not empty")
+        return value
+
+    return parse
+
+
+user_name = bounded_text(USER_CHARACTERS_MAX)

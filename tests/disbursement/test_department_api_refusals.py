@@ -1,0 +1,36 @@
+"""Department API refusals name the field and, for upload errors, the department's own
+file name (not the engine's temporary file)."""
+
+from urllib.parse import quote
+
+import pytest
+
+from tests.disbursement.test_department_api import client  # noqa: F401 - the fixture
+
+SUBMIT = "/v1/disbursement/programmes/ELDERLY/batches"
+
+
+async def test_upload_errors_name_the_uploaded_file(client):  # noqa: F811
+    status, problem = await client.call("alice", "POST", f"{SUBMIT}?period=2026-11&filename={quote('补贴十一月.csv')}",
+                                        b"\n\n")
+    assert status == 400
+    assert problem["title"].startswith("补贴十一月.csv: ")
+    assert "tmp" not in problem["title"]
+
+
+@pytest.mark.parametrize("query, title", [
+    ("period=0000-01&filename=b.csv", "period: must be a month from 2000-01 to 2099-12, got '0000-01'"),
+    ("period=2100-01&filename=b.csv", "period: must be a month from 2000-01 to 2099-12, got '2100-01'"),
+    ("period=2026-11&filename=b.txt", "filename: must end in .csv, .xlsx, .xml"),
+    ("period=2026-11&filename=x%00.csv", "filename: must be a printable file name of 1 to 200 characters"),
+])
+async def test_bad_query_is_refused_by_name(client, query, title):  # noqa: F811
+    assert await client.call("alice", "POST", f"{SUBMIT}?{query}", b"x") == (400, {"status": 400, "title": title})
+
+
+
+@pytest.mark.parametrize("batch_id", ["9" * 5000, "99999999999999999999", "0"])
+async def test_impossible_batch_ids_are_400(client, batch_id):  # noqa: F811
+    status, problem = await client.call("alice", "GET", f"/v1/disbursement/batches/{batch_id}")
+    assert (status, problem["title"]) == (400, "invalid request: batch id: must be an integer from 1 to "
+                                               "9223372036854775807")
