@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from adapters import signing
-from engine.taps.reasons import Reason
+from engine.taps.reasons import PRIORITY, Reason
 from terminal.gate import DenyList as GateDenyList
 from terminal.tap import Tap
 from engine.taps.wire import (AlertList, DenyEntries, Health, JourneyList, Problem, TapAnswer,
@@ -120,7 +120,7 @@ def document() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
         [Tap, GateDenyList, TapAnswer, TapConflict, TapBatchAnswer, Problem, DenyEntries, JourneyList,
          AlertList, Health, *disbursement.WIRE_TYPES], ref_template=REF)
-    reasons = ", ".join(f"{reason.value} {reason.name}" for reason in Reason)
+    reasons = ", ".join(f"{reason.value} {reason.name}" for reason in (Reason.approved, *PRIORITY))
     tap_name = Tap.__name__
     paths = {
         "/v1/taps": {"post": _signed({

@@ -38,7 +38,8 @@ import asyncio
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Protocol, Sequence
 
 import asyncpg
 
@@ -51,6 +52,17 @@ from engine.taps.devices import Device
 from engine.taps.reasons import Reason
 from engine.taps.store import TapRecord
 from engine.taps.wire import TapAnswer, TapConflict
+
+
+# How far ahead of the server clock a gate's clock may run before its taps are declined
+# ``tap_in_future`` (gates keep time by NTP; minutes of drift is a broken gate).
+CLOCK_SKEW_MS_DEFAULT = 5 * 60 * 1000
+CLOCK_SKEW_MS_MAX = 24 * 3600 * 1000
+assert 0 <= CLOCK_SKEW_MS_DEFAULT <= CLOCK_SKEW_MS_MAX
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -127,12 +139,21 @@ def transfer_id_for(tap_id: str) -> int:
 
 
 class TapService:
-    """Decide and record taps; ``submit`` is what the HTTP handler calls."""
+    """Decide and record taps; ``submit`` is what the HTTP handler calls.
+
+    A tap dated more than ``clock_skew_ms_max`` after ``clock()`` (read once per flush) is
+    declined ``tap_in_future`` (:func:`engine.taps.decision.decide`, "Clock rule").
+    """
 
     def __init__(self, pool: asyncpg.Pool, *, keys: TapKeys, ledger: TapLedger,
                  intake: TapIntake, price: Pricer, metrics: TapMetrics,
-                 flush_size_max: int, flush_delay_ms: float, detect: Detector = no_alerts):
+                 flush_size_max: int, flush_delay_ms: float, detect: Detector = no_alerts,
+                 clock_skew_ms_max: int = CLOCK_SKEW_MS_DEFAULT,
+                 clock: Callable[[], datetime] = utc_now):
+        assert 0 <= clock_skew_ms_max <= CLOCK_SKEW_MS_MAX
         self._pool = pool
+        self._clock_skew = timedelta(milliseconds=clock_skew_ms_max)
+        self._clock = clock
         self._keys = keys
         self._ledger = ledger
         self._intake = intake
@@ -224,6 +245,7 @@ class TapService:
 
     async def _commit_once(self, prepared: list) -> list[TapAnswer | TapConflict]:
         started_s = time.perf_counter()
+        tapped_at_max = self._clock() + self._clock_skew
         async with self._pool.acquire() as connection:
             async with connection.transaction():
                 cards = await store.lock_cards(connection, (f.card_token for _, f, _, _ in prepared))
@@ -236,7 +258,7 @@ class TapService:
                         continue
                     record, posting, raised, card = self._decide(
                         cards.get(facts.card_token), item.device, facts, request, arqc_failure,
-                        item.nonce)
+                        item.nonce, tapped_at_max)
                     if card is not None:
                         cards[card.card_token] = card
                     known[facts.tap_id] = record
@@ -260,9 +282,10 @@ class TapService:
         return answers
 
     def _decide(self, card: CardState | None, device: Device, facts: TapFacts,
-                request: dict, arqc_failure: Reason | None, nonce: str | None):
+                request: dict, arqc_failure: Reason | None, nonce: str | None,
+                tapped_at_max: datetime):
         decision = decide(card, facts, arqc_failure=arqc_failure, price=self._price,
-                          detect=self._detect)
+                          detect=self._detect, tapped_at_max=tapped_at_max)
         fare = decision.fare
         postings: list[FarePosting] = []
         transfer_id = None

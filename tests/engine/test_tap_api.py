@@ -5,12 +5,13 @@ auth, offline uploads."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timezone
 
 import msgspec
 import pytest
 
 from adapters.signing import sign
-from tapkit import Rider
+from tapkit import T0, Rider
 
 CARD_ACCOUNT_ID = 5001
 # Weijianian -> Tianfu Square on Chengdu Line 1: 7.540 km, band 4-8 km = 3 CNY.
@@ -147,6 +148,41 @@ async def test_late_tap_of_an_earlier_transit_day_is_declined(api, rider):
     await api.tap(rider.tap("o-2", minutes=30))
     _, answer = await api.tap(early)
     assert answer["reason"] == "fare_unavailable"
+
+
+async def _card_row(api, token):
+    async with api.pool.acquire() as connection:
+        return dict(await connection.fetchrow(
+            """SELECT atc_max, atcs_recent, arqcs_recent, fare_state, alert_state, rider_category
+               FROM transit_cards WHERE card_token = $1""", token))
+
+
+async def test_tap_dated_in_the_future_is_declined_and_changes_no_card_state(api, rider):
+    """The tester's case: one gate with its clock half a year ahead must not lock the card
+    out of the real day (every later tap was ``fare_unavailable``)."""
+    await api.tap(rider.tap("f-0"))
+    before = await _card_row(api, rider.token)
+    now = datetime.now(timezone.utc)
+    ahead_minutes = int((now - T0).total_seconds() // 60) + 183 * 24 * 60
+    future = rider.tap("f-1", "exit", "tianfuguangchang", minutes=ahead_minutes)
+    status, answer = await api.tap(future)
+    assert (status, answer) == (200, {
+        "result": "answer", "tap_id": "f-1", "decision": "declined", "reason": "tap_in_future",
+        "reason_code": 13, "fare_minor": 0, "rider_category": "adult", "day_total_minor": 0,
+        "day_cap_minor": 0, "replayed": False, "refund_minor": 0})
+    assert await _card_row(api, rider.token) == before
+    assert await api.balance(CARD_ACCOUNT_ID) == (0, 0)
+    async with api.pool.acquire() as connection:
+        assert await connection.fetchval(
+            "SELECT count(*) FROM transit_alerts WHERE tap_id = 'f-1'") == 0
+    # The card still works at the real time: its exit is priced as usual.
+    _, exit_ = await api.tap(rider.tap("f-2", "exit", "tianfuguangchang", minutes=20))
+    assert (exit_["reason"], exit_["fare_minor"], exit_["day_total_minor"]) == (
+        "approved", FARE_MINOR, FARE_MINOR)
+    assert await api.balance(CARD_ACCOUNT_ID) == (FARE_MINOR, 0)
+    # Resent unchanged, the future tap gets its first answer again (it is recorded).
+    _, again = await api.tap(future)
+    assert again == answer | {"replayed": True}
 
 
 async def test_atc_replay_clone_and_too_old(api, rider):
