@@ -26,6 +26,10 @@ class ConflictError(EngineError, ValueError):
     """The request contradicts the object's state (e.g. approving an executed batch)."""
 
 
+class ForbiddenError(EngineError, PermissionError):
+    """The signing device may not act for what the request names (a tap of another gate)."""
+
+
 # Root error classes of every package, as "module:Class"; the CLI shows their messages.
 USER_ERROR_ROOTS = (
     "engine.errors:EngineError",

@@ -11,6 +11,15 @@ One batch of the micro-batcher (:mod:`engine.taps.batcher`):
    state and the alerts;
 3. answers only after that transaction committed: acknowledged means durable.
 
+Tap identity. A gate numbers its own taps, so a tap is identified by its gate and its
+``tap_id`` together (as fare collection systems key a transaction by device and sequence
+number): idempotency, the recorded tap and its ledger transfer id are per
+``(gate_id, tap_id)``, and two gates may use the same ``tap_id``. Only the gate a tap
+names may send it: :meth:`TapService.submit` refuses a tap whose ``gate_id`` is not the
+signing device with :class:`engine.errors.ForbiddenError` (403) before anything is
+recorded, and an upload holding one such tap is refused whole. So no device can take,
+answer or spoil another gate's tap id; a gate's own retry still gets its first answer.
+
 Replayed signatures across workers: each worker's :class:`adapters.signing.Verifier`
 remembers nonces in its own memory, so a signed request replayed to another worker passes
 its signature check. Each tap record keeps the nonce of the request that brought it
@@ -26,7 +35,8 @@ The ledger posting shares the flush's transaction (``Ledger.create_transfers(...
 connection=)``), so a tap record and its transfer commit together or not at all. That is
 why the ledger's own :class:`ledger.batcher.GroupCommitBatcher` is not used here: this
 micro-batcher already is the group commit for taps, and a second batcher would commit the
-transfers in a separate transaction from the tap records; the transfer id is derived from the ``tap_id`` so even a retry
+transfers in a separate transaction from the tap records; the transfer id is derived from
+the tap's ``(gate_id, tap_id)`` so even a retry
 after a lost commit acknowledgement cannot post twice. If the ledger refuses any posting
 of a batch, the batch is rolled back and its taps are retried one per transaction so
 only the refused tap is declined (``ledger_rejected``).
@@ -45,6 +55,7 @@ import asyncpg
 
 from adapters.errors import SignatureError
 from adapters.signing import HEADER_NONCE
+from engine.errors import ForbiddenError
 from engine.taps import store
 from engine.taps.batcher import MicroBatcher
 from engine.taps.decision import CardState, Detector, Pricer, TapFacts, decide, no_alerts
@@ -128,13 +139,18 @@ class _LoneRefusal(Exception):
     """The posting of a one-tap batch was refused: roll back, record it declined."""
 
 
-def transfer_id_for(tap_id: str) -> int:
-    """The ledger transfer id of a tap's fare: 128 bits derived from the ``tap_id``.
+def transfer_id_for(device_id: str, tap_id: str) -> int:
+    """The ledger transfer id of a tap's fare: 128 bits derived from the tap's identity,
+    its gate (``device_id``) and ``tap_id``.
 
-    >>> transfer_id_for("t1") == transfer_id_for("t1") != transfer_id_for("t2")
+    >>> transfer_id_for("G1", "t1") == transfer_id_for("G1", "t1") != transfer_id_for("G1", "t2")
+    True
+    >>> transfer_id_for("G1", "t1") != transfer_id_for("G2", "t1")
     True
     """
-    digest = hashlib.sha256(b"onecard/transit/fare\x00" + tap_id.encode()).digest()
+    # Neither part may contain a NUL (both are printable), so the join is unambiguous.
+    digest = hashlib.sha256(b"onecard/transit/fare\x00" + device_id.encode() + b"\x00"
+                            + tap_id.encode()).digest()
     return int.from_bytes(digest[:16], "big") or 1
 
 
@@ -172,6 +188,8 @@ class TapService:
 
         Raises
         ------
+        ForbiddenError
+            The tap names another gate than the signing ``device`` (nothing recorded).
         SignatureError
             The tap was recorded before from this device under this ``nonce``: a replayed
             request (nothing changed).
@@ -179,6 +197,7 @@ class TapService:
             Transient: nothing was recorded, the gate may retry with the same ``tap_id``.
         """
         started_s = time.perf_counter()
+        _check_gate(device, tap, "")
         answer = await self.batcher.submit(Submitted(device, tap, nonce))
         if isinstance(answer, Replayed):
             raise SignatureError(f"{HEADER_NONCE}: replayed request")
@@ -191,7 +210,14 @@ class TapService:
 
         With batching on, the taps queue in order and flushes run one after another, so they
         are decided in order while sharing flushes; with batching off they go one by one.
+
+        Raises
+        ------
+        ForbiddenError
+            A tap names another gate than ``device``: the upload is refused whole.
         """
+        for index, tap in enumerate(taps):
+            _check_gate(device, tap, f"taps[{index}].")
         # A tap_id repeated within the upload is a repeat, not a replay: only its first
         # occurrence carries the request's nonce.
         first_seen: set[str] = set()
@@ -249,10 +275,11 @@ class TapService:
         async with self._pool.acquire() as connection:
             async with connection.transaction():
                 cards = await store.lock_cards(connection, (f.card_token for _, f, _, _ in prepared))
-                known = await store.fetch_taps(connection, (f.tap_id for _, f, _, _ in prepared))
+                known = await store.fetch_taps(
+                    connection, ((f.device_id, f.tap_id) for _, f, _, _ in prepared))
                 answers, records, postings, alerts = [], [], [], []
                 for item, facts, request, arqc_failure in prepared:
-                    prior = known.get(facts.tap_id)
+                    prior = known.get((facts.device_id, facts.tap_id))
                     if prior is not None:
                         answers.append(_repeat(prior, request, item))
                         continue
@@ -261,7 +288,7 @@ class TapService:
                         item.nonce, tapped_at_max)
                     if card is not None:
                         cards[card.card_token] = card
-                    known[facts.tap_id] = record
+                    known[facts.device_id, facts.tap_id] = record
                     records.append(record)
                     answers.append(record.answer)
                     postings.extend(posting)
@@ -291,7 +318,7 @@ class TapService:
         transfer_id = None
         if fare is not None and fare.fare_minor != 0:
             assert card is not None and device.operator_account_id is not None
-            transfer_id = transfer_id_for(facts.tap_id)
+            transfer_id = transfer_id_for(device.device_id, facts.tap_id)
             if fare.fare_minor > 0:
                 postings.append(FarePosting(transfer_id, card.account_id,
                                             device.operator_account_id, fare.fare_minor,
@@ -327,7 +354,8 @@ class TapService:
         async with self._pool.acquire() as connection:
             async with connection.transaction():
                 await store.lock_cards(connection, [facts.card_token])
-                prior = (await store.fetch_taps(connection, [facts.tap_id])).get(facts.tap_id)
+                key = (facts.device_id, facts.tap_id)
+                prior = (await store.fetch_taps(connection, [key])).get(key)
                 if prior is not None:
                     return _repeat(prior, request, item)
                 await store.write_batch(connection, [TapRecord(
@@ -338,12 +366,19 @@ class TapService:
         return answer
 
 
+def _check_gate(device: Device, tap: Any, where: str) -> None:
+    if tap.gate_id != device.device_id:
+        raise ForbiddenError(f"{where}gate_id: {tap.gate_id!r} is not the signing device "
+                             f"{device.device_id!r}; a gate sends only its own taps")
+
+
 def _repeat(prior: TapRecord, request: dict[str, Any],
             item: Submitted) -> TapAnswer | TapConflict | Replayed:
-    """The first answer again, a conflict naming the first field that differs, or
-    :class:`Replayed` when the very request that brought the tap came again."""
-    if (item.nonce is not None and prior.request_nonce == item.nonce
-            and prior.device_id == item.device.device_id):
+    """The first answer again (the same gate's ``tap_id``), a conflict naming the first
+    field that differs, or :class:`Replayed` when the very request that brought the tap
+    came again."""
+    assert prior.device_id == item.device.device_id
+    if item.nonce is not None and prior.request_nonce == item.nonce:
         return Replayed(prior.answer.tap_id)
     for name in list(request) + [name for name in prior.request if name not in request]:
         if request.get(name) != prior.request.get(name):

@@ -70,11 +70,28 @@ def _card(row: asyncpg.Record) -> CardState:
     )
 
 
-async def fetch_taps(connection: asyncpg.Connection, tap_ids: Iterable[str]) -> dict[str, TapRecord]:
-    """The already recorded taps among ``tap_ids``."""
+TapKey = tuple[str, str]  # a tap's identity: (device_id of its gate, tap_id)
+
+
+async def fetch_taps(connection: asyncpg.Connection,
+                     keys: Iterable[TapKey]) -> dict[TapKey, TapRecord]:
+    """The already recorded taps among ``keys`` (``(device_id, tap_id)`` pairs)."""
+    unique = set(keys)
     rows = await connection.fetch(
-        "SELECT * FROM transit_taps WHERE tap_id = ANY($1::text[])", list(set(tap_ids)))
-    return {row["tap_id"]: _record(row) for row in rows}
+        """SELECT * FROM transit_taps WHERE (device_id, tap_id) IN (
+               SELECT * FROM unnest($1::text[], $2::text[]))""",
+        [device_id for device_id, _ in unique], [tap_id for _, tap_id in unique])
+    return {(row["device_id"], row["tap_id"]): _record(row) for row in rows}
+
+
+async def card_tap(connection: asyncpg.Connection, card_token: str,
+                   tap_id: str) -> TapRecord | None:
+    """The card's approved tap ``tap_id`` (a fare state names its taps by ``tap_id``
+    alone), the latest recorded if two gates used that id; ``None`` when there is none."""
+    row = await connection.fetchrow(
+        """SELECT * FROM transit_taps WHERE card_token = $1 AND tap_id = $2 AND reason = 0
+           ORDER BY recorded_at DESC LIMIT 1""", card_token, tap_id)
+    return None if row is None else _record(row)
 
 
 def _record(row: asyncpg.Record) -> TapRecord:

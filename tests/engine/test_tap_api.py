@@ -125,9 +125,62 @@ async def test_card_of_unknown_issuer_is_declined(api):
     assert answer["reason"] == "card_unknown"
 
 
-async def test_tap_naming_another_gate_is_invalid(api, rider):
-    _, answer = await api.tap(rider.tap("x-4", gate="gate-9"))
-    assert answer["reason"] == "tap_invalid"
+async def _recorded(api, tap_id):
+    async with api.pool.acquire() as connection:
+        return [tuple(row) for row in await connection.fetch(
+            "SELECT device_id, reason, fare_minor FROM transit_taps WHERE tap_id = $1 "
+            "ORDER BY device_id", tap_id)]
+
+
+@pytest.mark.parametrize("device", ["bus-1", "admin-1"])
+async def test_tap_of_another_gate_is_refused_and_its_tap_id_stays_free(api, rider, device):
+    """The tester's case: a device sent gate-1's exit first; the real gate then got a
+    replayed decline and the rider's exit was lost to the daily close's maximum fare."""
+    await api.tap(rider.tap("s-1"))
+    exit_tap = rider.tap("s-2", "exit", "tianfuguangchang", minutes=20)
+    status, body = await api.tap(exit_tap, device=device)
+    expected = {"bus-1": "gate_id: 'gate-1' is not the signing device 'bus-1'",
+                "admin-1": "device role 'admin' may not call this route"}[device]
+    assert status == 403 and body["title"].startswith(expected)
+    assert await _recorded(api, "s-2") == []
+    status, answer = await api.tap(exit_tap)
+    assert (status, answer["reason"], answer["fare_minor"], answer["replayed"]) == (
+        200, "approved", FARE_MINOR, False)
+    assert await _recorded(api, "s-2") == [("gate-1", 0, FARE_MINOR)]
+    _, again = await api.tap(exit_tap)  # the gate's own retry: its first answer, no charge
+    assert again == answer | {"replayed": True}
+    assert await api.balance(CARD_ACCOUNT_ID) == (FARE_MINOR, 0)
+
+
+async def test_upload_holding_another_gates_tap_is_refused_whole(api, rider):
+    upload = [rider.tap("w-1", "single", "stop-1", gate="bus-1"),
+              rider.tap("w-2", "exit", "tianfuguangchang", minutes=20)]
+    status, body = await api.call("POST", "/v1/taps", msgspec.json.encode(upload), device="bus-1")
+    assert (status, body["title"]) == (403, "taps[1].gate_id: 'gate-1' is not the signing "
+                                            "device 'bus-1'; a gate sends only its own taps")
+    assert await _recorded(api, "w-1") == []
+    assert await api.balance(CARD_ACCOUNT_ID) == (0, 0)
+
+
+async def test_two_gates_may_use_the_same_tap_id(api, rider):
+    """Idempotency is per (gate, tap_id): each gate's tap is decided, charged and repeated
+    on its own."""
+    bus_tap = rider.tap("k-1", "single", "stop-1", gate="bus-1")
+    metro_entry = rider.tap("k-1", minutes=120)
+    metro_exit = rider.tap("k-2", "exit", "tianfuguangchang", minutes=140)
+    _, bus = await api.tap(bus_tap, device="bus-1")
+    _, entry = await api.tap(metro_entry)
+    _, exit_ = await api.tap(metro_exit)
+    assert [(a["tap_id"], a["reason"], a["fare_minor"], a["replayed"]) for a in (bus, entry, exit_)] == [
+        ("k-1", "approved", 200, False), ("k-1", "approved", 0, False),
+        ("k-2", "approved", FARE_MINOR, False)]
+    _, bus_again = await api.tap(bus_tap, device="bus-1")
+    _, entry_again = await api.tap(metro_entry)
+    assert (bus_again, entry_again) == (bus | {"replayed": True}, entry | {"replayed": True})
+    assert await _recorded(api, "k-1") == [("bus-1", 0, 200), ("gate-1", 0, 0)]
+    assert await api.balance(CARD_ACCOUNT_ID) == (200 + FARE_MINOR, 0)
+    async with api.pool.acquire() as connection:
+        assert await connection.fetchval("SELECT count(*) FROM ledger_transfers") == 2
 
 
 async def test_unpriceable_station_is_declined(api, rider):
