@@ -25,7 +25,8 @@ def register(subparsers) -> None:
                         help="one database transaction per tap (for comparison)")
     parser.add_argument("--clock-skew-ms", type=int, default=None,
                         help="how far ahead of the server clock a gate may date a tap before "
-                             "it is declined tap_in_future (default: 300000, 5 minutes)")
+                             "it is declined tap_in_future (default: 300000, 5 minutes; "
+                             "offline uploads may be any age)")
     parser.add_argument("--fare-config", type=Path, default=None,
                         help="fare engine TOML (default: the packaged Chengdu demo)")
     parser.add_argument("--shared-data", type=Path, default=None,

@@ -238,6 +238,21 @@ async def test_tap_dated_in_the_future_is_declined_and_changes_no_card_state(api
     assert again == answer | {"replayed": True}
 
 
+@pytest.mark.parametrize("api, reason", [({}, "approved"), ({"clock_skew_ms_max": 0}, "tap_in_future")],
+                         ids=["default-skew", "no-skew"], indirect=["api"])
+async def test_clock_skew_is_configured(api, rider, reason):
+    minute_ahead = int((datetime.now(timezone.utc) - T0).total_seconds() // 60) + 1
+    _, answer = await api.tap(rider.tap("g-1", minutes=minute_ahead))
+    assert answer["reason"] == reason
+
+
+def test_serve_refuses_a_clock_skew_out_of_range(capsys):
+    from engine import cli
+
+    assert cli.main(["serve", "--port", "0", "--clock-skew-ms", "-1"]) == 2
+    assert capsys.readouterr().err == "onecard: --clock-skew-ms: must be 0 to 86400000\n"
+
+
 async def test_atc_replay_clone_and_too_old(api, rider):
     tap = rider.tap("a-1")
     await api.tap(tap)
