@@ -49,7 +49,8 @@ class TapFacts(msgspec.Struct, frozen=True):
     ``atc`` is the 2-byte counter as an int; ``arqc`` 8 bytes; ``tapped_at`` is the
     gate's local time with its UTC offset; ``currency`` the ISO 4217 numeric code;
     ``network_id`` the fare network of the signing gate; ``gate_id`` the gate the tap
-    names, which must be the signing device.
+    names, which must be the signing device (the service refuses any other before
+    deciding; a pure caller gets ``tap_invalid``).
     """
 
     tap_id: str

@@ -238,6 +238,32 @@ async def test_tap_dated_in_the_future_is_declined_and_changes_no_card_state(api
     assert again == answer | {"replayed": True}
 
 
+async def test_no_declined_tap_changes_the_cards_fare_state(api, rider):
+    """Regression over every decline the API can reach for an enrolled card: the stored
+    fare state (day journal, open entry) stays as the last approved tap left it."""
+    entry = rider.tap("v-0")
+    await api.tap(entry)
+    fare_state = (await _card_row(api, rider.token))["fare_state"]
+    ahead = int((datetime.now(timezone.utc) - T0).total_seconds() // 60) + 24 * 60
+    declines = [
+        (msgspec.structs.replace(rider.tap("v-1", "exit", "tianfuguangchang", minutes=20),
+                                 arqc="00" * 8), "arqc_invalid"),
+        (msgspec.structs.replace(entry, tap_id="v-2"), "atc_replayed"),
+        (rider.tap("v-3", "exit", "nowhere", minutes=21), "fare_unavailable"),
+        (rider.tap("v-4", "exit", "tianfuguangchang", minutes=-6 * 60), "fare_unavailable"),
+        (rider.tap("v-5", "exit", "tianfuguangchang", minutes=ahead), "tap_in_future"),
+    ]
+    for tap, reason in declines:
+        _, answer = await api.tap(tap)
+        assert (answer["reason"], answer["fare_minor"]) == (reason, 0)
+        assert (await _card_row(api, rider.token))["fare_state"] == fare_state
+    await api.call("PUT", f"/v1/deny-list/{rider.token}/lost", device="admin-1")
+    _, answer = await api.tap(rider.tap("v-6", "exit", "tianfuguangchang", minutes=22))
+    assert answer["reason"] == "card_lost"
+    assert (await _card_row(api, rider.token))["fare_state"] == fare_state
+    assert await api.balance(CARD_ACCOUNT_ID) == (0, 0)
+
+
 @pytest.mark.parametrize("api, reason", [({}, "approved"), ({"clock_skew_ms_max": 0}, "tap_in_future")],
                          ids=["default-skew", "no-skew"], indirect=["api"])
 async def test_clock_skew_is_configured(api, rider, reason):
