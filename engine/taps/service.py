@@ -4,7 +4,7 @@ One batch of the micro-batcher (:mod:`engine.taps.batcher`):
 
 1. is prepared: PANs tokenized, every ARQC verified through the key service's batch form
    (while the previous batch is still committing);
-2. is flushed in one transaction: locks the cards, looks the ``tap_id`` values up (a repeat gets its
+2. is flushed in one transaction: locks the cards, looks the taps up by gate and ``tap_id`` (a repeat gets its
    first answer; a repeat with a different body is a conflict naming the field), decides
    each new tap (:func:`engine.taps.decision.decide`), posts the fares card -> operator
    through the ledger on the same connection, and writes the tap records, the cards' new
