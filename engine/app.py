@@ -26,7 +26,7 @@ from engine.taps.intake import WireIntake
 from engine.taps.keys import IssuerKeys
 from engine.taps.posting import LedgerPosting
 from engine.taps.pricing import FarePricing
-from engine.taps.service import TapService
+from engine.taps.service import CLOCK_SKEW_MS_DEFAULT, TapService
 
 POOL_SIZE_PER_WORKER = 8
 
@@ -35,14 +35,17 @@ POOL_SIZE_PER_WORKER = 8
 class TapSettings:
     """Hot-path settings: ``flush_size_max=1`` turns batching off (one transaction per tap).
 
-    ``fare_config``: a fare engine TOML (default: the packaged Chengdu demo); ``shared_data``:
-    the reference data folder it may name as ``{shared_data}`` (default:
-    :func:`engine.reference_data.reference_data_dir`); ``alert_thresholds``: the
+    ``clock_skew_ms_max``: how far ahead of the server clock a tap may be dated (gate
+    clock skew) before it is declined ``tap_in_future``. ``fare_config``: a fare engine
+    TOML (default: the packaged Chengdu demo); ``shared_data``: the reference data folder it
+    may name as ``{shared_data}`` (default: :func:`engine.reference_data.reference_data_dir`);
+    ``alert_thresholds``: the
     abnormal-usage alert thresholds (default: :class:`engine.alerts.AlertThresholds`'s).
     """
 
     flush_size_max: int = FLUSH_SIZE_MAX
     flush_delay_ms: float = FLUSH_DELAY_MS
+    clock_skew_ms_max: int = CLOCK_SKEW_MS_DEFAULT
     fare_config: Path | None = None
     shared_data: Path | None = None
     alert_thresholds: AlertThresholds | None = None
@@ -62,7 +65,8 @@ def build_services(pool: asyncpg.Pool, key_service, settings: TapSettings) -> Se
     taps = TapService(pool, keys=issuer_keys, ledger=LedgerPosting(Ledger(pool)),
                       intake=WireIntake(), price=pricing.price, detect=pricing.detect,
                       metrics=metrics, flush_size_max=settings.flush_size_max,
-                      flush_delay_ms=settings.flush_delay_ms)
+                      flush_delay_ms=settings.flush_delay_ms,
+                      clock_skew_ms_max=settings.clock_skew_ms_max)
     return Services(pool=pool, devices=DeviceRegistry(pool, sealer=key_service),
                     issuer_keys=issuer_keys, taps=taps, metrics=metrics,
                     disbursement=DisbursementStore(pool, key_service))

@@ -30,6 +30,10 @@ class AddressInUseError(EngineError, OSError):
     """The address the server was asked to listen on is taken (by another server)."""
 
 
+class ForbiddenError(EngineError, PermissionError):
+    """The signing device may not act for what the request names (a tap of another gate)."""
+
+
 # Root error classes of every package, as "module:Class"; the CLI shows their messages.
 USER_ERROR_ROOTS = (
     "engine.errors:EngineError",

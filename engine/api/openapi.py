@@ -12,7 +12,8 @@ from typing import Any
 import msgspec
 
 from adapters import signing
-from engine.taps.reasons import Reason
+from engine.taps.reasons import PRIORITY, Reason
+from engine.taps.service import CLOCK_SKEW_MS_DEFAULT
 from terminal.gate import DenyList as GateDenyList
 from terminal.tap import Tap
 from engine.taps.wire import (AlertList, DenyEntries, Health, JourneyList, Problem, TapAnswer,
@@ -43,8 +44,12 @@ _PROBLEMS = {
 
 
 def _signed(operation: dict[str, Any]) -> dict[str, Any]:
+    """The operation signed by a device, with the common problem answers it does not
+    describe itself."""
+    problems = {status: answer for status, answer in _PROBLEMS.items()
+                if status not in operation["responses"]}
     return operation | {"security": [{"deviceSignature": []}],
-                        "responses": operation["responses"] | _PROBLEMS}
+                        "responses": operation["responses"] | problems}
 
 
 def _path_parameter(name: str, description: str, pattern: str | None = None) -> dict[str, Any]:
@@ -127,20 +132,31 @@ def document() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
         [Tap, GateDenyList, TapAnswer, TapConflict, TapBatchAnswer, Problem, DenyEntries, JourneyList,
          AlertList, Health, *disbursement.WIRE_TYPES], ref_template=REF)
-    reasons = ", ".join(f"{reason.value} {reason.name}" for reason in Reason)
+    reasons = ", ".join(f"{reason.value} {reason.name}" for reason in (Reason.approved, *PRIORITY))
     tap_name = Tap.__name__
     paths = {
         "/v1/taps": {"post": _signed({
             "operationId": "taps",
-            "summary": "Decide one tap, or an offline upload of taps (idempotent on tap_id)",
-            "description": "Reason codes in priority order: " + reasons,
+            "summary": "Decide one tap, or an offline upload of taps (idempotent per gate "
+                       "and tap_id)",
+            "description": (
+                "A tap is identified by its gate_id and tap_id together; only that gate "
+                "(the signing device) may send it. A tap dated more than the configured "
+                f"clock skew (default {CLOCK_SKEW_MS_DEFAULT} ms) after the server clock is declined "
+                "tap_in_future and changes nothing; older taps (offline uploads) are taken "
+                "at any age, but one of a transit day before the card's current one is "
+                "declined fare_unavailable. Reason codes in priority order: " + reasons),
             "requestBody": {"required": True, "content": _content({"oneOf": [
                 _ref(tap_name), {"type": "array", "items": _ref(tap_name)}]})},
             "responses": {
                 "200": {"description": "the answer (object for one tap, results for a list)",
                         "content": _content({"oneOf": [_ref("TapAnswer"),
                                                        _ref("TapBatchAnswer")]})},
-                "409": _answer("same tap_id, different body; the field is named", "TapConflict"),
+                "403": _answer("the device is not a gate, or a tap names another gate than "
+                               "the signing device (an upload is refused whole; nothing "
+                               "recorded); the title names the field", "Problem"),
+                "409": _answer("same gate and tap_id, different body; the field is named",
+                               "TapConflict"),
             }})},
         "/v1/deny-list": {"get": _signed({
             "operationId": "deny_list",

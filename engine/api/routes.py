@@ -6,8 +6,8 @@ process: the nonces of taps are recorded with the tap records (:mod:`engine.taps
 those of every other route in the shared nonce table (:mod:`engine.api.nonces`).
 
 Errors are :class:`engine.taps.wire.Problem` documents: 400 malformed (the field is
-named), 401 signature refused, 403 role, 404, 409 conflict, 503 transient (retry with the
-same ``tap_id``).
+named), 401 signature refused, 403 role (or a tap naming another gate), 404, 409 conflict,
+503 transient (retry with the same ``tap_id``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from adapters.signing import HEADER_NONCE
 from engine.api.metrics import Metrics
 from engine.api.nonces import NonceStore
 from engine.disbursement.store import DisbursementStore
-from engine.errors import ConflictError, NotFoundError
+from engine.errors import ConflictError, ForbiddenError, NotFoundError
 from hsm.datakeys import TOKEN_SIZE
 from hsm.errors import HsmError
 from ledger.errors import ConflictError as LedgerConflictError
@@ -46,7 +46,8 @@ CARD_TOKEN_PATTERN = re.compile(r"[0-9a-f]{%d}" % (2 * TOKEN_SIZE))
 
 # Which device roles may call each signed route (route name -> roles).
 ROLES: dict[str, frozenset[str]] = {
-    "taps": frozenset({"gate", "admin"}),
+    # Only the gate a tap names may send it (engine.taps.service, "Tap identity").
+    "taps": frozenset({"gate"}),
     "deny_list": frozenset({"gate", "admin"}),
     "deny_entries": frozenset({"admin"}),
     "deny_card": frozenset({"admin"}),
@@ -154,6 +155,8 @@ async def errors_and_auth(request: web.Request, handler):
         return _problem(400, f"invalid request: {error}")
     except msgspec.DecodeError as error:
         return _problem(400, f"malformed JSON: {error}")
+    except ForbiddenError as error:
+        return _problem(403, str(error))
     except NotFoundError as error:
         return _problem(404, str(error))
     except ConflictError as error:

@@ -24,6 +24,10 @@ def register(subparsers) -> None:
                         help="worker processes (default: one per core)")
     parser.add_argument("--no-batching", action="store_true",
                         help="one database transaction per tap (for comparison)")
+    parser.add_argument("--clock-skew-ms", type=int, default=None,
+                        help="how far ahead of the server clock a gate may date a tap before "
+                             "it is declined tap_in_future (default: 300000, 5 minutes; "
+                             "offline uploads may be any age)")
     parser.add_argument("--fare-config", type=Path, default=None,
                         help="fare engine TOML (default: the packaged Chengdu demo)")
     parser.add_argument("--shared-data", type=Path, default=None,
@@ -39,13 +43,18 @@ def _serve(args: argparse.Namespace) -> int:
     from engine.alerts import AlertThresholds
     from engine.app import TapSettings
     from engine.server import WORKERS_MAX, ServeOptions, serve
+    from engine.taps.service import CLOCK_SKEW_MS_MAX
 
     if not 1 <= args.workers <= WORKERS_MAX:
         raise UsageError(f"--workers: must be 1 to {WORKERS_MAX}")
+    if args.clock_skew_ms is not None and not 0 <= args.clock_skew_ms <= CLOCK_SKEW_MS_MAX:
+        raise UsageError(f"--clock-skew-ms: must be 0 to {CLOCK_SKEW_MS_MAX}")
     # Read before any worker starts, so a bad threshold stops the command with its name.
     thresholds = AlertThresholds.configured(args.alert_config)
     settings = TapSettings(fare_config=args.fare_config, shared_data=args.shared_data,
                            alert_thresholds=thresholds)
+    if args.clock_skew_ms is not None:
+        settings = dataclasses.replace(settings, clock_skew_ms_max=args.clock_skew_ms)
     if args.no_batching:
         settings = dataclasses.replace(settings, flush_size_max=1, flush_delay_ms=0)
     return serve(ServeOptions(args.host, args.port, args.workers, settings))

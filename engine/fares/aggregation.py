@@ -22,7 +22,8 @@ class AggregationError(UnpriceableError):
 
 class PricedTap(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One priced tap as stored by the tap API (``fare_minor`` after caps; ``refund_minor``
-    what a late tap refunded when re-pricing its day lowered the day's charges)."""
+    what a late tap refunded when re-pricing its day lowered the day's charges).
+    ``device_id`` is the gate that numbered the tap: a tap is ``(device_id, tap_id)``."""
 
     tap_id: str
     card_token: str
@@ -30,6 +31,7 @@ class PricedTap(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     transit_date: date
     fare_minor: int
     refund_minor: int = 0
+    device_id: str = ""
 
 
 class Collection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -48,7 +50,8 @@ def collections_by_bank(taps: Iterable[PricedTap], day: date) -> dict[str, tuple
     Parameters
     ----------
     taps : iterable of PricedTap
-        Every priced tap of transit day ``day`` (a tap repeated unchanged counts once).
+        Every priced tap of transit day ``day`` (a tap repeated unchanged counts once; a
+        tap is its gate's ``device_id`` and ``tap_id``: gates number taps each on their own).
     day : date
         The transit day closed.
 
@@ -61,7 +64,7 @@ def collections_by_bank(taps: Iterable[PricedTap], day: date) -> dict[str, tuple
     Raises
     ------
     AggregationError
-        A tap of another day, a negative fare or refund, a tap id repeated with different
+        A tap of another day, a negative fare or refund, a tap repeated with different
         content, a card under two issuing banks, a card whose refunds exceed its fares,
         or a total beyond a 64-bit amount.
 
@@ -72,7 +75,7 @@ def collections_by_bank(taps: Iterable[PricedTap], day: date) -> dict[str, tuple
     >>> collections_by_bank(taps, date(2026, 3, 2))
     {'ICBC': (Collection(issuing_bank_id='ICBC', card_token='card-a', transit_date=datetime.date(2026, 3, 2), amount_minor=400, tap_count=3),)}
     """
-    seen: dict[str, PricedTap] = {}
+    seen: dict[tuple[str, str], PricedTap] = {}
     totals: dict[str, list[int]] = {}
     banks: dict[str, str] = {}
     for tap in taps:
@@ -81,12 +84,12 @@ def collections_by_bank(taps: Iterable[PricedTap], day: date) -> dict[str, tuple
         if tap.fare_minor < 0 or tap.refund_minor < 0:
             raise AggregationError(f"tap {tap.tap_id}: fare_minor {tap.fare_minor} or refund_minor "
                                    f"{tap.refund_minor} is negative")
-        earlier = seen.get(tap.tap_id)
+        earlier = seen.get((tap.device_id, tap.tap_id))
         if earlier is not None:
             if earlier != tap:
                 raise AggregationError(f"tap {tap.tap_id}: repeated with different content")
             continue
-        seen[tap.tap_id] = tap
+        seen[tap.device_id, tap.tap_id] = tap
         bank = banks.setdefault(tap.card_token, tap.issuing_bank_id)
         if bank != tap.issuing_bank_id:
             raise AggregationError(f"card {tap.card_token}: issued by {bank} and {tap.issuing_bank_id}")

@@ -48,8 +48,8 @@ async def charge_missing_exits(pool: asyncpg.Pool, posting: TapLedger, pricing: 
     """Charge every open entry whose journey time is over at ``now_utc`` its network's
     maximum fare; return how many were charged.
 
-    Each charge is recorded as a tap ``<entry tap_id>:missing-exit`` (approved, on the
-    entry's transit day, at the entry's station) and posted card -> the entry gate's
+    Each charge is recorded as a tap ``<entry tap_id>:missing-exit`` of the entry's gate
+    (approved, on the entry's transit day, at the entry's station) and posted card -> the entry gate's
     operator, with the card's new fare state, in one transaction per card. Running it
     again charges nothing twice (the record's id is derived from the entry).
     """
@@ -74,15 +74,16 @@ async def _charge_missing_exit(connection: asyncpg.Connection, posting: TapLedge
         return 0
     entry_tap_id, fare = found
     tap_id = entry_tap_id + MISSING_EXIT_SUFFIX
-    entry = (await store.fetch_taps(connection, [entry_tap_id, tap_id]))
-    if tap_id in entry or entry_tap_id not in entry:
+    entry_record = await store.card_tap(connection, card_token, entry_tap_id)
+    if entry_record is None or await store.fetch_taps(connection,
+                                                      [(entry_record.device_id, tap_id)]):
         return 0
-    entry_record = entry[entry_tap_id]
     operator_account_id = await connection.fetchval(
         "SELECT operator_account_id FROM transit_devices WHERE device_id = $1",
         entry_record.device_id)
     reason = Reason.approved
-    transfer_id = transfer_id_for(tap_id) if fare.fare_minor > 0 else None
+    transfer_id = (transfer_id_for(entry_record.device_id, tap_id) if fare.fare_minor > 0
+                   else None)
     record = TapRecord(
         answer=TapAnswer(tap_id=tap_id, decision=reason.decision, reason=reason.name,
                          reason_code=int(reason), fare_minor=fare.fare_minor,
@@ -121,13 +122,14 @@ async def close_day(pool: asyncpg.Pool, transit_day: date, *, current_day: date)
         async with connection.transaction():
             rows = await connection.fetch(
                 """SELECT t.tap_id, t.card_token, c.bank_code, t.transit_day, t.fare_minor,
-                          t.refund_minor
+                          t.refund_minor, t.device_id
                    FROM transit_taps t JOIN transit_cards c ON c.card_token = t.card_token
                    WHERE t.transit_day = $1 AND (t.fare_minor > 0 OR t.refund_minor > 0)""",
                 transit_day)
             grouped = collections_by_bank(
                 (PricedTap(r["tap_id"], r["card_token"], r["bank_code"], r["transit_day"],
-                           r["fare_minor"], r["refund_minor"]) for r in rows), transit_day)
+                           r["fare_minor"], r["refund_minor"], r["device_id"]) for r in rows),
+                transit_day)
             items = [item for bank in grouped.values() for item in bank]
             await connection.execute(
                 """INSERT INTO transit_collections (card_token, transit_day, bank_code, amount_minor)

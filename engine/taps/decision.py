@@ -1,6 +1,6 @@
 """Deciding one tap: pure, no I/O (the store loads the card, the service verifies the ARQC).
 
-Checks run in the priority order of :class:`~engine.taps.reasons.Reason` and the first
+Checks run in the priority order of :data:`~engine.taps.reasons.PRIORITY` and the first
 that fails is the answer. The function returns the decision together with the card's new
 state and the alerts raised; the caller writes all of them, or none, in one transaction.
 Pricing (:mod:`engine.fares`) and the alert rules (:mod:`engine.alerts`) come in as pure
@@ -12,6 +12,14 @@ tap whose ATC is in that set is a replay (same ARQC) or a cloned card (different
 two chips share one key and counter); an ATC below the lowest remembered one, once the
 set is full, is too old to tell and is declined. Any other ATC is new, even if lower than
 the highest (offline uploads arrive out of order).
+
+Clock rule. A tap dated later than ``tapped_at_max`` (the server clock plus the gates'
+clock skew, given by the service) is declined ``tap_in_future`` before anything about
+the card is read: a gate with a wrong clock must not move the card's ATC memory, alert
+state or fare journal into the future, or every later tap of the card would be a "late"
+tap of a day that has not begun. There is no lower bound here: offline uploads may be
+hours or days old; the fare engine declines a tap of a transit day before the card's
+current one (``fare_unavailable``) and the ATC rule one too far behind the card.
 
 Alert rules run on every tap whose cryptogram verified for an enrolled card, declined or
 not (a replayed ATC with a new ARQC is exactly the clone signal); the fare is priced only
@@ -41,7 +49,8 @@ class TapFacts(msgspec.Struct, frozen=True):
     ``atc`` is the 2-byte counter as an int; ``arqc`` 8 bytes; ``tapped_at`` is the
     gate's local time with its UTC offset; ``currency`` the ISO 4217 numeric code;
     ``network_id`` the fare network of the signing gate; ``gate_id`` the gate the tap
-    names, which must be the signing device.
+    names, which must be the signing device (the service refuses any other before
+    deciding; a pure caller gets ``tap_invalid``).
     """
 
     tap_id: str
@@ -121,7 +130,8 @@ def no_alerts(card: CardState, facts: TapFacts) -> tuple[tuple[RaisedAlert, ...]
 
 
 def decide(card: CardState | None, facts: TapFacts, *, arqc_failure: Reason | None,
-           price: Pricer, detect: Detector = no_alerts) -> Decision:
+           price: Pricer, detect: Detector = no_alerts,
+           tapped_at_max: datetime | None = None) -> Decision:
     """Decide one tap.
 
     Parameters
@@ -132,6 +142,8 @@ def decide(card: CardState | None, facts: TapFacts, *, arqc_failure: Reason | No
         A1.2), else why not (``arqc_invalid``, ``tap_invalid``, ``card_unknown``).
     price : the fare engine (pure).
     detect : the alert rules (pure).
+    tapped_at_max : the latest tap time accepted (aware; the server clock plus the gates'
+        clock skew), ``None`` to accept any (tests of other rules).
 
     >>> from datetime import timezone
     >>> card = CardState("tok", 1, "BANK")
@@ -143,11 +155,16 @@ def decide(card: CardState | None, facts: TapFacts, *, arqc_failure: Reason | No
     ('approved', (5,))
     >>> decide(decision.card, facts, arqc_failure=None, price=lambda c, f: fare).reason.name
     'atc_replayed'
+    >>> decide(card, facts, arqc_failure=None, price=lambda c, f: fare,
+    ...        tapped_at_max=datetime(2025, 12, 31, tzinfo=timezone.utc))
+    Decision(reason=<Reason.tap_in_future: 13>, fare=None, card=None, alerts=())
     """
     assert facts.card_token, "the card token is set before deciding"
     assert arqc_failure is not Reason.approved
     if facts.currency != CURRENCY_CNY or facts.gate_id != facts.device_id:
         return Decision(Reason.tap_invalid)
+    if tapped_at_max is not None and facts.tapped_at > tapped_at_max:
+        return Decision(Reason.tap_in_future)
     if arqc_failure is not None:
         return Decision(arqc_failure)
     if card is None:

@@ -4,12 +4,21 @@ One batch of the micro-batcher (:mod:`engine.taps.batcher`):
 
 1. is prepared: PANs tokenized, every ARQC verified through the key service's batch form
    (while the previous batch is still committing);
-2. is flushed in one transaction: locks the cards, looks the ``tap_id`` values up (a repeat gets its
+2. is flushed in one transaction: locks the cards, looks the taps up by gate and ``tap_id`` (a repeat gets its
    first answer; a repeat with a different body is a conflict naming the field), decides
    each new tap (:func:`engine.taps.decision.decide`), posts the fares card -> operator
    through the ledger on the same connection, and writes the tap records, the cards' new
    state and the alerts;
 3. answers only after that transaction committed: acknowledged means durable.
+
+Tap identity. A gate numbers its own taps, so a tap is identified by its gate and its
+``tap_id`` together (as fare collection systems key a transaction by device and sequence
+number): idempotency, the recorded tap and its ledger transfer id are per
+``(gate_id, tap_id)``, and two gates may use the same ``tap_id``. Only the gate a tap
+names may send it: :meth:`TapService.submit` refuses a tap whose ``gate_id`` is not the
+signing device with :class:`engine.errors.ForbiddenError` (403) before anything is
+recorded, and an upload holding one such tap is refused whole. So no device can take,
+answer or spoil another gate's tap id; a gate's own retry still gets its first answer.
 
 Replayed signatures across workers: each worker's :class:`adapters.signing.Verifier`
 remembers nonces in its own memory, so a signed request replayed to another worker passes
@@ -26,7 +35,8 @@ The ledger posting shares the flush's transaction (``Ledger.create_transfers(...
 connection=)``), so a tap record and its transfer commit together or not at all. That is
 why the ledger's own :class:`ledger.batcher.GroupCommitBatcher` is not used here: this
 micro-batcher already is the group commit for taps, and a second batcher would commit the
-transfers in a separate transaction from the tap records; the transfer id is derived from the ``tap_id`` so even a retry
+transfers in a separate transaction from the tap records; the transfer id is derived from
+the tap's ``(gate_id, tap_id)`` so even a retry
 after a lost commit acknowledgement cannot post twice. If the ledger refuses any posting
 of a batch, the batch is rolled back and its taps are retried one per transaction so
 only the refused tap is declined (``ledger_rejected``).
@@ -38,12 +48,14 @@ import asyncio
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Protocol, Sequence
 
 import asyncpg
 
 from adapters.errors import SignatureError
 from adapters.signing import HEADER_NONCE
+from engine.errors import ForbiddenError
 from engine.taps import store
 from engine.taps.batcher import MicroBatcher
 from engine.taps.decision import CardState, Detector, Pricer, TapFacts, decide, no_alerts
@@ -51,6 +63,17 @@ from engine.taps.devices import Device
 from engine.taps.reasons import Reason
 from engine.taps.store import TapRecord
 from engine.taps.wire import TapAnswer, TapConflict
+
+
+# How far ahead of the server clock a gate's clock may run before its taps are declined
+# ``tap_in_future`` (gates keep time by NTP; minutes of drift is a broken gate).
+CLOCK_SKEW_MS_DEFAULT = 5 * 60 * 1000
+CLOCK_SKEW_MS_MAX = 24 * 3600 * 1000
+assert 0 <= CLOCK_SKEW_MS_DEFAULT <= CLOCK_SKEW_MS_MAX
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -116,23 +139,37 @@ class _LoneRefusal(Exception):
     """The posting of a one-tap batch was refused: roll back, record it declined."""
 
 
-def transfer_id_for(tap_id: str) -> int:
-    """The ledger transfer id of a tap's fare: 128 bits derived from the ``tap_id``.
+def transfer_id_for(device_id: str, tap_id: str) -> int:
+    """The ledger transfer id of a tap's fare: 128 bits derived from the tap's identity,
+    its gate (``device_id``) and ``tap_id``.
 
-    >>> transfer_id_for("t1") == transfer_id_for("t1") != transfer_id_for("t2")
+    >>> transfer_id_for("G1", "t1") == transfer_id_for("G1", "t1") != transfer_id_for("G1", "t2")
+    True
+    >>> transfer_id_for("G1", "t1") != transfer_id_for("G2", "t1")
     True
     """
-    digest = hashlib.sha256(b"onecard/transit/fare\x00" + tap_id.encode()).digest()
+    # Neither part may contain a NUL (both are printable), so the join is unambiguous.
+    digest = hashlib.sha256(b"onecard/transit/fare\x00" + device_id.encode() + b"\x00"
+                            + tap_id.encode()).digest()
     return int.from_bytes(digest[:16], "big") or 1
 
 
 class TapService:
-    """Decide and record taps; ``submit`` is what the HTTP handler calls."""
+    """Decide and record taps; ``submit`` is what the HTTP handler calls.
+
+    A tap dated more than ``clock_skew_ms_max`` after ``clock()`` (read once per flush) is
+    declined ``tap_in_future`` (:func:`engine.taps.decision.decide`, "Clock rule").
+    """
 
     def __init__(self, pool: asyncpg.Pool, *, keys: TapKeys, ledger: TapLedger,
                  intake: TapIntake, price: Pricer, metrics: TapMetrics,
-                 flush_size_max: int, flush_delay_ms: float, detect: Detector = no_alerts):
+                 flush_size_max: int, flush_delay_ms: float, detect: Detector = no_alerts,
+                 clock_skew_ms_max: int = CLOCK_SKEW_MS_DEFAULT,
+                 clock: Callable[[], datetime] = utc_now):
+        assert 0 <= clock_skew_ms_max <= CLOCK_SKEW_MS_MAX
         self._pool = pool
+        self._clock_skew = timedelta(milliseconds=clock_skew_ms_max)
+        self._clock = clock
         self._keys = keys
         self._ledger = ledger
         self._intake = intake
@@ -151,6 +188,8 @@ class TapService:
 
         Raises
         ------
+        ForbiddenError
+            The tap names another gate than the signing ``device`` (nothing recorded).
         SignatureError
             The tap was recorded before from this device under this ``nonce``: a replayed
             request (nothing changed).
@@ -158,6 +197,7 @@ class TapService:
             Transient: nothing was recorded, the gate may retry with the same ``tap_id``.
         """
         started_s = time.perf_counter()
+        _check_gate(device, tap, "")
         answer = await self.batcher.submit(Submitted(device, tap, nonce))
         if isinstance(answer, Replayed):
             raise SignatureError(f"{HEADER_NONCE}: replayed request")
@@ -170,7 +210,14 @@ class TapService:
 
         With batching on, the taps queue in order and flushes run one after another, so they
         are decided in order while sharing flushes; with batching off they go one by one.
+
+        Raises
+        ------
+        ForbiddenError
+            A tap names another gate than ``device``: the upload is refused whole.
         """
+        for index, tap in enumerate(taps):
+            _check_gate(device, tap, f"taps[{index}].")
         # A tap_id repeated within the upload is a repeat, not a replay: only its first
         # occurrence carries the request's nonce.
         first_seen: set[str] = set()
@@ -224,22 +271,24 @@ class TapService:
 
     async def _commit_once(self, prepared: list) -> list[TapAnswer | TapConflict]:
         started_s = time.perf_counter()
+        tapped_at_max = self._clock() + self._clock_skew
         async with self._pool.acquire() as connection:
             async with connection.transaction():
                 cards = await store.lock_cards(connection, (f.card_token for _, f, _, _ in prepared))
-                known = await store.fetch_taps(connection, (f.tap_id for _, f, _, _ in prepared))
+                known = await store.fetch_taps(
+                    connection, ((f.device_id, f.tap_id) for _, f, _, _ in prepared))
                 answers, records, postings, alerts = [], [], [], []
                 for item, facts, request, arqc_failure in prepared:
-                    prior = known.get(facts.tap_id)
+                    prior = known.get((facts.device_id, facts.tap_id))
                     if prior is not None:
                         answers.append(_repeat(prior, request, item))
                         continue
                     record, posting, raised, card = self._decide(
                         cards.get(facts.card_token), item.device, facts, request, arqc_failure,
-                        item.nonce)
+                        item.nonce, tapped_at_max)
                     if card is not None:
                         cards[card.card_token] = card
-                    known[facts.tap_id] = record
+                    known[facts.device_id, facts.tap_id] = record
                     records.append(record)
                     answers.append(record.answer)
                     postings.extend(posting)
@@ -260,15 +309,16 @@ class TapService:
         return answers
 
     def _decide(self, card: CardState | None, device: Device, facts: TapFacts,
-                request: dict, arqc_failure: Reason | None, nonce: str | None):
+                request: dict, arqc_failure: Reason | None, nonce: str | None,
+                tapped_at_max: datetime):
         decision = decide(card, facts, arqc_failure=arqc_failure, price=self._price,
-                          detect=self._detect)
+                          detect=self._detect, tapped_at_max=tapped_at_max)
         fare = decision.fare
         postings: list[FarePosting] = []
         transfer_id = None
         if fare is not None and fare.fare_minor != 0:
             assert card is not None and device.operator_account_id is not None
-            transfer_id = transfer_id_for(facts.tap_id)
+            transfer_id = transfer_id_for(device.device_id, facts.tap_id)
             if fare.fare_minor > 0:
                 postings.append(FarePosting(transfer_id, card.account_id,
                                             device.operator_account_id, fare.fare_minor,
@@ -304,7 +354,8 @@ class TapService:
         async with self._pool.acquire() as connection:
             async with connection.transaction():
                 await store.lock_cards(connection, [facts.card_token])
-                prior = (await store.fetch_taps(connection, [facts.tap_id])).get(facts.tap_id)
+                key = (facts.device_id, facts.tap_id)
+                prior = (await store.fetch_taps(connection, [key])).get(key)
                 if prior is not None:
                     return _repeat(prior, request, item)
                 await store.write_batch(connection, [TapRecord(
@@ -315,12 +366,19 @@ class TapService:
         return answer
 
 
+def _check_gate(device: Device, tap: Any, where: str) -> None:
+    if tap.gate_id != device.device_id:
+        raise ForbiddenError(f"{where}gate_id: {tap.gate_id!r} is not the signing device "
+                             f"{device.device_id!r}; a gate sends only its own taps")
+
+
 def _repeat(prior: TapRecord, request: dict[str, Any],
             item: Submitted) -> TapAnswer | TapConflict | Replayed:
-    """The first answer again, a conflict naming the first field that differs, or
-    :class:`Replayed` when the very request that brought the tap came again."""
-    if (item.nonce is not None and prior.request_nonce == item.nonce
-            and prior.device_id == item.device.device_id):
+    """The first answer again (the same gate's ``tap_id``), a conflict naming the first
+    field that differs, or :class:`Replayed` when the very request that brought the tap
+    came again."""
+    assert prior.device_id == item.device.device_id
+    if item.nonce is not None and prior.request_nonce == item.nonce:
         return Replayed(prior.answer.tap_id)
     for name in list(request) + [name for name in prior.request if name not in request]:
         if request.get(name) != prior.request.get(name):

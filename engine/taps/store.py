@@ -70,11 +70,30 @@ def _card(row: asyncpg.Record) -> CardState:
     )
 
 
-async def fetch_taps(connection: asyncpg.Connection, tap_ids: Iterable[str]) -> dict[str, TapRecord]:
-    """The already recorded taps among ``tap_ids``."""
-    rows = await connection.fetch(
-        "SELECT * FROM transit_taps WHERE tap_id = ANY($1::text[])", list(set(tap_ids)))
-    return {row["tap_id"]: _record(row) for row in rows}
+TapKey = tuple[str, str]  # a tap's identity: (device_id of its gate, tap_id)
+
+
+async def fetch_taps(connection: asyncpg.Connection,
+                     keys: Iterable[TapKey]) -> dict[TapKey, TapRecord]:
+    """The already recorded taps among ``keys`` (``(device_id, tap_id)`` pairs)."""
+    # By tap_id alone, the primary key's first column: one index scan for the batch, where
+    # matching pairs costs a join per flush. Another gate's tap of the same id is rare and
+    # left out here.
+    wanted = set(keys)
+    rows = await connection.fetch("SELECT * FROM transit_taps WHERE tap_id = ANY($1::text[])",
+                                  list({tap_id for _, tap_id in wanted}))
+    return {key: _record(row) for row in rows
+            if (key := (row["device_id"], row["tap_id"])) in wanted}
+
+
+async def card_tap(connection: asyncpg.Connection, card_token: str,
+                   tap_id: str) -> TapRecord | None:
+    """The card's approved tap ``tap_id`` (a fare state names its taps by ``tap_id``
+    alone), the latest recorded if two gates used that id; ``None`` when there is none."""
+    row = await connection.fetchrow(
+        """SELECT * FROM transit_taps WHERE card_token = $1 AND tap_id = $2 AND reason = 0
+           ORDER BY recorded_at DESC LIMIT 1""", card_token, tap_id)
+    return None if row is None else _record(row)
 
 
 def _record(row: asyncpg.Record) -> TapRecord:

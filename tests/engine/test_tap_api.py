@@ -5,12 +5,15 @@ auth, offline uploads."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta, timezone
 
 import msgspec
 import pytest
 
 from adapters.signing import sign
-from tapkit import Rider
+from engine.fares.aggregation import Collection
+from engine.taps.collections import close_day
+from tapkit import T0, Rider
 
 CARD_ACCOUNT_ID = 5001
 # Weijianian -> Tianfu Square on Chengdu Line 1: 7.540 km, band 4-8 km = 3 CNY.
@@ -124,9 +127,63 @@ async def test_card_of_unknown_issuer_is_declined(api):
     assert answer["reason"] == "card_unknown"
 
 
-async def test_tap_naming_another_gate_is_invalid(api, rider):
-    _, answer = await api.tap(rider.tap("x-4", gate="gate-9"))
-    assert answer["reason"] == "tap_invalid"
+async def _recorded(api, tap_id):
+    async with api.pool.acquire() as connection:
+        return [tuple(row) for row in await connection.fetch(
+            "SELECT device_id, reason, fare_minor FROM transit_taps WHERE tap_id = $1 "
+            "ORDER BY device_id", tap_id)]
+
+
+@pytest.mark.parametrize("device", ["bus-1", "admin-1"])
+async def test_tap_of_another_gate_is_refused_and_its_tap_id_stays_free(api, rider, device):
+    """The tester's case: a device sent gate-1's exit first; the real gate then got a
+    replayed decline and the rider's exit was lost to the daily close's maximum fare."""
+    await api.tap(rider.tap("s-1"))
+    exit_tap = rider.tap("s-2", "exit", "tianfuguangchang", minutes=20)
+    status, body = await api.tap(exit_tap, device=device)
+    expected = {"bus-1": "gate_id: 'gate-1' is not the signing device 'bus-1'",
+                "admin-1": "device role 'admin' may not call this route"}[device]
+    assert status == 403 and body["title"].startswith(expected)
+    assert await _recorded(api, "s-2") == []
+    status, answer = await api.tap(exit_tap)
+    assert (status, answer["reason"], answer["fare_minor"], answer["replayed"]) == (
+        200, "approved", FARE_MINOR, False)
+    assert await _recorded(api, "s-2") == [("gate-1", 0, FARE_MINOR)]
+    _, again = await api.tap(exit_tap)  # the gate's own retry: its first answer, no charge
+    assert again == answer | {"replayed": True}
+    assert await api.balance(CARD_ACCOUNT_ID) == (FARE_MINOR, 0)
+
+
+async def test_upload_holding_another_gates_tap_is_refused_whole(api, rider):
+    upload = [rider.tap("w-1", "single", "stop-1", gate="bus-1"),
+              rider.tap("w-2", "exit", "tianfuguangchang", minutes=20)]
+    status, body = await api.call("POST", "/v1/taps", msgspec.json.encode(upload), device="bus-1")
+    assert (status, body["title"]) == (403, "taps[1].gate_id: 'gate-1' is not the signing "
+                                            "device 'bus-1'; a gate sends only its own taps")
+    assert await _recorded(api, "w-1") == []
+    assert await api.balance(CARD_ACCOUNT_ID) == (0, 0)
+
+
+async def test_two_gates_may_use_the_same_tap_id(api, rider):
+    """Idempotency is per (gate, tap_id): each gate's tap is decided, charged, repeated
+    and collected on its own."""
+    bus_tap = rider.tap("k-1", "single", "stop-1", gate="bus-1")
+    metro_entry = rider.tap("k-0", minutes=120)
+    metro_exit = rider.tap("k-1", "exit", "tianfuguangchang", minutes=140)
+    _, bus = await api.tap(bus_tap, device="bus-1")
+    await api.tap(metro_entry)
+    _, exit_ = await api.tap(metro_exit)
+    assert [(a["tap_id"], a["reason"], a["fare_minor"], a["replayed"]) for a in (bus, exit_)] == [
+        ("k-1", "approved", 200, False), ("k-1", "approved", FARE_MINOR, False)]
+    _, bus_again = await api.tap(bus_tap, device="bus-1")
+    _, exit_again = await api.tap(metro_exit)
+    assert (bus_again, exit_again) == (bus | {"replayed": True}, exit_ | {"replayed": True})
+    assert await _recorded(api, "k-1") == [("bus-1", 0, 200), ("gate-1", 0, FARE_MINOR)]
+    assert await api.balance(CARD_ACCOUNT_ID) == (200 + FARE_MINOR, 0)
+    async with api.pool.acquire() as connection:
+        assert await connection.fetchval("SELECT count(*) FROM ledger_transfers") == 2
+    grouped = await close_day(api.pool, T0.date(), current_day=T0.date() + timedelta(days=1))
+    assert grouped == {"ICBC": (Collection("ICBC", rider.token, T0.date(), 200 + FARE_MINOR, 2),)}
 
 
 async def test_unpriceable_station_is_declined(api, rider):
@@ -147,6 +204,82 @@ async def test_late_tap_of_an_earlier_transit_day_is_declined(api, rider):
     await api.tap(rider.tap("o-2", minutes=30))
     _, answer = await api.tap(early)
     assert answer["reason"] == "fare_unavailable"
+
+
+async def _card_row(api, token):
+    async with api.pool.acquire() as connection:
+        return dict(await connection.fetchrow(
+            """SELECT atc_max, atcs_recent, arqcs_recent, fare_state, alert_state, rider_category
+               FROM transit_cards WHERE card_token = $1""", token))
+
+
+async def test_tap_dated_in_the_future_is_declined_and_changes_no_card_state(api, rider):
+    """The tester's case: one gate with its clock half a year ahead must not lock the card
+    out of the real day (every later tap was ``fare_unavailable``)."""
+    await api.tap(rider.tap("f-0"))
+    before = await _card_row(api, rider.token)
+    now = datetime.now(timezone.utc)
+    ahead_minutes = int((now - T0).total_seconds() // 60) + 183 * 24 * 60
+    future = rider.tap("f-1", "exit", "tianfuguangchang", minutes=ahead_minutes)
+    status, answer = await api.tap(future)
+    assert (status, answer) == (200, {
+        "result": "answer", "tap_id": "f-1", "decision": "declined", "reason": "tap_in_future",
+        "reason_code": 13, "fare_minor": 0, "rider_category": "adult", "day_total_minor": 0,
+        "day_cap_minor": 0, "replayed": False, "refund_minor": 0})
+    assert await _card_row(api, rider.token) == before
+    assert await api.balance(CARD_ACCOUNT_ID) == (0, 0)
+    async with api.pool.acquire() as connection:
+        assert await connection.fetchval(
+            "SELECT count(*) FROM transit_alerts WHERE tap_id = 'f-1'") == 0
+    # The card still works at the real time: its exit is priced as usual.
+    _, exit_ = await api.tap(rider.tap("f-2", "exit", "tianfuguangchang", minutes=20))
+    assert (exit_["reason"], exit_["fare_minor"], exit_["day_total_minor"]) == (
+        "approved", FARE_MINOR, FARE_MINOR)
+    assert await api.balance(CARD_ACCOUNT_ID) == (FARE_MINOR, 0)
+    # Resent unchanged, the future tap gets its first answer again (it is recorded).
+    _, again = await api.tap(future)
+    assert again == answer | {"replayed": True}
+
+
+async def test_no_declined_tap_changes_the_cards_fare_state(api, rider):
+    """Regression over every decline the API can reach for an enrolled card: the stored
+    fare state (day journal, open entry) stays as the last approved tap left it."""
+    entry = rider.tap("v-0")
+    await api.tap(entry)
+    fare_state = (await _card_row(api, rider.token))["fare_state"]
+    ahead = int((datetime.now(timezone.utc) - T0).total_seconds() // 60) + 24 * 60
+    declines = [
+        (msgspec.structs.replace(rider.tap("v-1", "exit", "tianfuguangchang", minutes=20),
+                                 arqc="00" * 8), "arqc_invalid"),
+        (msgspec.structs.replace(entry, tap_id="v-2"), "atc_replayed"),
+        (rider.tap("v-3", "exit", "nowhere", minutes=21), "fare_unavailable"),
+        (rider.tap("v-4", "exit", "tianfuguangchang", minutes=-6 * 60), "fare_unavailable"),
+        (rider.tap("v-5", "exit", "tianfuguangchang", minutes=ahead), "tap_in_future"),
+    ]
+    for tap, reason in declines:
+        _, answer = await api.tap(tap)
+        assert (answer["reason"], answer["fare_minor"]) == (reason, 0)
+        assert (await _card_row(api, rider.token))["fare_state"] == fare_state
+    await api.call("PUT", f"/v1/deny-list/{rider.token}/lost", device="admin-1")
+    _, answer = await api.tap(rider.tap("v-6", "exit", "tianfuguangchang", minutes=22))
+    assert answer["reason"] == "card_lost"
+    assert (await _card_row(api, rider.token))["fare_state"] == fare_state
+    assert await api.balance(CARD_ACCOUNT_ID) == (0, 0)
+
+
+@pytest.mark.parametrize("api, reason", [({}, "approved"), ({"clock_skew_ms_max": 0}, "tap_in_future")],
+                         ids=["default-skew", "no-skew"], indirect=["api"])
+async def test_clock_skew_is_configured(api, rider, reason):
+    minute_ahead = int((datetime.now(timezone.utc) - T0).total_seconds() // 60) + 1
+    _, answer = await api.tap(rider.tap("g-1", minutes=minute_ahead))
+    assert answer["reason"] == reason
+
+
+def test_serve_refuses_a_clock_skew_out_of_range(capsys):
+    from engine import cli
+
+    assert cli.main(["serve", "--port", "0", "--clock-skew-ms", "-1"]) == 2
+    assert capsys.readouterr().err == "onecard: --clock-skew-ms: must be 0 to 86400000\n"
 
 
 async def test_atc_replay_clone_and_too_old(api, rider):

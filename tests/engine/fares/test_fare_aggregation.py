@@ -30,6 +30,14 @@ def test_late_tap_refund_lowers_the_collection():
     assert collections_by_bank(taps, DAY) == {"ICBC": (Collection("ICBC", "c1", DAY, 500, 2),)}
 
 
+def test_two_gates_may_number_a_tap_alike():
+    """A tap is its gate's tap_id: the same id from two gates is two taps."""
+    taps = [PricedTap("7", "c1", "ICBC", DAY, 300, device_id="G1"),
+            PricedTap("7", "c1", "ICBC", DAY, 300, device_id="G2"),
+            PricedTap("7", "c1", "ICBC", DAY, 300, device_id="G2")]
+    assert collections_by_bank(taps, DAY) == {"ICBC": (Collection("ICBC", "c1", DAY, 600, 2),)}
+
+
 def test_empty_day():
     assert collections_by_bank([], DAY) == {}
 
