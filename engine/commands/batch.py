@@ -230,8 +230,7 @@ def _execute(args: argparse.Namespace) -> int:
     async def run():
         async with open_store(Config.from_env()) as store:
             batch = await store.batch(args.id)
-            # Two phases (reserve, post) each go over every line once.
-            with Progress("executing", 2 * batch.lines_count) as progress:
+            with Progress("executing", batch.lines_count) as progress:
                 return await execute_batch(store, Ledger(store.pool), args.id, args.user, _now_ms(),
                                            on_lines=progress.advance)
 

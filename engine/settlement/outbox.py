@@ -5,7 +5,9 @@ Writing: :func:`post_payouts` creates the payout transfers with
 ``Ledger.create_transfers(..., connection=)`` and, in the same transaction, one pacs.008
 per (issuing bank, payer) in ``settlement_outbox`` and one ``settlement_payments`` row per
 transaction. If the transaction rolls back, neither the money nor the message exists; if
-it commits, both do, whatever happens to the process afterwards.
+it commits, both do, whatever happens to the process afterwards. The messages are rendered
+and validated before the ledger write, because from that write until the caller commits
+the ledger's journal head stays locked and taps wait on it.
 
 Delivering: :class:`Dispatcher` claims due messages (``FOR UPDATE SKIP LOCKED``, a lease
 of ``lease_s`` so a dispatcher that dies mid-delivery is taken over), sends each through
@@ -18,7 +20,8 @@ acknowledgement has no second effect.
 Statuses (pacs.002, from the push answer or posted by the bank) and returns (pacs.004) are
 applied by EndToEndId under the payment row's lock: the first final status wins
 (:func:`adapters.iso20022.pacs002.resolve`), a rejection or a return posts exactly one
-reversing transfer (card → payer), and repeats change nothing.
+reversing transfer (card → payer, whose account every payout transfer carries in
+``user_data_128``: the money may have left from an escrow), and repeats change nothing.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from engine.settlement.registry import CURRENCY, LEDGER_CNY, TRANSFER_CODE_PAYOU
 from ledger.ids import new_id
 from ledger.results import CreateTransferResult
 from ledger.service import Ledger, id_bytes
-from ledger.types import Transfer, TransferFlags
+from ledger.types import Transfer
 
 CLAIM_MAX = 64
 LEASE_S = 60.0
@@ -59,9 +62,9 @@ class Payout:
     ``card_account_id`` at ``bank_code``, the issuing bank that gets the pacs.008.
 
     ``creditor_account`` is the card or account number the bank credits (1-34 characters).
-    ``pending_id``: when not 0, the payout posts this pending transfer (same accounts,
-    amount and code) instead of creating a new one: a caller that reserved the money first
-    (two-phase, as disbursement batches do) posts the reservation.
+    ``escrow_account_id``: when not 0, the money leaves from this account instead (the
+    payer's money in transit, moved there by the caller beforehand, as disbursement batches
+    do); the payer stays the pacs.008 debtor and is what a rejection or return credits.
     """
 
     transfer_id: int
@@ -74,7 +77,7 @@ class Payout:
     payer_name: str
     remittance_information: str = ""
     purpose: str = "GOVT"
-    pending_id: int = 0
+    escrow_account_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +100,8 @@ async def post_payouts(connection: asyncpg.Connection, ledger: Ledger, payouts: 
 
     Returns one result per payout. Only payouts created now (``ok``) get an instruction: a
     payout resent after a crash answers ``exists`` and its instruction is already in the
-    outbox. The caller commits (or rolls back) both together.
+    outbox. The caller commits (or rolls back) both together, and should commit soon: the
+    ledger's journal head is locked from the ledger write on.
 
     Raises
     ------
@@ -106,15 +110,50 @@ async def post_payouts(connection: asyncpg.Connection, ledger: Ledger, payouts: 
         once the caller rolls back.
     """
     assert connection.is_in_transaction(), "post_payouts runs inside the caller's transaction"
-    transfers = [Transfer(id=p.transfer_id, debit_account_id=p.payer_account_id, credit_account_id=p.card_account_id,
-                          amount=p.amount_minor, ledger=LEDGER_CNY, code=TRANSFER_CODE_PAYOUT, pending_id=p.pending_id,
-                          flags=int(TransferFlags.post_pending_transfer) if p.pending_id else 0) for p in payouts]
-    results = await ledger.create_transfers(transfers, connection=connection)
-    groups: dict[tuple[str, int, str, str], list[Payout]] = defaultdict(list)
-    for payout, result in zip(payouts, results):
-        if result is CreateTransferResult.ok:
-            groups[(payout.bank_code, payout.payer_account_id, payout.payer_name, payout.purpose)].append(payout)
     created_at = dt.datetime.now(dt.timezone.utc)
+    # Rendered for every payout before the ledger write; the rare resend after a crash
+    # (some answer ``exists``) renders again for the new ones only.
+    instructions = _instructions(payouts, engine_code, created_at)
+    transfers = [Transfer(id=p.transfer_id, debit_account_id=p.escrow_account_id or p.payer_account_id,
+                          credit_account_id=p.card_account_id, amount=p.amount_minor, ledger=LEDGER_CNY,
+                          code=TRANSFER_CODE_PAYOUT, user_data_128=p.payer_account_id) for p in payouts]
+    results = await ledger.create_transfers(transfers, connection=connection)
+    if any(result is not CreateTransferResult.ok for result in results):
+        instructions = _instructions([p for p, r in zip(payouts, results) if r is CreateTransferResult.ok],
+                                     engine_code, created_at)
+    if instructions:
+        # One statement for the messages and one for the payments (unnest): chunks run to thousands.
+        await connection.execute(
+            "INSERT INTO settlement_outbox (message_id, bank_code, kind, xml)"
+            " SELECT m, b, 'payout', x FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(m, b, x)",
+            [i.message.message_id for i in instructions], [i.bank_code for i in instructions],
+            [i.message.xml for i in instructions])
+        await connection.execute(
+            "INSERT INTO settlement_payments (end_to_end_id, message_id, bank_code, transfer_id, amount_minor,"
+            " currency) SELECT e, m, b, t, a, $6 FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[],"
+            " $5::bigint[]) AS u(e, m, b, t, a)",
+            [e for i in instructions for e in i.end_to_end_ids],
+            [i.message.message_id for i in instructions for _ in i.payouts],
+            [i.bank_code for i in instructions for _ in i.payouts],
+            [id_bytes(p.transfer_id) for i in instructions for p in i.payouts],
+            [p.amount_minor for i in instructions for p in i.payouts], CURRENCY)
+    return results
+
+
+@dataclass(frozen=True, slots=True)
+class _Instruction:
+    bank_code: str
+    message: pacs008.Message
+    payouts: list[Payout]
+    end_to_end_ids: list[str]
+
+
+def _instructions(payouts: Sequence[Payout], engine_code: str, created_at: dt.datetime) -> list[_Instruction]:
+    """One validated pacs.008 per (issuing bank, payer) and up to TRANSACTIONS_PER_MESSAGE_MAX payouts."""
+    groups: dict[tuple[str, int, str, str], list[Payout]] = defaultdict(list)
+    for payout in payouts:
+        groups[(payout.bank_code, payout.payer_account_id, payout.payer_name, payout.purpose)].append(payout)
+    instructions = []
     for (bank_code, payer_account_id, payer_name, purpose), group in groups.items():
         header = pacs008.GroupHeader(created_at=created_at, settlement_date=created_at.date(),
                                      instructing_agent=engine_code, instructed_agent=bank_code,
@@ -127,16 +166,8 @@ async def post_payouts(connection: asyncpg.Connection, ledger: Ledger, payouts: 
                                               p.creditor_name, p.creditor_account, p.remittance_information)
                        for end_to_end_id, p in zip(end_to_end_ids, chunk)]
             (message,) = pacs008.iter_messages(header, credits)
-            await connection.execute(
-                "INSERT INTO settlement_outbox (message_id, bank_code, kind, xml) VALUES ($1, $2, 'payout', $3)",
-                message.message_id, bank_code, message.xml)
-            # One statement per message (unnest), not one per payment: batches run to thousands.
-            await connection.execute(
-                "INSERT INTO settlement_payments (end_to_end_id, message_id, bank_code, transfer_id, amount_minor,"
-                " currency) SELECT e, $2, $3, t, a, $4 FROM unnest($1::text[], $5::bytea[], $6::bigint[]) AS u(e, t, a)",
-                end_to_end_ids, message.message_id, bank_code, CURRENCY,
-                [id_bytes(p.transfer_id) for p in chunk], [p.amount_minor for p in chunk])
-    return results
+            instructions.append(_Instruction(bank_code, message, chunk, end_to_end_ids))
+    return instructions
 
 
 async def apply_statuses(connection: asyncpg.Connection, ledger: Ledger, bank_code: str,
@@ -245,8 +276,9 @@ async def _set_status(connection: asyncpg.Connection, end_to_end_id: str, status
 async def _reverse(connection: asyncpg.Connection, ledger: Ledger, row: asyncpg.Record) -> None:
     assert row["reversal_id"] is None, "a payment is reversed at most once"
     original = (await ledger.lookup_transfers([int.from_bytes(row["transfer_id"], "big")], connection=connection))[0]
+    assert original.user_data_128, "a payout transfer carries its payer's account"
     reversal = Transfer(id=new_id(), debit_account_id=original.credit_account_id,
-                        credit_account_id=original.debit_account_id, amount=original.amount, ledger=original.ledger,
+                        credit_account_id=original.user_data_128, amount=original.amount, ledger=original.ledger,
                         code=TRANSFER_CODE_PAYOUT_REVERSAL, user_data_128=original.id)
     (result,) = await ledger.create_transfers([reversal], connection=connection)
     assert result is CreateTransferResult.ok, f"reversal refused by the ledger: {result.name}"

@@ -4,6 +4,8 @@ loopback HTTP: bad lines (one per reason), maker-checker approval, insufficient 
 rejection (pacs.002 RJCT) and a return (pacs.004), exact balances, the CSV and pain.002
 reports, a crash mid-execution resumed without paying twice, and a re-upload refused."""
 
+import asyncio
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -151,9 +153,9 @@ async def test_batch_from_file_to_banks_and_back(store, pool, banks, tmp_path, m
         assert (await funding(connection, ledger, "ELDERLY")).available_minor == 40_000
         assert await connection.fetchval("SELECT count(*) FROM disbursement_payments") == 0
     assert (await store.batch(batch.id)).state is BatchState.approved
-    # The reservations were voided (pending + void transfers), nothing posted, no message.
-    transfers_after, outbox_after = await _ledger_state(pool)
-    assert outbox_after == before[1]
+    # Not a transfer nor a message more; the batch's escrow was rolled back with the rest.
+    assert await _ledger_state(pool) == before
+    assert await ledger.lookup_accounts([execution.escrow_account_id(batch.id)]) == []
     cards = [card_account_id(r.pan_token) for r in (await store.cardholders(
         ["510121195803142150", "510112198711023688", "11010519491231002X"])).values()]
     assert all(a.credits_posted == 0 and a.credits_pending == 0 for a in await ledger.lookup_accounts(cards))
@@ -161,8 +163,9 @@ async def test_batch_from_file_to_banks_and_back(store, pool, banks, tmp_path, m
     await fund_programme(store, ledger, "ELDERLY", 60_000)
     banks["BOC"].close_account("6259083065450331")
 
-    # The engine crashes after posting the first chunk; executing again resumes.
-    real_post = execution._post_chunk
+    # The engine dies after posting the first chunk (its lease left behind); executing again
+    # is refused until the lease expires, then takes it over and resumes.
+    real_post, real_lease = execution._post_chunk, execution._lease
     calls = []
 
     async def crash_after_first(*args):
@@ -171,13 +174,36 @@ async def test_batch_from_file_to_banks_and_back(store, pool, banks, tmp_path, m
         calls.append(1)
         return await real_post(*args)
 
+    @contextlib.asynccontextmanager
+    async def lease_left_behind(pool_, batch_id, holder):
+        try:
+            async with real_lease(pool_, batch_id, holder):
+                yield
+        finally:
+            async with pool_.acquire() as connection:
+                await connection.execute("INSERT INTO disbursement_execution_leases VALUES ($1, 'dead', "
+                                         "now() + interval '1 hour')", batch_id)
+
     monkeypatch.setattr(execution, "_post_chunk", crash_after_first)
+    monkeypatch.setattr(execution, "_lease", lease_left_behind)
     with pytest.raises(RuntimeError):
         await execute_batch(store, ledger, batch.id, "checker", 4_000)
-    assert (await store.batch(batch.id)).state is BatchState.executing
     monkeypatch.setattr(execution, "_post_chunk", real_post)
+    monkeypatch.setattr(execution, "_lease", real_lease)
+    assert (await store.batch(batch.id)).state is BatchState.executing
+    async with pool.acquire() as connection:
+        # The first chunk's two lines posted, from the escrow holding the whole batch.
+        assert await connection.fetchval("SELECT count(end_to_end_id) FROM disbursement_lines") == 2
+        (escrow,) = await ledger.lookup_accounts([execution.escrow_account_id(batch.id)], connection=connection)
+        assert (escrow.credits_posted, escrow.debits_posted) == (65_000, 50_000)
+    with pytest.raises(ConflictError, match="being executed by another run"):
+        await execute_batch(store, ledger, batch.id, "checker", 4_500)
+    async with pool.acquire() as connection:
+        await connection.execute("UPDATE disbursement_execution_leases SET expires_at = now() - interval '1 s'")
     done = await execute_batch(store, ledger, batch.id, "checker", 5_000)
     assert (done.lines, done.amount_minor, done.messages) == (3, 65_000, 3)
+    (escrow,) = await ledger.lookup_accounts([execution.escrow_account_id(batch.id)])
+    assert (escrow.credits_posted, escrow.debits_posted) == (65_000, 65_000)
     with pytest.raises(ConflictError, match="is executed"):
         await execute_batch(store, ledger, batch.id, "checker", 6_000)
     assert [h.state for h in await store.history(batch.id)][-3:] == [
@@ -257,18 +283,31 @@ async def test_wage_programme_pays_from_the_wage_escrow_with_purpose_sala(store,
     batch, _ = await _submit(store, tmp_path, "姓名,身份证号,社会保障卡号,金额\n"
                                               "赵七,11010519491231002X,6217000000000000012,2500.50\n", "w.csv")
     await store.approve(batch.id, "checker", batch.content_sha256, 2_000)
-    # While another run executes the batch (holding its lock), a second run is refused.
-    async with pool.acquire() as other:
-        assert await other.fetchval("SELECT pg_try_advisory_lock($1, $2)", execution.ADVISORY_LOCK_CLASS, batch.id)
-        with pytest.raises(ConflictError, match="being executed by another run"):
-            await execute_batch(store, ledger, batch.id, "checker", 2_500)
-        await other.execute("SELECT pg_advisory_unlock($1, $2)", execution.ADVISORY_LOCK_CLASS, batch.id)
     done = await execute_batch(store, ledger, batch.id, "checker", 3_000)
     assert (done.lines, done.amount_minor) == (1, 250_050)
     async with pool.acquire() as connection:
         xml = bytes(await connection.fetchval("SELECT xml FROM settlement_outbox"))
         assert (await funding(connection, ledger, "ELDERLY")).available_minor == 300_000 - 250_050
     assert b"<Purp><Cd>SALA</Cd></Purp>" in xml
+
+
+async def test_two_concurrent_executions_one_is_refused(store, pool, banks, tmp_path):
+    ledger = Ledger(pool)
+    rows = list(check_cardholder_rows(cardholder_lines(_write(tmp_path / "c.csv", CARDHOLDERS)), BinTable.load(), TODAY))
+    await store.import_cardholders(rows)
+    await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
+    await fund_programme(store, ledger, "ELDERLY", 100_000, bank_code="CCB")
+    batch, _ = await _submit(store, tmp_path, BATCH, "batch.csv")
+    await store.approve(batch.id, "checker", batch.content_sha256, 2_000)
+    outcomes = await asyncio.gather(*(execute_batch(store, ledger, batch.id, user, 3_000) for user in ("a", "b")),
+                                    return_exceptions=True)
+    refused = [o for o in outcomes if isinstance(o, ConflictError)]
+    done = [o for o in outcomes if isinstance(o, execution.Execution)]
+    assert len(refused) == 1 and "being executed by another run" in str(refused[0])
+    assert [(d.lines, d.amount_minor) for d in done] == [(3, 65_000)]
+    async with pool.acquire() as connection:
+        assert (await funding(connection, ledger, "ELDERLY")).available_minor == 35_000
+        assert await connection.fetchval("SELECT count(*) FROM disbursement_execution_leases") == 0
 
 
 def _write(path, text):

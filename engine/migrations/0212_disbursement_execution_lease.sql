@@ -1,0 +1,12 @@
+-- One execution run per batch at a time (engine/disbursement/execution.py): a lease row,
+-- as the outbox dispatcher leases messages, instead of a session advisory lock (portable
+-- SQL, no session state; a run that dies is taken over once its lease expires).
+CREATE TABLE disbursement_execution_leases (
+    batch_id     bigint PRIMARY KEY REFERENCES disbursement_batches,
+    holder       text NOT NULL,
+    expires_at   timestamptz NOT NULL
+);
+
+-- Execution no longer reserves and voids (one escrow transfer is the funds check), so a
+-- refused attempt leaves no transfer behind and the next one reuses the same ids.
+ALTER TABLE disbursement_batches DROP COLUMN execution_attempt;
