@@ -50,6 +50,7 @@ second ledger account.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import secrets
@@ -81,8 +82,11 @@ TRANSFER_CODE_ESCROW = 241
 PURPOSES = {"subsidy": "GOVT", "wage": "SALA"}
 PAYER_KINDS = {"subsidy": ("funding", ACCOUNT_CODE_FUNDING), "wage": ("wage", ACCOUNT_CODE_WAGE)}
 ENGINE_CODE = "ONECARD"
+# Chunks posted at once, each on its own connection (the CLI's pool has two): Python
+# renders one chunk's pacs.008 while PostgreSQL writes the other's.
+CHUNKS_IN_FLIGHT = 2
 
-assert set(PURPOSES) == set(PAYER_KINDS) and LEASE_S > 0
+assert set(PURPOSES) == set(PAYER_KINDS) and LEASE_S > 0 and CHUNKS_IN_FLIGHT >= 1
 
 _DONE = (CreateTransferResult.ok, CreateTransferResult.exists)
 _ACCOUNTS_DONE = (CreateAccountResult.ok, CreateAccountResult.exists)
@@ -296,10 +300,7 @@ async def _execute(store: DisbursementStore, ledger: Ledger, batch_id: int, hold
     chunks = await _chunks(store.pool, batch_id)
     if state is BatchState.approved:
         await _commit_funds(store, ledger, context, actor, at_ms)
-    for first_line, end_line in chunks:
-        await _post_chunk(store, ledger, context, first_line, end_line)
-        if on_lines:
-            on_lines(end_line - first_line)
+    await _post_chunks(store, ledger, context, chunks, on_lines)
     async with store.pool.acquire() as connection, connection.transaction():
         await _renew(connection, context)
         if context.accepted_minor:
@@ -311,6 +312,34 @@ async def _execute(store: DisbursementStore, ledger: Ledger, batch_id: int, hold
             "SELECT count(DISTINCT p.message_id) FROM disbursement_lines l JOIN settlement_payments p"
             " USING (end_to_end_id) WHERE l.batch_id = $1", batch_id)
     return Execution(batch_id, context.accepted_count, context.accepted_minor, messages)
+
+
+async def _post_chunks(store: DisbursementStore, ledger: Ledger, context: _Context, chunks: list[tuple[int, int]],
+                       on_lines: Callable[[int], None] | None) -> None:
+    """Post every chunk, :data:`CHUNKS_IN_FLIGHT` at a time: one prepares its payouts and
+    pacs.008 (Python) while the database writes another's. After a failure no new chunk
+    starts, those in flight finish (each is its own transaction), then the error is raised."""
+    waiting = iter(chunks)
+    in_flight: dict[asyncio.Task, int] = {}
+    failure: BaseException | None = None
+    while True:
+        while failure is None and len(in_flight) < CHUNKS_IN_FLIGHT:
+            chunk = next(waiting, None)
+            if chunk is None:
+                break
+            task = asyncio.ensure_future(_post_chunk(store, ledger, context, *chunk))
+            in_flight[task] = chunk[1] - chunk[0]
+        if not in_flight:
+            break
+        done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            lines = in_flight.pop(task)
+            if task.exception() is not None:
+                failure = failure or task.exception()
+            elif on_lines:
+                on_lines(lines)
+    if failure is not None:
+        raise failure
 
 
 async def _start(store: DisbursementStore, ledger: Ledger, batch_id: int,

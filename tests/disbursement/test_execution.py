@@ -26,8 +26,7 @@ from engine.disbursement.execution import card_account_id, execute_batch, fund_p
 from engine.disbursement.lifecycle import BatchState
 from engine.disbursement.lines import LineSpool
 from engine.disbursement.registry import check_cardholder_rows
-from engine.disbursement.report import build_pain002, csv_row, report_lines
-from engine.disbursement.result_file import write_result_csv
+from engine.disbursement.report import write_report
 from engine.disbursement.results import LineResult
 from engine.disbursement.store import FIELD_KEY, ID_HASH_KEY, PAN_TOKEN_KEY, DisbursementStore
 from engine.errors import ConflictError
@@ -37,6 +36,7 @@ from hsm.soft import SoftKeyService
 from ledger.service import Ledger
 
 TODAY = dt.date(2026, 1, 1)
+CREATED_AT = dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc)
 KEY = bytes(range(32))
 CARDHOLDERS = ("身份证号码,姓名,社会保障卡号,状态\n"
                "510121195803142150,张三,6222026465816998396,正常\n"
@@ -242,27 +242,31 @@ async def test_batch_from_file_to_banks_and_back(store, pool, banks, tmp_path, m
     assert {name: (a.credits_posted, a.debits_posted) for name, a in balances.items()} == {
         "张三": (30_000, 30_000), "李四": (20_000, 20_000), "赵七": (15_000, 0)}
 
-    # The CSV result file: one row per input line, exact.
-    stream = io.StringIO()
-    write_result_csv(stream, [csv_row(line) async for line in report_lines(store, batch.id)])
-    rows = list(csv.reader(io.StringIO(stream.getvalue())))
+    # The CSV result file: one row per input line, exact; a returned line has no validation
+    # reason, the bank's ISO code is in bank_reason.
+    assert await write_report(store, batch.id, "csv", tmp_path / "result.csv", CREATED_AT) == 15
+    rows = list(csv.reader(io.StringIO((tmp_path / "result.csv").read_text(encoding="utf-8-sig"))))
     assert rows[0] == ["line", "status", "reason", "sequence", "name", "id_number", "card_number", "amount",
-                       "item", "remark"]
+                       "item", "remark", "bank_reason"]
     statuses = ["returned", "rejected", "returned", "rejected", "rejected", "rejected", "paid"] + ["rejected"] * 8
-    reasons = ["AC04", *REASONS[1:2], "AC04", *REASONS[3:]]
+    reasons = ["", *REASONS[1:2], "", *REASONS[3:]]
     assert [r[:3] for r in rows[1:]] == [[str(n), s, r] for n, s, r in zip(range(1, 16), statuses, reasons)]
+    assert [r[-1] for r in rows[1:]] == ["AC04", "", "AC04"] + [""] * 12
     source = list(csv.reader(io.StringIO(BATCH)))[1:]
     assert [r[3:8] for r in rows[1:]] == source
 
-    # pain.002.001.10: valid, partly accepted, one status per line.
-    document = await build_pain002(store, batch.id, dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc))
+    # pain.002.001.10: valid, partly accepted, one status per line (the bank's code for returns).
+    assert await write_report(store, batch.id, "pain002", tmp_path / "pain002.xml", CREATED_AT) == 15
+    document = (tmp_path / "pain002.xml").read_bytes()
     schema.parse_validated(document, "pain.002.001.10")
     tree = etree.fromstring(document)
     ns = {"p": tree.nsmap[None]}
     assert tree.findtext(".//p:GrpSts", namespaces=ns) == "PART"
+    assert tree.findtext(".//p:MsgId", namespaces=ns) == f"onecard-rpt-{batch.id}-{int(CREATED_AT.timestamp() * 1000)}"
     assert [e.text for e in tree.findall(".//p:TxSts", ns)] == ["RJCT"] * 6 + ["ACSC"] + ["RJCT"] * 8
     assert [e.text for e in tree.findall(".//p:TxInfAndSts/p:StsRsnInf/p:Rsn/*", ns)] == [
-        r for r in reasons if r]
+        "AC04", *REASONS[1:2], "AC04", *[r for r in REASONS[3:] if r]]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
     # The same person again in the period: already paid (張三's return does not reopen it).
     second, outcomes = await _submit(store, tmp_path, "序号,姓名,身份证号,社会保障卡号,金额\n"
