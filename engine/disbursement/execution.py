@@ -24,8 +24,8 @@ the batch total moves first, in one transfer, and the lines follow in chunks of
    :func:`engine.settlement.outbox.post_payouts`: one posted transfer per line, escrow →
    card account (the payer stays the pacs.008 debtor and what a rejection or return
    credits: a return reverses to the funding account), and the pacs.008.001.08 of each
-   issuing bank written to the outbox in the same transaction (rendered and validated
-   before the ledger write).
+   issuing bank written to the outbox in the same transaction (before the ledger write, so
+   the journal head is held for the postings and the commit only).
 3. EXECUTED, once the escrow is back to zero (every line posted).
 
 Per line that is one ledger transfer (it was a pending reservation and its post before):
@@ -431,27 +431,27 @@ async def _post_chunk(store: DisbursementStore, ledger: Ledger, context: _Contex
             context.batch_id, first_line)
         fields = await open_fields(store.keys, context.content_sha256, first_line, sealed)
         escrow_id = escrow_account_id(context.batch_id)
+        transfer_ids = [line_transfer_id(context.batch_id, r["line"]) for r in rows]
         payouts = [Payout(
-            transfer_id=line_transfer_id(context.batch_id, r["line"]), payer_account_id=context.payer.account_id,
+            transfer_id=transfer_id, payer_account_id=context.payer.account_id,
             card_account_id=card_account_id(r["pan_token"]), amount_minor=r["amount_minor"],
             bank_code=r["bank_code"], creditor_name=r["name"],
             creditor_account=compact_pan(fields[r["line"] - first_line][3]), payer_name=context.programme_name,
             remittance_information=f"{context.programme_code} {context.period} line {r['line']}",
-            purpose=context.purpose, escrow_account_id=escrow_id) for r in rows]
+            purpose=context.purpose, escrow_account_id=escrow_id, end_to_end_id=end_to_end_id(transfer_id))
+            for r, transfer_id in zip(rows, transfer_ids)]
         await _open_card_accounts(connection, ledger, rows)
         async with connection.transaction():
             await _renew(connection, context)
-            # The lines first: post_payouts' ledger write locks the journal head until the commit.
+            # The lines first: post_payouts' ledger write (its last step) locks the journal head
+            # until the commit.
             stored = await connection.execute(
                 "UPDATE disbursement_lines l SET end_to_end_id = u.end_to_end_id"
                 " FROM unnest($2::integer[], $3::text[]) AS u(line, end_to_end_id)"
                 " WHERE l.batch_id = $1 AND l.line = u.line AND l.end_to_end_id IS NULL",
-                context.batch_id, [r["line"] for r in rows], [end_to_end_id(p.transfer_id) for p in payouts])
+                context.batch_id, [r["line"] for r in rows], [p.end_to_end_id for p in payouts])
             assert stored == f"UPDATE {len(rows)}", "the lease keeps other runs off these lines"
-            results = await post_payouts(connection, ledger, payouts, engine_code=ENGINE_CODE)
-            refused = {r.name for r in results if r is not CreateTransferResult.ok}
-            if refused:
-                raise ConflictError(f"batch {context.batch_id}: posting refused by the ledger ({', '.join(refused)})")
+            await post_payouts(connection, ledger, payouts, engine_code=ENGINE_CODE)
 
 
 async def _open_card_accounts(connection: asyncpg.Connection, ledger: Ledger, rows: list[asyncpg.Record]) -> None:

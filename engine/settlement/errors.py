@@ -23,3 +23,12 @@ class ParticipantError(SettlementError, ValueError):
 
 class InboundConflictError(SettlementError, ConflictError):
     """A bank reused a MsgId for a message with different content (a modified request)."""
+
+
+class PayoutRefusedError(SettlementError, ConflictError):
+    """The ledger refused a new payout (its result is named) after its instruction was
+    written: the caller must roll back. ``results`` has one result per payout."""
+
+    def __init__(self, message: str, results: list) -> None:
+        super().__init__(message)
+        self.results = results

@@ -5,9 +5,9 @@ Writing: :func:`post_payouts` creates the payout transfers with
 ``Ledger.create_transfers(..., connection=)`` and, in the same transaction, one pacs.008
 per (issuing bank, payer) in ``settlement_outbox`` and one ``settlement_payments`` row per
 transaction. If the transaction rolls back, neither the money nor the message exists; if
-it commits, both do, whatever happens to the process afterwards. The messages are rendered
-and validated before the ledger write, because from that write until the caller commits
-the ledger's journal head stays locked and taps wait on it.
+it commits, both do, whatever happens to the process afterwards. The messages are written
+before the ledger write, because from that write until the caller commits the ledger's
+journal head stays locked and taps wait on it.
 
 Delivering: :class:`Dispatcher` claims due messages (``FOR UPDATE SKIP LOCKED``, a lease
 of ``lease_s`` so a dispatcher that dies mid-delivery is taken over), sends each through
@@ -41,6 +41,7 @@ from adapters.errors import DeliveryError, DeliveryRefusedError, FileDropConflic
 from adapters.iso20022 import ids, pacs002, pacs004, pacs008
 from adapters.iso20022.camt053 import CREDIT, DEBIT
 from adapters.iso20022.reasons import FINAL_STATUSES
+from engine.settlement.errors import PayoutRefusedError
 from engine.settlement.registry import CURRENCY, LEDGER_CNY, TRANSFER_CODE_PAYOUT, TRANSFER_CODE_PAYOUT_REVERSAL
 from ledger.ids import new_id
 from ledger.results import CreateTransferResult
@@ -65,6 +66,9 @@ class Payout:
     ``escrow_account_id``: when not 0, the money leaves from this account instead (the
     payer's money in transit, moved there by the caller beforehand, as disbursement batches
     do); the payer stays the pacs.008 debtor and is what a rejection or return credits.
+    ``end_to_end_id``: ``adapters.iso20022.ids.end_to_end_id(transfer_id)`` when the caller
+    has it already (encoding costs microseconds, a million times per large batch), else
+    ``""`` and it is encoded here.
     """
 
     transfer_id: int
@@ -78,6 +82,7 @@ class Payout:
     remittance_information: str = ""
     purpose: str = "GOVT"
     escrow_account_id: int = 0
+    end_to_end_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,29 +103,24 @@ async def post_payouts(connection: asyncpg.Connection, ledger: Ledger, payouts: 
                        engine_code: str = "ONECARD") -> list[CreateTransferResult]:
     """Post ``payouts`` and write their pacs.008 instructions, in the caller's transaction.
 
-    Returns one result per payout. Only payouts created now (``ok``) get an instruction: a
+    Returns one result per payout. Only payouts new to the ledger get an instruction: a
     payout resent after a crash answers ``exists`` and its instruction is already in the
-    outbox. The caller commits (or rolls back) both together, and should commit soon: the
-    ledger's journal head is locked from the ledger write on.
+    outbox. The instructions are written first and the ledger last, so the ledger's journal
+    head (locked from the ledger write until the caller commits) is held only for the
+    postings; the caller should commit soon after.
 
     Raises
     ------
     adapters.errors.MessageError
         A payout's fields break the pacs.008 schema (the element is named); nothing written
         once the caller rolls back.
+    engine.settlement.errors.PayoutRefusedError
+        The ledger refused a new payout (e.g. ``exceeds_credits``); the caller rolls back.
     """
     assert connection.is_in_transaction(), "post_payouts runs inside the caller's transaction"
-    created_at = dt.datetime.now(dt.timezone.utc)
-    # Rendered for every payout before the ledger write; the rare resend after a crash
-    # (some answer ``exists``) renders again for the new ones only.
-    instructions = _instructions(payouts, engine_code, created_at)
-    transfers = [Transfer(id=p.transfer_id, debit_account_id=p.escrow_account_id or p.payer_account_id,
-                          credit_account_id=p.card_account_id, amount=p.amount_minor, ledger=LEDGER_CNY,
-                          code=TRANSFER_CODE_PAYOUT, user_data_128=p.payer_account_id) for p in payouts]
-    results = await ledger.create_transfers(transfers, connection=connection)
-    if any(result is not CreateTransferResult.ok for result in results):
-        instructions = _instructions([p for p, r in zip(payouts, results) if r is CreateTransferResult.ok],
-                                     engine_code, created_at)
+    known = {t.id for t in await ledger.lookup_transfers([p.transfer_id for p in payouts], connection=connection)}
+    instructions = _instructions([p for p in payouts if p.transfer_id not in known], engine_code,
+                                 dt.datetime.now(dt.timezone.utc))
     if instructions:
         # One statement for the messages and one for the payments (unnest): chunks run to thousands.
         await connection.execute(
@@ -137,6 +137,15 @@ async def post_payouts(connection: asyncpg.Connection, ledger: Ledger, payouts: 
             [i.bank_code for i in instructions for _ in i.payouts],
             [id_bytes(p.transfer_id) for i in instructions for p in i.payouts],
             [p.amount_minor for i in instructions for p in i.payouts], CURRENCY)
+    transfers = [Transfer(id=p.transfer_id, debit_account_id=p.escrow_account_id or p.payer_account_id,
+                          credit_account_id=p.card_account_id, amount=p.amount_minor, ledger=LEDGER_CNY,
+                          code=TRANSFER_CODE_PAYOUT, user_data_128=p.payer_account_id) for p in payouts]
+    results = await ledger.create_transfers(transfers, connection=connection)
+    refused = {r.name for p, r in zip(payouts, results)
+               if p.transfer_id not in known and r is not CreateTransferResult.ok}
+    if refused:
+        raise PayoutRefusedError(f"payouts refused by the ledger ({', '.join(sorted(refused))}); roll back: "
+                                 "their instructions were written", results)
     return results
 
 
@@ -161,7 +170,7 @@ def _instructions(payouts: Sequence[Payout], engine_code: str, created_at: dt.da
                                      purpose=purpose)
         for start in range(0, len(group), pacs008.TRANSACTIONS_PER_MESSAGE_MAX):
             chunk = group[start:start + pacs008.TRANSACTIONS_PER_MESSAGE_MAX]
-            end_to_end_ids = [ids.end_to_end_id(p.transfer_id) for p in chunk]
+            end_to_end_ids = [p.end_to_end_id or ids.end_to_end_id(p.transfer_id) for p in chunk]
             credits = [pacs008.CreditTransfer(end_to_end_id, p.amount_minor, CURRENCY,
                                               p.creditor_name, p.creditor_account, p.remittance_information)
                        for end_to_end_id, p in zip(end_to_end_ids, chunk)]
