@@ -20,7 +20,7 @@ the batch total moves first, in one transfer, and the lines follow in chunks of
    is posted and the batch stays APPROVED. Once it commits, the money is the batch's: no
    other spending from the payer account can take it away.
 2. Post, per chunk: the chunk's card accounts (own short transaction), then one
-   transaction that stores each line's EndToEndId and calls
+   transaction that marks the chunk posted (``posted_messages``) and calls
    :func:`engine.settlement.outbox.post_payouts`: one posted transfer per line, escrow →
    card account (the payer stays the pacs.008 debtor and what a rejection or return
    credits: a return reverses to the funding account), and the pacs.008.001.08 of each
@@ -29,7 +29,9 @@ the batch total moves first, in one transfer, and the lines follow in chunks of
 3. EXECUTED, once the escrow is back to zero (every line posted).
 
 Per line that is one ledger transfer (it was a pending reservation and its post before):
-half the ledger work, and a refused attempt leaves nothing to void.
+half the ledger work, and a refused attempt leaves nothing to void. A chunk (5,000 lines,
+at most ``BATCH_MAX`` = 8,189) is one ``create_transfers`` call and one pacs.008 per
+issuing bank; :data:`CHUNKS_IN_FLIGHT` chunks run at once on their own connections.
 
 One run at a time per batch: a lease row (``disbursement_execution_leases``, as the outbox
 dispatcher leases its messages: an expiry pushed :data:`LEASE_S` ahead by each step of the
@@ -37,9 +39,10 @@ holder). A second run is refused at once with :class:`ConflictError`; a run that
 taken over when its lease expires; a run that lost its lease stops before its next chunk.
 
 Transfer ids are derived from the batch (and line), so running ``execute`` again after a
-crash at any point resumes: a chunk's transaction either committed (its lines carry their
-EndToEndId and are skipped) or left nothing. An EXECUTED batch is refused. Each line's
-bank outcome is the status of its payment (``settlement_payments``, by EndToEndId), which
+crash at any point resumes: a chunk's transaction either committed (the chunk is marked
+posted and skipped) or left nothing. An EXECUTED batch is refused. Each line's bank
+outcome is the status of its payment (``settlement_payments``, by the EndToEndId derived
+from batch and line: :func:`line_end_to_end_id`), which
 the bank API moves with pacs.002 and pacs.004 (a rejection or return reverses the posting
 to the funding account), so lines need no status column of their own.
 
@@ -60,18 +63,20 @@ from dataclasses import dataclass
 import asyncpg
 
 from adapters.iso20022.ids import end_to_end_id
+from adapters.iso20022.pacs008 import TRANSACTIONS_PER_MESSAGE_MAX
 from engine.disbursement.amount import format_minor
 from engine.disbursement.bank_card import compact_pan
 from engine.disbursement.errors import InsufficientFundsError
 from engine.disbursement.lifecycle import BatchState
 from engine.disbursement.lines import open_fields
-from engine.disbursement.store import DisbursementStore
+from engine.disbursement.store import CHUNK_LINES, DisbursementStore
 from engine.errors import ConflictError, NotFoundError, UsageError
 from engine.settlement.outbox import LEASE_S, Payout, post_payouts
 from engine.settlement.registry import (ACCOUNT_CODE_FUNDING, ACCOUNT_CODE_WAGE, LEDGER_CNY, add_payer,
                                         attribute_accounts, get_bank)
 from engine.taps.posting import card_account
 from ledger.ids import new_id
+from ledger.limits import BATCH_MAX
 from ledger.results import CreateAccountResult, CreateTransferResult
 from ledger.service import Ledger, id_bytes
 from ledger.types import Account, AccountFlags, Transfer
@@ -87,6 +92,8 @@ ENGINE_CODE = "ONECARD"
 CHUNKS_IN_FLIGHT = 2
 
 assert set(PURPOSES) == set(PAYER_KINDS) and LEASE_S > 0 and CHUNKS_IN_FLIGHT >= 1
+# A chunk's postings are one ledger call, and each bank's share of a chunk one pacs.008.
+assert CHUNK_LINES <= BATCH_MAX and CHUNK_LINES <= TRANSACTIONS_PER_MESSAGE_MAX
 
 _DONE = (CreateTransferResult.ok, CreateTransferResult.exists)
 _ACCOUNTS_DONE = (CreateAccountResult.ok, CreateAccountResult.exists)
@@ -156,6 +163,15 @@ def line_transfer_id(batch_id: int, line: int) -> int:
     """
     assert batch_id >= 1 and line >= 1
     return _derived_id(f"onecard disbursement payout {batch_id} {line}")
+
+
+def line_end_to_end_id(batch_id: int, line: int) -> str:
+    """The pacs.008 EndToEndId (28 characters) of a line's payment, from its transfer id.
+
+    >>> line_end_to_end_id(1, 1) == end_to_end_id(line_transfer_id(1, 1))
+    True
+    """
+    return end_to_end_id(line_transfer_id(batch_id, line))
 
 
 async def funding(connection: asyncpg.Connection, ledger: Ledger, programme_code: str) -> Funding | None:
@@ -309,13 +325,12 @@ async def _execute(store: DisbursementStore, ledger: Ledger, batch_id: int, hold
                 "every line of the batch was posted from its escrow"
         await store.transition_in(connection, batch_id, BatchState.executed, actor, at_ms)
         messages = await connection.fetchval(
-            "SELECT count(DISTINCT p.message_id) FROM disbursement_lines l JOIN settlement_payments p"
-            " USING (end_to_end_id) WHERE l.batch_id = $1", batch_id)
+            "SELECT coalesce(sum(posted_messages), 0) FROM disbursement_line_fields WHERE batch_id = $1", batch_id)
     return Execution(batch_id, context.accepted_count, context.accepted_minor, messages)
 
 
-async def _post_chunks(store: DisbursementStore, ledger: Ledger, context: _Context, chunks: list[tuple[int, int]],
-                       on_lines: Callable[[int], None] | None) -> None:
+async def _post_chunks(store: DisbursementStore, ledger: Ledger, context: _Context,
+                       chunks: list[tuple[int, int, int]], on_lines: Callable[[int], None] | None) -> None:
     """Post every chunk, :data:`CHUNKS_IN_FLIGHT` at a time: one prepares its payouts and
     pacs.008 (Python) while the database writes another's. After a failure no new chunk
     starts, those in flight finish (each is its own transaction), then the error is raised."""
@@ -328,7 +343,7 @@ async def _post_chunks(store: DisbursementStore, ledger: Ledger, context: _Conte
             if chunk is None:
                 break
             task = asyncio.ensure_future(_post_chunk(store, ledger, context, *chunk))
-            in_flight[task] = chunk[1] - chunk[0]
+            in_flight[task] = chunk[2] - chunk[1]
         if not in_flight:
             break
         done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
@@ -360,17 +375,20 @@ async def _start(store: DisbursementStore, ledger: Ledger, batch_id: int,
     return context, batch.state
 
 
-async def _chunks(pool: asyncpg.Pool, batch_id: int) -> list[tuple[int, int]]:
-    """(first line, end line exclusive) of each stored chunk, in order (the sealed fields
-    are read chunk by chunk: a million lines of them do not fit the memory target)."""
+async def _chunks(pool: asyncpg.Pool, batch_id: int) -> list[tuple[int, int, int]]:
+    """(chunk, first line, end line exclusive) of each stored chunk not posted yet, in order
+    (the sealed fields are read chunk by chunk: a million lines of them do not fit the
+    memory target)."""
     async with pool.acquire() as connection:
-        firsts = [r["first_line"] for r in await connection.fetch(
-            "SELECT first_line FROM disbursement_line_fields WHERE batch_id = $1 ORDER BY chunk", batch_id)]
+        rows = await connection.fetch(
+            "SELECT chunk, first_line, posted_messages FROM disbursement_line_fields WHERE batch_id = $1"
+            " ORDER BY chunk", batch_id)
         lines_count = await connection.fetchval("SELECT lines_count FROM disbursement_batches WHERE id = $1",
                                                 batch_id)
-    if lines_count and not firsts:
+    if lines_count and not rows:
         raise ConflictError(f"batch {batch_id} was stored without its lines; submit the file again")
-    return list(zip(firsts, [*firsts[1:], lines_count + 1]))
+    ends = [row["first_line"] for row in rows[1:]] + [lines_count + 1]
+    return [(row["chunk"], row["first_line"], end) for row, end in zip(rows, ends) if row["posted_messages"] is None]
 
 
 async def _commit_funds(store: DisbursementStore, ledger: Ledger, context: _Context, actor: str,
@@ -416,42 +434,48 @@ async def _commit_funds(store: DisbursementStore, ledger: Ledger, context: _Cont
                                 f"({result.name}); nothing was posted")
 
 
-async def _post_chunk(store: DisbursementStore, ledger: Ledger, context: _Context, first_line: int,
+async def _post_chunk(store: DisbursementStore, ledger: Ledger, context: _Context, chunk: int, first_line: int,
                       end_line: int) -> None:
-    """Post the chunk's lines not posted yet, escrow → card, with their pacs.008 (step 2)."""
+    """Post the chunk's accepted lines, escrow → card, with their pacs.008 (step 2), and mark
+    the chunk posted in the same transaction."""
     async with store.pool.acquire() as connection:
         rows = await connection.fetch(
             "SELECT line, amount_minor, pan_token, bank_code, name FROM disbursement_lines WHERE batch_id = $1"
-            " AND result = 0 AND end_to_end_id IS NULL AND line >= $2 AND line < $3 ORDER BY line",
-            context.batch_id, first_line, end_line)
-        if not rows:
-            return
-        sealed = await connection.fetchval(
-            "SELECT sealed FROM disbursement_line_fields WHERE batch_id = $1 AND first_line = $2",
-            context.batch_id, first_line)
-        fields = await open_fields(store.keys, context.content_sha256, first_line, sealed)
-        escrow_id = escrow_account_id(context.batch_id)
-        transfer_ids = [line_transfer_id(context.batch_id, r["line"]) for r in rows]
-        payouts = [Payout(
+            " AND result = 0 AND line >= $2 AND line < $3 ORDER BY line", context.batch_id, first_line, end_line)
+        payouts = await _payouts(store, connection, context, chunk, first_line, rows) if rows else []
+        if rows:
+            await _open_card_accounts(connection, ledger, rows)
+        async with connection.transaction():
+            await _renew(connection, context)
+            # The chunk first: post_payouts' ledger write (its last step) locks the journal
+            # head until the commit. One pacs.008 per issuing bank (module assertions).
+            marked = await connection.execute(
+                "UPDATE disbursement_line_fields SET posted_messages = $3"
+                " WHERE batch_id = $1 AND chunk = $2 AND posted_messages IS NULL",
+                context.batch_id, chunk, len({p.bank_code for p in payouts}))
+            assert marked == "UPDATE 1", "the lease keeps other runs off this chunk"
+            if payouts:
+                await post_payouts(connection, ledger, payouts, engine_code=ENGINE_CODE)
+
+
+async def _payouts(store: DisbursementStore, connection: asyncpg.Connection, context: _Context, chunk: int,
+                   first_line: int, rows: list[asyncpg.Record]) -> list[Payout]:
+    """The chunk's accepted lines as payouts from the batch's escrow (their own fields opened)."""
+    sealed = await connection.fetchval(
+        "SELECT sealed FROM disbursement_line_fields WHERE batch_id = $1 AND chunk = $2", context.batch_id, chunk)
+    fields = await open_fields(store.keys, context.content_sha256, first_line, sealed)
+    escrow_id = escrow_account_id(context.batch_id)
+    payouts = []
+    for r in rows:
+        transfer_id = line_transfer_id(context.batch_id, r["line"])
+        payouts.append(Payout(
             transfer_id=transfer_id, payer_account_id=context.payer.account_id,
             card_account_id=card_account_id(r["pan_token"]), amount_minor=r["amount_minor"],
             bank_code=r["bank_code"], creditor_name=r["name"],
             creditor_account=compact_pan(fields[r["line"] - first_line][3]), payer_name=context.programme_name,
             remittance_information=f"{context.programme_code} {context.period} line {r['line']}",
-            purpose=context.purpose, escrow_account_id=escrow_id, end_to_end_id=end_to_end_id(transfer_id))
-            for r, transfer_id in zip(rows, transfer_ids)]
-        await _open_card_accounts(connection, ledger, rows)
-        async with connection.transaction():
-            await _renew(connection, context)
-            # The lines first: post_payouts' ledger write (its last step) locks the journal head
-            # until the commit.
-            stored = await connection.execute(
-                "UPDATE disbursement_lines l SET end_to_end_id = u.end_to_end_id"
-                " FROM unnest($2::integer[], $3::text[]) AS u(line, end_to_end_id)"
-                " WHERE l.batch_id = $1 AND l.line = u.line AND l.end_to_end_id IS NULL",
-                context.batch_id, [r["line"] for r in rows], [p.end_to_end_id for p in payouts])
-            assert stored == f"UPDATE {len(rows)}", "the lease keeps other runs off these lines"
-            await post_payouts(connection, ledger, payouts, engine_code=ENGINE_CODE)
+            purpose=context.purpose, escrow_account_id=escrow_id, end_to_end_id=end_to_end_id(transfer_id)))
+    return payouts
 
 
 async def _open_card_accounts(connection: asyncpg.Connection, ledger: Ledger, rows: list[asyncpg.Record]) -> None:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.iso20022 import pain002, schema
+from engine.disbursement.execution import line_end_to_end_id
 from engine.disbursement.lifecycle import LineStatus
 from engine.disbursement.lines import LineFields, open_fields
 from engine.disbursement.result_file import RESULT_COLUMNS, inert_cell, result_writer
@@ -77,25 +78,33 @@ async def report_lines(store: DisbursementStore, batch_id: int, *,
     """
     batch = await store.batch(batch_id)
     async with store.pool.acquire() as connection:
-        firsts = [r["first_line"] for r in await connection.fetch(
-            "SELECT first_line FROM disbursement_line_fields WHERE batch_id = $1 ORDER BY chunk", batch_id)]
-    for first_line, end_line in zip(firsts, [*firsts[1:], batch.lines_count + 1]):
+        chunks = await connection.fetch(
+            "SELECT chunk, first_line, posted_messages IS NOT NULL AS posted FROM disbursement_line_fields"
+            " WHERE batch_id = $1 ORDER BY chunk", batch_id)
+    ends = [chunk["first_line"] for chunk in chunks[1:]] + [batch.lines_count + 1]
+    for chunk, end_line in zip(chunks, ends):
         async with store.pool.acquire() as connection:
             rows = await connection.fetch(
-                "SELECT l.line, l.result, l.end_to_end_id, p.status, p.returned, p.reason_code"
-                " FROM disbursement_lines l LEFT JOIN settlement_payments p USING (end_to_end_id)"
-                " WHERE l.batch_id = $1 AND l.line >= $2 AND l.line < $3 ORDER BY l.line",
-                batch_id, first_line, end_line)
+                "SELECT line, result FROM disbursement_lines WHERE batch_id = $1 AND line >= $2 AND line < $3"
+                " ORDER BY line", batch_id, chunk["first_line"], end_line)
+            # A posted chunk's lines have payments under EndToEndIds derived from (batch, line).
+            paid = {row["line"]: line_end_to_end_id(batch_id, row["line"]) for row in rows
+                    if chunk["posted"] and row["result"] == LineResult.ok}
+            payments = {p["end_to_end_id"]: p for p in await connection.fetch(
+                "SELECT end_to_end_id, status, returned, reason_code FROM settlement_payments"
+                " WHERE end_to_end_id = ANY($1::text[])", list(paid.values()))} if paid else {}
             sealed = await connection.fetchval(
-                "SELECT sealed FROM disbursement_line_fields WHERE batch_id = $1 AND first_line = $2",
-                batch_id, first_line) if with_fields else None
-        fields = await open_fields(store.keys, batch.content_sha256, first_line, sealed) if with_fields else None
+                "SELECT sealed FROM disbursement_line_fields WHERE batch_id = $1 AND chunk = $2",
+                batch_id, chunk["chunk"]) if with_fields else None
+        fields = await open_fields(store.keys, batch.content_sha256, chunk["first_line"], sealed) if with_fields else None
         assert fields is None or len(rows) == len(fields), "a stored chunk has a row per line"
         for index, row in enumerate(rows):
-            status = line_status(row["result"], row["status"], bool(row["returned"]))
-            bank_reason = (row["reason_code"] or "") if status is LineStatus.returned else ""
+            end_to_end_id = paid.get(row["line"], "")
+            payment = payments.get(end_to_end_id)
+            status = line_status(row["result"], payment and payment["status"], bool(payment and payment["returned"]))
+            bank_reason = payment["reason_code"] if status is LineStatus.returned else ""
             yield ReportLine(row["line"], status, LineResult(row["result"]).reason, bank_reason,
-                             row["end_to_end_id"] or f"L{row['line']}", fields[index] if fields else ())
+                             end_to_end_id if payment else f"L{row['line']}", fields[index] if fields else ())
 
 
 def csv_row(line: ReportLine) -> tuple[str, ...]:

@@ -10,3 +10,9 @@ CREATE TABLE disbursement_execution_leases (
 -- Execution no longer reserves and voids (one escrow transfer is the funds check), so a
 -- refused attempt leaves no transfer behind and the next one reuses the same ids.
 ALTER TABLE disbursement_batches DROP COLUMN execution_attempt;
+
+-- A chunk of lines is posted in one transaction, so the chunk records it (with how many
+-- pacs.008 its lines went out in) instead of every line its EndToEndId: a line's
+-- EndToEndId is derived from (batch, line) (execution.line_end_to_end_id).
+ALTER TABLE disbursement_line_fields ADD COLUMN posted_messages integer CHECK (posted_messages >= 0);
+ALTER TABLE disbursement_lines DROP COLUMN end_to_end_id;

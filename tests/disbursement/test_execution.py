@@ -193,7 +193,8 @@ async def test_batch_from_file_to_banks_and_back(store, pool, banks, tmp_path, m
     assert (await store.batch(batch.id)).state is BatchState.executing
     async with pool.acquire() as connection:
         # The first chunk's two lines posted, from the escrow holding the whole batch.
-        assert await connection.fetchval("SELECT count(end_to_end_id) FROM disbursement_lines") == 2
+        assert await connection.fetchval(
+            "SELECT array_agg(posted_messages ORDER BY chunk) FROM disbursement_line_fields") == [2, None, None, None]
         (escrow,) = await ledger.lookup_accounts([execution.escrow_account_id(batch.id)], connection=connection)
         assert (escrow.credits_posted, escrow.debits_posted) == (65_000, 50_000)
     with pytest.raises(ConflictError, match="being executed by another run"):
@@ -224,10 +225,7 @@ async def test_batch_from_file_to_banks_and_back(store, pool, banks, tmp_path, m
     assert banks["CCB"].accounts["6217000000000000012"].balance_minor == 15_000
     assert banks["BOC"].accounts["6259083065450331"].balance_minor == 0
     # ICBC returns 张三's payment (pacs.004); applied twice, reversed once.
-    async with pool.acquire() as connection:
-        end_to_end_id = await connection.fetchval(
-            "SELECT end_to_end_id FROM disbursement_lines WHERE batch_id = $1 AND line = 1", batch.id)
-    banks["ICBC"].return_payment(end_to_end_id, "AC04")
+    banks["ICBC"].return_payment(execution.line_end_to_end_id(batch.id, 1), "AC04")
     returned = pacs004.parse(banks["ICBC"].next_return())
     for _ in range(2):
         async with pool.acquire() as connection, connection.transaction():
