@@ -455,7 +455,7 @@ async def _post_chunk(store: DisbursementStore, ledger: Ledger, context: _Contex
                 context.batch_id, chunk, len({p.bank_code for p in payouts}))
             assert marked == "UPDATE 1", "the lease keeps other runs off this chunk"
             if payouts:
-                await post_payouts(connection, ledger, payouts, engine_code=ENGINE_CODE)
+                await post_payouts(connection, ledger, payouts, engine_code=ENGINE_CODE, all_new=True)
 
 
 async def _payouts(store: DisbursementStore, connection: asyncpg.Connection, context: _Context, chunk: int,

@@ -100,7 +100,7 @@ class Applied:
 
 
 async def post_payouts(connection: asyncpg.Connection, ledger: Ledger, payouts: Sequence[Payout], *,
-                       engine_code: str = "ONECARD") -> list[CreateTransferResult]:
+                       engine_code: str = "ONECARD", all_new: bool = False) -> list[CreateTransferResult]:
     """Post ``payouts`` and write their pacs.008 instructions, in the caller's transaction.
 
     Returns one result per payout. Only payouts new to the ledger get an instruction: a
@@ -109,34 +109,31 @@ async def post_payouts(connection: asyncpg.Connection, ledger: Ledger, payouts: 
     head (locked from the ledger write until the caller commits) is held only for the
     postings; the caller should commit soon after.
 
+    ``all_new``: the caller knows none of the payouts was posted before (it records what it
+    posted in the same transaction, as disbursement chunks do), so the lookup of existing
+    transfers is skipped; one that exists after all is refused, never paid twice.
+
     Raises
     ------
     adapters.errors.MessageError
         A payout's fields break the pacs.008 schema (the element is named); nothing written
         once the caller rolls back.
     engine.settlement.errors.PayoutRefusedError
-        The ledger refused a new payout (e.g. ``exceeds_credits``); the caller rolls back.
+        The ledger refused a new payout (e.g. ``exceeds_credits``), or one given as new
+        (``all_new``) was posted before; the caller rolls back.
     """
     assert connection.is_in_transaction(), "post_payouts runs inside the caller's transaction"
-    known = {t.id for t in await ledger.lookup_transfers([p.transfer_id for p in payouts], connection=connection)}
-    instructions = _instructions([p for p in payouts if p.transfer_id not in known], engine_code,
-                                 dt.datetime.now(dt.timezone.utc))
-    if instructions:
-        # One statement for the messages and one for the payments (unnest): chunks run to thousands.
-        await connection.execute(
-            "INSERT INTO settlement_outbox (message_id, bank_code, kind, xml)"
-            " SELECT m, b, 'payout', x FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(m, b, x)",
-            [i.message.message_id for i in instructions], [i.bank_code for i in instructions],
-            [i.message.xml for i in instructions])
-        await connection.execute(
-            "INSERT INTO settlement_payments (end_to_end_id, message_id, bank_code, transfer_id, amount_minor,"
-            " currency) SELECT e, m, b, t, a, $6 FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[],"
-            " $5::bigint[]) AS u(e, m, b, t, a)",
-            [e for i in instructions for e in i.end_to_end_ids],
-            [i.message.message_id for i in instructions for _ in i.payouts],
-            [i.bank_code for i in instructions for _ in i.payouts],
-            [id_bytes(p.transfer_id) for i in instructions for p in i.payouts],
-            [p.amount_minor for i in instructions for p in i.payouts], CURRENCY)
+    known = set() if all_new else {
+        t.id for t in await ledger.lookup_transfers([p.transfer_id for p in payouts], connection=connection)}
+    # Rendering and XSD validation take a while for thousands of payouts: in a thread, so
+    # the event loop goes on serving other work (e.g. another chunk's database round trips).
+    instructions = await asyncio.to_thread(_instructions, [p for p in payouts if p.transfer_id not in known],
+                                           engine_code, dt.datetime.now(dt.timezone.utc))
+    try:
+        await _write_instructions(connection, instructions)
+    except asyncpg.UniqueViolationError:
+        raise PayoutRefusedError("a payout given as new was posted before (its EndToEndId is recorded); roll back",
+                                 []) from None
     transfers = [Transfer(id=p.transfer_id, debit_account_id=p.escrow_account_id or p.payer_account_id,
                           credit_account_id=p.card_account_id, amount=p.amount_minor, ledger=LEDGER_CNY,
                           code=TRANSFER_CODE_PAYOUT, user_data_128=p.payer_account_id) for p in payouts]
@@ -155,6 +152,26 @@ class _Instruction:
     message: pacs008.Message
     payouts: list[Payout]
     end_to_end_ids: list[str]
+
+
+async def _write_instructions(connection: asyncpg.Connection, instructions: list[_Instruction]) -> None:
+    """The messages and their payments, one statement each (unnest): chunks run to thousands."""
+    if not instructions:
+        return
+    await connection.execute(
+        "INSERT INTO settlement_outbox (message_id, bank_code, kind, xml)"
+        " SELECT m, b, 'payout', x FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(m, b, x)",
+        [i.message.message_id for i in instructions], [i.bank_code for i in instructions],
+        [i.message.xml for i in instructions])
+    await connection.execute(
+        "INSERT INTO settlement_payments (end_to_end_id, message_id, bank_code, transfer_id, amount_minor,"
+        " currency) SELECT e, m, b, t, a, $6 FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[],"
+        " $5::bigint[]) AS u(e, m, b, t, a)",
+        [e for i in instructions for e in i.end_to_end_ids],
+        [i.message.message_id for i in instructions for _ in i.payouts],
+        [i.bank_code for i in instructions for _ in i.payouts],
+        [id_bytes(p.transfer_id) for i in instructions for p in i.payouts],
+        [p.amount_minor for i in instructions for p in i.payouts], CURRENCY)
 
 
 def _instructions(payouts: Sequence[Payout], engine_code: str, created_at: dt.datetime) -> list[_Instruction]:
