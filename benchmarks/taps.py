@@ -17,6 +17,17 @@ decisions seen (every tap is expected approved), and one final line::
 
 Latency is measured by the generator from writing the request to reading the whole
 answer, so it includes HTTP, signature checking, ARQC verification and the commit.
+
+``--with-batch LINES`` adds a third run: before it, a disbursement batch of ``LINES``
+lines is built as :mod:`benchmarks.batch` builds one (synthetic GBK file and registry
+loaded by COPY, in a child process), then funded, validated, submitted and approved
+through the functions the ``onecard programme``/``batch`` commands call; during it, a
+process of its own executes the batch (:func:`engine.disbursement.execution.execute_batch`,
+as ``onecard batch execute``) on the same database while the same taps are sent again.
+That run reports the latency of the taps sent while the batch executed, and the final
+line gains ``p99_ms_during_batch=... taps_per_s_during_batch=... batch_lines=...
+batch_execute_s=... batch_overlap=...`` (the share of the batch's execution time during
+which taps were sent; below 1 the tap run ended first).
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -75,6 +86,8 @@ class RunResult:
     generator_cpu_s: float
     engine_cpu_s: float = 0.0
     database_cpu_s: float = 0.0
+    # When each tap was sent (time.monotonic(): one clock for every process on the machine).
+    sent_at_s: list[float] = field(default_factory=list)
 
     def cpu_us_per_tap(self, cpu_s: float) -> float:
         return cpu_s / self.taps * 1e6
@@ -86,6 +99,18 @@ class RunResult:
     def percentile_ms(self, fraction: float) -> float:
         ordered = sorted(self.latencies_s)
         return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
+
+    def between(self, start_s: float, end_s: float) -> "RunResult":
+        """The taps sent from ``start_s`` to ``end_s`` (monotonic clock), as a run of that
+        length; ``elapsed_s`` is the part of the window the run was sending in."""
+        kept = [(sent, latency) for sent, latency in zip(self.sent_at_s, self.latencies_s)
+                if start_s <= sent <= end_s]
+        if not kept:
+            return RunResult(0, 0.0, [], {}, 0.0)
+        sending_from = max(start_s, min(self.sent_at_s))
+        sending_to = min(end_s, max(sent + latency for sent, latency in zip(self.sent_at_s, self.latencies_s)))
+        return RunResult(len(kept), sending_to - sending_from, [latency for _, latency in kept], {}, 0.0,
+                         sent_at_s=[sent for sent, _ in kept])
 
 
 def pan(serial: int) -> str:
@@ -131,6 +156,8 @@ async def init_keys(home: Path) -> None:
         await service.import_key("imk-bench", "imk-ac", "3des", IMK, SCHEME)
         await service.generate_key("pan-token", "pan-token")
         await service.generate_key("field-enc", "field-enc")
+        # Disbursement batches (--with-batch) hash identity numbers under this key.
+        await service.generate_key("cardholder-id-hash", "bank-mac")
     finally:
         await service.close()
 
@@ -178,6 +205,93 @@ async def provision(server_url: str, database: str, home: Path, workload: Worklo
     return url, secrets
 
 
+# -- a disbursement batch executing meanwhile (--with-batch) ----------------------------------
+
+BATCH_PROGRAMME = "BENCHTAPS"
+BATCH_PERIOD = "2026-11"
+
+
+def prepare_batch(url: str, home: Path, lines: int) -> int:
+    """An APPROVED batch of ``lines`` lines in the database at ``url``; its id.
+
+    The file and the registry are built as :mod:`benchmarks.batch` builds them (in a child
+    process); the rest goes through what ``onecard programme create|fund`` and ``onecard
+    batch submit|approve`` call, so a change inside batch execution needs no change here.
+    """
+    from benchmarks.batch import _setup
+
+    started = time.perf_counter()
+    batch_path, cardholders_path = home / "batch.csv", home / "cardholders.csv"
+    child = multiprocessing.get_context("spawn").Process(
+        target=_setup, args=(url, home / "keys", batch_path, cardholders_path, lines))
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise RuntimeError("building the batch file and registry failed")
+    print(f"batch: {lines} lines generated, registry loaded in {time.perf_counter() - started:.1f} s", flush=True)
+    started = time.perf_counter()
+    batch_id, accepted = asyncio.run(_submit_batch(url, home, lines))
+    print(f"batch: {batch_id} funded, validated, submitted and approved in {time.perf_counter() - started:.1f} s "
+          f"({accepted} lines accepted)", flush=True)
+    return batch_id
+
+
+async def _submit_batch(url: str, home: Path, lines: int) -> tuple[int, int]:
+    from adapters.batch_file import open_batch_file
+    from benchmarks.batch import FUNDING_BANK, PER_PERSON_MAX_MINOR, TODAY
+    from engine.config import Config
+    from engine.disbursement.execution import fund_programme
+    from engine.disbursement.lines import LineSpool
+    from engine.disbursement.store import open_store
+    from engine.settlement import registry
+    from ledger.service import Ledger
+
+    async with open_store(Config(home=home, database_url=url)) as store:
+        ledger = Ledger(store.pool)
+        async with store.pool.acquire() as connection:
+            banks = [row["bank_code"] for row in await connection.fetch(
+                "SELECT DISTINCT bank_code FROM disbursement_cardholders")]
+        for code in [*banks, FUNDING_BANK]:
+            await registry.add_bank(store.pool, ledger, code, code, delivery="file",
+                                    endpoint=str(home / "banks" / code))
+        programme = await store.create_programme(BATCH_PROGRAMME, "subsidy", "tap benchmark subsidy",
+                                                 PER_PERSON_MAX_MINOR)
+        await fund_programme(store, ledger, BATCH_PROGRAMME, lines * PER_PERSON_MAX_MINOR, bank_code=FUNDING_BANK)
+        spool = LineSpool()
+        try:
+            summary = await store.validate(open_batch_file(home / "batch.csv"), programme, BATCH_PERIOD, TODAY,
+                                           lambda _: None, spool)
+            batch = await store.submit(BATCH_PROGRAMME, BATCH_PERIOD, "maker", summary, _now_ms(), spool)
+        finally:
+            spool.close()
+        await store.approve(batch.id, "checker", batch.content_sha256, _now_ms())
+    return batch.id, batch.accepted_count
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def execute_batch_process(home: Path, url: str, batch_id: int, results) -> None:
+    """Process entry: execute the batch as ``onecard batch execute`` does; put
+    ``(started_s, finished_s, lines)`` (monotonic clock) on ``results``."""
+    import uvloop
+
+    results.put(uvloop.run(_execute_batch(home, url, batch_id)))
+
+
+async def _execute_batch(home: Path, url: str, batch_id: int) -> tuple[float, float, int]:
+    from engine.config import Config
+    from engine.disbursement.execution import execute_batch
+    from engine.disbursement.store import open_store
+    from ledger.service import Ledger
+
+    async with open_store(Config(home=home, database_url=url)) as store:
+        started_s = time.monotonic()
+        done = await execute_batch(store, Ledger(store.pool), batch_id, "checker", _now_ms())
+        return started_s, time.monotonic(), done.lines
+
+
 # -- the server ------------------------------------------------------------------------------
 
 def start_server(home: Path, url: str, workers: int, batching: bool) -> tuple[subprocess.Popen, str, int]:
@@ -210,19 +324,20 @@ def generate_load(host: str, port: int, lanes, secrets, results) -> None:
 
 async def _load(host: str, port: int, lanes, secrets) -> RunResult:
     latencies: list[float] = []
+    sent_at_s: list[float] = []
     outcomes: Counter[str] = Counter()
     started, cpu_started = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(_lane(host, port, gate_id, secrets[gate_id], bodies, latencies, outcomes)
+    await asyncio.gather(*(_lane(host, port, gate_id, secrets[gate_id], bodies, latencies, outcomes, sent_at_s)
                            for gate_id, bodies in lanes))
     elapsed = time.perf_counter() - started
     return RunResult(len(latencies), elapsed, latencies, dict(outcomes),
-                     generator_cpu_s=time.process_time() - cpu_started)
+                     generator_cpu_s=time.process_time() - cpu_started, sent_at_s=sent_at_s)
 
 
 _answer_decoder = msgspec.json.Decoder()
 
 
-async def _lane(host, port, gate_id, secret, bodies, latencies, outcomes) -> None:
+async def _lane(host, port, gate_id, secret, bodies, latencies, outcomes, sent_at_s) -> None:
     from adapters.signing import sign
 
     reader, writer = await asyncio.open_connection(host, port)
@@ -233,6 +348,7 @@ async def _lane(host, port, gate_id, secret, bodies, latencies, outcomes) -> Non
                        + f"Content-Length: {len(body)}\r\n".encode()
                        + "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode()
                        + b"\r\n" + body)
+            sent_at_s.append(time.monotonic())
             sent = time.perf_counter()
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
@@ -250,18 +366,32 @@ async def _lane(host, port, gate_id, secret, bodies, latencies, outcomes) -> Non
 
 
 def run_load(host: str, port: int, workload: Workload, secrets: dict[str, bytes],
-             engine_pid: int, database_pid: int | None) -> RunResult:
+             engine_pid: int, database_pid: int | None,
+             batch: tuple[Path, str, int] | None = None) -> tuple[RunResult, tuple[float, float, int] | None]:
     """Send ``workload``; the result includes the CPU time the engine's and the database's
-    process trees spent meanwhile (the generator's own is measured inside it)."""
+    process trees spent meanwhile (the generator's own is measured inside it).
+
+    ``batch`` = ``(home, url, batch_id)``: execute that batch in a process of its own once
+    the generator runs; its ``(started_s, finished_s, lines)`` are returned too.
+    """
     context = multiprocessing.get_context("spawn")
-    results = context.Queue()
+    results, batch_results = context.Queue(), context.Queue()
     process = context.Process(target=generate_load, args=(host, port, workload.lanes, secrets, results))
     process.start()
     engine_cpu_s, database_cpu_s = tree_cpu_s(engine_pid), tree_cpu_s(database_pid)
+    executor = None
+    if batch is not None:
+        executor = context.Process(target=execute_batch_process, args=(*batch, batch_results))
+        executor.start()
     result = results.get()
     process.join()
-    return dataclasses.replace(result, engine_cpu_s=tree_cpu_s(engine_pid) - engine_cpu_s,
-                               database_cpu_s=tree_cpu_s(database_pid) - database_cpu_s)
+    result = dataclasses.replace(result, engine_cpu_s=tree_cpu_s(engine_pid) - engine_cpu_s,
+                                 database_cpu_s=tree_cpu_s(database_pid) - database_cpu_s)
+    if executor is None:
+        return result, None
+    executed = batch_results.get()
+    executor.join()
+    return result, executed
 
 
 def tree_cpu_s(root_pid: int | None) -> float:
@@ -321,7 +451,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gates", type=int, default=None, help="concurrent gates (connections)")
     parser.add_argument("--cards", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=8, help="taps per card (even)")
+    parser.add_argument("--with-batch", type=int, default=0, metavar="LINES",
+                        help="also measure the taps while a disbursement batch of LINES lines executes "
+                             "(e.g. 100000)")
     args = parser.parse_args(argv)
+    if args.with_batch < 0:
+        parser.error("--with-batch: must be a number of lines")
     gates = args.gates or 128
     cards = args.cards or (1024 if args.quick else 4000)
     # The unbatched engine is an order of magnitude slower; in a quick run it gets the first
@@ -339,14 +474,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generating {cards * args.rounds} taps ({cards} cards, {gates} gates) ...", flush=True)
         workload = build_workload(cards, gates, args.rounds)
         results: dict[str, RunResult] = {}
+        executed: tuple[float, float, int] | None = None
+        modes = [("batched", True), ("unbatched", False)] + ([("with_batch", True)] if args.with_batch else [])
         try:
-            for mode, batching in (("batched", True), ("unbatched", False)):
+            for mode, batching in modes:
                 url, secrets = asyncio.run(provision(server_url, f"onecard_bench_{mode}", home, workload))
+                batch = None
+                if mode == "with_batch":
+                    batch = (home, url, prepare_batch(url, home, args.with_batch))
                 server, host, port = start_server(home, url, args.workers, batching)
                 try:
                     share = 1 if batching else baseline_share
-                    results[mode] = run_load(host, port, workload.head(share), secrets,
-                                             server.pid, asyncio.run(database_server_pid(url)))
+                    results[mode], ran = run_load(host, port, workload.head(share), secrets,
+                                                  server.pid, asyncio.run(database_server_pid(url)), batch)
+                    executed = ran or executed
                 finally:
                     stop_server(server)
                 _report(mode, results[mode])
@@ -355,10 +496,32 @@ def main(argv: list[str] | None = None) -> int:
                 db.stop_embedded(home)
     built, baseline = results["batched"], results["unbatched"]
     ratio = built.taps_per_s / baseline.taps_per_s
-    print(f"taps_per_s={built.taps_per_s:.0f} p50_ms={built.percentile_ms(0.5):.2f} "
-          f"p99_ms={built.percentile_ms(0.99):.2f} baseline_per_s={baseline.taps_per_s:.0f} "
-          f"ratio={ratio:.2f}")
+    line = (f"taps_per_s={built.taps_per_s:.0f} p50_ms={built.percentile_ms(0.5):.2f} "
+            f"p99_ms={built.percentile_ms(0.99):.2f} baseline_per_s={baseline.taps_per_s:.0f} "
+            f"ratio={ratio:.2f}")
+    if executed is not None:
+        line += " " + _report_batch(results["with_batch"], executed)
+    print(line)
     return 0
+
+
+def _report_batch(result: RunResult, executed: tuple[float, float, int]) -> str:
+    """Print the taps sent while the batch executed; return the final line's batch figures."""
+    started_s, finished_s, lines = executed
+    during = result.between(started_s, finished_s)
+    execute_s = finished_s - started_s
+    overlap = during.elapsed_s / execute_s if execute_s > 0 else 0.0
+    if not during.taps:
+        print(f"{'':>9}  batch of {lines} lines executed in {execute_s:.1f} s, after the taps ended", flush=True)
+        return f"p99_ms_during_batch=nan taps_per_s_during_batch=0 batch_lines={lines} " \
+               f"batch_execute_s={execute_s:.1f} batch_overlap=0.00"
+    print(f"{'':>9}  batch of {lines} lines executed in {execute_s:.1f} s ({lines / execute_s:.0f} lines/s); "
+          f"taps sent meanwhile ({overlap:.0%} of it): {during.taps} at {during.taps_per_s:.0f} taps/s, "
+          f"p50 {during.percentile_ms(0.5):.2f} ms, p99 {during.percentile_ms(0.99):.2f} ms, "
+          f"p99.9 {during.percentile_ms(0.999):.2f} ms", flush=True)
+    return (f"p99_ms_during_batch={during.percentile_ms(0.99):.2f} "
+            f"taps_per_s_during_batch={during.taps_per_s:.0f} batch_lines={lines} "
+            f"batch_execute_s={execute_s:.1f} batch_overlap={overlap:.2f}")
 
 
 def _report(mode: str, result: RunResult) -> None:

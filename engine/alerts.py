@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import enum
 import math
+import os
 import tomllib
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -40,6 +41,8 @@ from engine.errors import EngineError
 RECENT_CRYPTOGRAMS_MAX = 32
 RECENT_TAPS_MAX = 64
 EARTH_RADIUS_M = 6_371_008.8  # IUGG mean radius
+# Environment variables overriding one threshold each: ONECARD_ALERT_<FIELD IN CAPITALS>.
+ENV_PREFIX = "ONECARD_ALERT_"
 
 
 class AlertError(EngineError, ValueError):
@@ -85,6 +88,44 @@ class AlertThresholds(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             return msgspec.convert(document.get("alerts", {}), cls)
         except (tomllib.TOMLDecodeError, msgspec.ValidationError) as error:
             raise AlertError(f"{Path(path).name} [alerts]: {error}") from None
+
+    @classmethod
+    def configured(cls, path: Path | None = None,
+                   environ: Mapping[str, str] | None = None) -> "AlertThresholds":
+        """The thresholds ``onecard serve`` runs with: the ``[alerts]`` table of ``path``
+        (defaults when ``None``), then one override per environment variable
+        ``ONECARD_ALERT_<FIELD>`` (``environ``, default ``os.environ``).
+
+        >>> AlertThresholds.configured(environ={"ONECARD_ALERT_BURST_TAPS_MAX": "8"}).burst_taps_max
+        8
+        >>> AlertThresholds.configured(environ={"ONECARD_ALERT_BURST_WINDOW_S": "0"})
+        Traceback (most recent call last):
+        ...
+        engine.alerts.AlertError: ONECARD_ALERT_BURST_WINDOW_S: alert thresholds burst_window_s: must be positive
+
+        Raises
+        ------
+        AlertError
+            A bad file (see :meth:`load`), an unknown ``ONECARD_ALERT_*`` variable, or a
+            variable that is not a whole number or out of range (the message names it).
+        OSError
+            ``path`` cannot be read.
+        """
+        thresholds = cls.load(path) if path is not None else cls()
+        environ = os.environ if environ is None else environ
+        fields = {ENV_PREFIX + name.upper(): name for name in cls.__struct_fields__}
+        for variable in sorted(key for key in environ if key.startswith(ENV_PREFIX)):
+            name = fields.get(variable)
+            if name is None:
+                raise AlertError(f"{variable}: unknown alert threshold (known: {', '.join(fields)})")
+            text = environ[variable].strip()
+            if not text.isdigit():
+                raise AlertError(f"{variable}: {text!r} is not a whole number")
+            try:
+                thresholds = msgspec.convert(msgspec.structs.asdict(thresholds) | {name: int(text)}, cls)
+            except msgspec.ValidationError as error:
+                raise AlertError(f"{variable}: {error}") from None
+        return thresholds
 
 
 class CardUsage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -161,7 +202,9 @@ def impossible_travel(state: AlertState, usage: CardUsage, distance_m: Distance,
     """Alert when this entry is too far from the last entry for the time between them.
 
     ``distance_m`` gives metres between two ``(network_id, station_id)``; ``None`` (no
-    coordinates known) never raises an alert.
+    coordinates known) never raises an alert. The time between them counts either way: a
+    late entry (older than the last, e.g. from an offline upload) is compared as if it had
+    arrived in time order.
     """
     last = state.last_entry
     if not usage.is_entry or last is None:
@@ -169,7 +212,7 @@ def impossible_travel(state: AlertState, usage: CardUsage, distance_m: Distance,
     metres = distance_m((last.network_id, last.station_id), (usage.network_id, usage.station_id))
     if metres is None or metres < thresholds.travel_distance_m_min:
         return None
-    seconds = max((usage.tapped_at_utc - last.at_utc).total_seconds(), 0.0)
+    seconds = abs((usage.tapped_at_utc - last.at_utc).total_seconds())
     # Possible at the speed limit: metres <= speed (m/s) * seconds.
     if metres * 3600 <= thresholds.travel_speed_kmh_max * 1000 * seconds:
         return None
@@ -214,7 +257,9 @@ def check_usage(state: AlertState, usage: CardUsage, thresholds: AlertThresholds
         highest_atc=usage.atc if state.highest_atc is None else max(state.highest_atc, usage.atc),
         recent_cryptograms=cryptograms,
         recent_taps_utc=(state.recent_taps_utc + (usage.tapped_at_utc,))[-RECENT_TAPS_MAX:],
-        last_entry=LastEntry(usage.network_id, usage.station_id, usage.tapped_at_utc) if usage.is_entry else state.last_entry,
+        last_entry=LastEntry(usage.network_id, usage.station_id, usage.tapped_at_utc)
+        if usage.is_entry and (state.last_entry is None or usage.tapped_at_utc >= state.last_entry.at_utc)
+        else state.last_entry,
     )
     return tuple(alert for alert in found if alert is not None), new_state
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
+from engine.alerts import AlertThresholds
 from engine.api.metrics import Metrics
 from engine.api.routes import BODY_BYTES_MAX, SERVICES, Services, add_routes, errors_and_auth
 from engine.config import Config
@@ -34,13 +35,15 @@ class TapSettings:
     """Hot-path settings: ``flush_size_max=1`` turns batching off (one transaction per tap).
 
     ``fare_config``: a fare engine TOML (default: the packaged Chengdu demo); ``shared_data``:
-    the reference data folder it may name as ``{shared_data}``.
+    the reference data folder it may name as ``{shared_data}``; ``alert_thresholds``: the
+    abnormal-usage alert thresholds (default: :class:`engine.alerts.AlertThresholds`'s).
     """
 
     flush_size_max: int = FLUSH_SIZE_MAX
     flush_delay_ms: float = FLUSH_DELAY_MS
     fare_config: Path | None = None
     shared_data: Path | None = None
+    alert_thresholds: AlertThresholds | None = None
 
 
 def build_services(pool: asyncpg.Pool, key_service, settings: TapSettings) -> Services:
@@ -50,7 +53,8 @@ def build_services(pool: asyncpg.Pool, key_service, settings: TapSettings) -> Se
     from ledger.service import Ledger
 
     shared_data = settings.shared_data or default_shared_data()
-    pricing = FarePricing(load_engine(settings.fare_config, shared_data=shared_data))
+    pricing = FarePricing(load_engine(settings.fare_config, shared_data=shared_data),
+                          settings.alert_thresholds)
     metrics = Metrics()
     issuer_keys = IssuerKeys(pool, key_service)
     taps = TapService(pool, keys=issuer_keys, ledger=LedgerPosting(Ledger(pool)),

@@ -44,6 +44,7 @@ from aiohttp import web
 from adapters import reconcile, signing
 from adapters.errors import MessageError, SignatureError
 from adapters.iso20022 import camt053, pacs002, pacs004, schema
+from engine.api.nonces import NonceStore
 from engine.errors import ConflictError, NotFoundError
 from engine.settlement import outbox, pki
 from engine.settlement.cycles import BankPosition, Cycle, Cycles
@@ -52,7 +53,6 @@ from engine.settlement.schedule import CloseSchedule
 from ledger.service import Ledger
 
 XML = "application/xml"
-NONCE_PRUNE_EVERY = 1_000
 
 
 class PositionView(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -126,7 +126,10 @@ class BankServices:
     ledger: Ledger
     cycles: Cycles
     verifier: signing.Verifier = field(repr=False)
-    requests_seen: int = 0
+    nonces: NonceStore = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.nonces = NonceStore(self.pool, "bank")
 
 
 BANK_SERVICES = web.AppKey("bank_services", BankServices)
@@ -155,7 +158,9 @@ async def bank_auth(request: web.Request, handler):
         return _problem(401, str(error))
     if key_id != common_name:
         return _problem(403, f"request signed as {key_id!r} but the certificate is {common_name!r}")
-    if not await _first_use_of_nonce(request.app[BANK_SERVICES], key_id, request.headers[signing.HEADER_NONCE]):
+    # The verifier remembers nonces per process; the table refuses a replay sent to another
+    # engine process.
+    if not await request.app[BANK_SERVICES].nonces.first_use(key_id, request.headers[signing.HEADER_NONCE]):
         return _problem(401, f"{signing.HEADER_NONCE}: replayed request")
     request[BANK_CODE] = common_name
     try:
@@ -168,20 +173,6 @@ async def bank_auth(request: web.Request, handler):
         return _problem(404, str(error))
     except ConflictError as error:
         return _problem(409, str(error))
-
-
-async def _first_use_of_nonce(services: BankServices, bank_code: str, nonce: str) -> bool:
-    # The verifier remembers nonces per process; the table refuses a replay sent to another
-    # engine process. Rows older than the allowed clock skew cannot be replayed anyway
-    # (their timestamp is refused), so they are pruned now and then.
-    async with services.pool.acquire() as connection:
-        services.requests_seen += 1
-        if services.requests_seen % NONCE_PRUNE_EVERY == 0:
-            await connection.execute("DELETE FROM settlement_nonces WHERE seen_at < now() - make_interval(secs => $1)",
-                                     2 * signing.CLOCK_SKEW_MS_MAX / 1000)
-        return bool(await connection.fetchval(
-            "INSERT INTO settlement_nonces (bank_code, nonce) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1",
-            bank_code, nonce))
 
 
 def create_bank_app(services: BankServices) -> web.Application:

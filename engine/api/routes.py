@@ -1,14 +1,18 @@
 """HTTP handlers: decode the request, call the domain, encode the answer. No business logic.
 
 Every ``/v1/`` route is signed by a registered device (:mod:`adapters.signing`); the
-role a route needs is in :data:`ROLES`. Errors are :class:`engine.taps.wire.Problem`
-documents: 400 malformed (the field is named), 401 signature refused, 403 role, 404,
-409 conflict, 503 transient (retry with the same ``tap_id``).
+role a route needs is in :data:`ROLES`. A replayed signature is refused by every worker
+process: the nonces of taps are recorded with the tap records (:mod:`engine.taps.service`),
+those of every other route in the shared nonce table (:mod:`engine.api.nonces`).
+
+Errors are :class:`engine.taps.wire.Problem` documents: 400 malformed (the field is
+named), 401 signature refused, 403 role, 404, 409 conflict, 503 transient (retry with the
+same ``tap_id``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -18,6 +22,7 @@ from aiohttp import web
 from adapters.errors import SignatureError
 from adapters.signing import HEADER_NONCE
 from engine.api.metrics import Metrics
+from engine.api.nonces import NonceStore
 from engine.disbursement.store import DisbursementStore
 from engine.errors import ConflictError, NotFoundError
 from hsm.errors import HsmError
@@ -68,6 +73,10 @@ class Services:
     metrics: Metrics
     # Disbursement batches for departments (None: those routes answer 503).
     disbursement: DisbursementStore | None = None
+    nonces: NonceStore = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.nonces = NonceStore(self.pool, "device")
 
 
 SERVICES = web.AppKey("services", Services)
@@ -89,8 +98,12 @@ async def errors_and_auth(request: web.Request, handler):
     try:
         if request.path.startswith("/v1/"):
             body = await request.read()
-            device = request.app[SERVICES].devices.verify(
-                request.method, request.path_qs, request.headers, body)
+            services = request.app[SERVICES]
+            device = services.devices.verify(request.method, request.path_qs, request.headers,
+                                             body)
+            if request.match_info.route.name != "taps" and not await services.nonces.first_use(
+                    device.device_id, request.headers[HEADER_NONCE]):
+                raise SignatureError(f"{HEADER_NONCE}: replayed request")
             # No entry: no such route or method; the handler answers 404 or 405.
             roles = ROLES.get(request.match_info.route.name, frozenset({device.role}))
             if device.role not in roles:

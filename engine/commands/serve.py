@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
 
@@ -26,10 +27,14 @@ def register(subparsers) -> None:
                         help="fare engine TOML (default: the packaged Chengdu demo)")
     parser.add_argument("--shared-data", type=Path, default=None,
                         help="reference data folder (default: ../shared/data)")
+    parser.add_argument("--alert-config", type=Path, default=None,
+                        help="TOML file whose [alerts] table sets the abnormal-usage alert "
+                             "thresholds; ONECARD_ALERT_<FIELD> variables override single ones")
     parser.set_defaults(handler=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from engine.alerts import AlertThresholds
     from engine.app import TapSettings
     from engine.server import WORKERS_MAX, ServeOptions, serve
 
@@ -37,8 +42,10 @@ def _serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers: must be 1 to {WORKERS_MAX}")
     if not 0 <= args.port <= 65535:
         raise UsageError("--port: must be 0 to 65535")
-    settings = TapSettings(fare_config=args.fare_config, shared_data=args.shared_data)
+    # Read before any worker starts, so a bad threshold stops the command with its name.
+    thresholds = AlertThresholds.configured(args.alert_config)
+    settings = TapSettings(fare_config=args.fare_config, shared_data=args.shared_data,
+                           alert_thresholds=thresholds)
     if args.no_batching:
-        settings = TapSettings(flush_size_max=1, flush_delay_ms=0,
-                               fare_config=args.fare_config, shared_data=args.shared_data)
+        settings = dataclasses.replace(settings, flush_size_max=1, flush_delay_ms=0)
     return serve(ServeOptions(args.host, args.port, args.workers, settings))

@@ -36,7 +36,8 @@ async def tap_figures(connection: asyncpg.Connection) -> dict:
         "SELECT reason, count(*) FROM transit_taps GROUP BY reason ORDER BY reason")}
     fares = {row["rider_category"]: {"taps": row["taps"], "fare_minor": int(row["fare_minor"])}
              for row in await connection.fetch(
-                 "SELECT rider_category, count(*) AS taps, sum(fare_minor) AS fare_minor FROM transit_taps"
+                 "SELECT rider_category, count(*) AS taps, sum(fare_minor - refund_minor) AS fare_minor"
+                 " FROM transit_taps"
                  " WHERE reason = 0 GROUP BY rider_category ORDER BY rider_category")}
     capped = await connection.fetchrow(
         "SELECT count(*) AS taps, count(DISTINCT card_token) AS cards FROM transit_taps"
@@ -45,7 +46,8 @@ async def tap_figures(connection: asyncpg.Connection) -> dict:
     networks = {row["network"]: {"taps": row["taps"], "fare_minor": int(row["fare_minor"])}
                 for row in await connection.fetch(
                     "SELECT CASE WHEN direction = 'single' THEN 'bus' ELSE 'metro' END AS network,"
-                    " count(*) AS taps, sum(fare_minor) AS fare_minor FROM transit_taps WHERE reason = 0"
+                    " count(*) AS taps, sum(fare_minor - refund_minor) AS fare_minor FROM transit_taps"
+                    " WHERE reason = 0"
                     " GROUP BY 1 ORDER BY 1")}
     return {"by_reason": by_reason,
             "approved": by_reason.get("approved", 0),

@@ -21,13 +21,15 @@ class AggregationError(UnpriceableError):
 
 
 class PricedTap(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One priced tap as stored by the tap API (``fare_minor`` after caps)."""
+    """One priced tap as stored by the tap API (``fare_minor`` after caps; ``refund_minor``
+    what a late tap refunded when re-pricing its day lowered the day's charges)."""
 
     tap_id: str
     card_token: str
     issuing_bank_id: str
     transit_date: date
     fare_minor: int
+    refund_minor: int = 0
 
 
 class Collection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -59,14 +61,16 @@ def collections_by_bank(taps: Iterable[PricedTap], day: date) -> dict[str, tuple
     Raises
     ------
     AggregationError
-        A tap of another day, a negative fare, a tap id repeated with different content,
-        a card under two issuing banks, or a total beyond a 64-bit amount.
+        A tap of another day, a negative fare or refund, a tap id repeated with different
+        content, a card under two issuing banks, a card whose refunds exceed its fares,
+        or a total beyond a 64-bit amount.
 
     >>> taps = [PricedTap("t1", "card-a", "ICBC", date(2026, 3, 2), 300),
     ...         PricedTap("t2", "card-a", "ICBC", date(2026, 3, 2), 200),
     ...         PricedTap("t3", "card-b", "BOC", date(2026, 3, 2), 0)]
+    >>> taps.append(PricedTap("t4", "card-a", "ICBC", date(2026, 3, 2), 0, refund_minor=100))
     >>> collections_by_bank(taps, date(2026, 3, 2))
-    {'ICBC': (Collection(issuing_bank_id='ICBC', card_token='card-a', transit_date=datetime.date(2026, 3, 2), amount_minor=500, tap_count=2),)}
+    {'ICBC': (Collection(issuing_bank_id='ICBC', card_token='card-a', transit_date=datetime.date(2026, 3, 2), amount_minor=400, tap_count=3),)}
     """
     seen: dict[str, PricedTap] = {}
     totals: dict[str, list[int]] = {}
@@ -74,8 +78,9 @@ def collections_by_bank(taps: Iterable[PricedTap], day: date) -> dict[str, tuple
     for tap in taps:
         if tap.transit_date != day:
             raise AggregationError(f"tap {tap.tap_id}: transit_date {tap.transit_date} is not {day}")
-        if tap.fare_minor < 0:
-            raise AggregationError(f"tap {tap.tap_id}: fare_minor {tap.fare_minor} is negative")
+        if tap.fare_minor < 0 or tap.refund_minor < 0:
+            raise AggregationError(f"tap {tap.tap_id}: fare_minor {tap.fare_minor} or refund_minor "
+                                   f"{tap.refund_minor} is negative")
         earlier = seen.get(tap.tap_id)
         if earlier is not None:
             if earlier != tap:
@@ -86,12 +91,14 @@ def collections_by_bank(taps: Iterable[PricedTap], day: date) -> dict[str, tuple
         if bank != tap.issuing_bank_id:
             raise AggregationError(f"card {tap.card_token}: issued by {bank} and {tap.issuing_bank_id}")
         total = totals.setdefault(tap.card_token, [0, 0])
-        total[0] += tap.fare_minor
+        total[0] += tap.fare_minor - tap.refund_minor
         total[1] += 1
         if total[0] > AMOUNT_MINOR_MAX:
             raise AggregationError(f"card {tap.card_token}: day total overflows a 64-bit amount")
     grouped: dict[str, list[Collection]] = {}
     for card, (amount_minor, count) in sorted(totals.items()):
+        if amount_minor < 0:
+            raise AggregationError(f"card {card}: refunds exceed fares by {-amount_minor}")
         if amount_minor > 0:
             grouped.setdefault(banks[card], []).append(Collection(banks[card], card, day, amount_minor, count))
     return {bank: tuple(grouped[bank]) for bank in sorted(grouped)}

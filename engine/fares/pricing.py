@@ -23,6 +23,22 @@ Order of work for one tap (each step reported as an :class:`Applied`):
 
 Maximum fares for missing exits are also reduced by the rider's concession (a
 free-travel rider owes nothing for an unfinished journey).
+
+Late taps. Taps of one card can arrive out of time order (gates of one station report
+over different paths, a bus validator uploads its offline taps hours later). Every priced
+tap is kept in the card's day journal (:class:`~engine.fares.state.DayJournal`); a tap
+older than the journal's latest is priced by replaying the journal from its opening state
+with the late tap in its time position, and what it charges now is the difference between
+the day's charges after and before (negative: a refund). So the day's total, the caps and
+the journeys (a late exit pairs with its entry, a late entry with its exit) come out as if
+the taps had arrived in time order. Time order is ``(tapped_at_utc, tap_id)``, so taps
+with equal times are ordered the same way whichever arrives first.
+
+What cannot be re-priced, and raises :class:`TapOrderError` (the tap API declines it):
+a late tap of a transit day before the card's current one (that day may be collected
+already), or older than the journal's opening (a journal reopens every
+:data:`DAY_TAPS_MAX` taps). A late tap is priced with the rider profile it comes with,
+for the whole replay.
 """
 
 from __future__ import annotations
@@ -39,8 +55,13 @@ from engine.fares.errors import BadTapError, FareRulesError, UnpriceableError
 from engine.fares.money import AMOUNT_MINOR_MAX
 from engine.fares.networks import FareNetwork, GtfsFareNetwork, LegFare, Pairing
 from engine.fares.riders import RiderCategoryRule, RiderProfile, RiderRules
-from engine.fares.state import CardFareState, OpenEntry, SubJourney
+from engine.fares.state import CardFareState, DayJournal, DayTap, OpenEntry, SubJourney
 from engine.fares.transfers import LegTimes, TransferRule, find_transfer_rule, leg_cost_after_transfer
+
+
+def _order(at_utc: datetime, tap_id: str) -> tuple[datetime, str]:
+    """The time order of taps: by time, then by ``tap_id`` (equal times in a fixed order)."""
+    return at_utc, tap_id
 
 
 def _aware(moment: datetime, field: str) -> datetime:
@@ -49,8 +70,17 @@ def _aware(moment: datetime, field: str) -> datetime:
     return moment
 
 
+# Taps a day journal holds before it reopens (a late tap before the reopening is refused).
+DAY_TAPS_MAX = 64
+# The journal id of the daily close's missing-exit charge: the entry's tap_id + this.
+MISSING_EXIT_SUFFIX = ":missing-exit"
+KIND_CLOSE = "close"
+assert 2 <= DAY_TAPS_MAX <= 1000
+
+
 class TapOrderError(BadTapError):
-    """A tap older than the card's last priced tap: taps are priced in time order per card."""
+    """A late tap that cannot be re-priced: of an earlier transit day than the card's
+    current one, or older than its day journal (see the module docstring)."""
 
 
 class TapKind(enum.StrEnum):
@@ -76,6 +106,7 @@ class Rule(enum.StrEnum):
     TRANSFER = "transfer"
     DAILY_CAP = "daily_cap"
     WEEKLY_CAP = "weekly_cap"
+    LATE_TAP = "late_tap"
 
 
 class TapFacts(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -95,7 +126,8 @@ class TapFacts(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class Applied(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One rule applied: ``amount_minor`` is the fare it set (fare rules, maximum fares)
-    or the change it made (negative for concessions, transfer discounts, caps)."""
+    or the change it made (negative for concessions, transfer discounts, caps); for
+    ``late_tap`` the difference re-pricing the day made to its charges."""
 
     rule: Rule
     amount_minor: int
@@ -105,7 +137,9 @@ class Applied(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class TapPricing(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The result of :meth:`FareEngine.price_tap`.
 
-    ``fare_minor`` is what to debit now (>= 0); ``state`` replaces the card's state;
+    ``fare_minor`` is what to debit now: >= 0 for a tap in time order; for a late tap the
+    difference its re-pricing made to the day's charges, negative for a refund (the day
+    total stays within the cap either way). ``state`` replaces the card's state;
     ``day_total_minor`` / ``week_total_minor`` include this fare; caps are ``None`` when
     not configured.
     """
@@ -203,13 +237,15 @@ class FareEngine:
     # -- public ----------------------------------------------------------------------
 
     def price_tap(self, state: CardFareState, tap: TapFacts) -> TapPricing:
-        """Price ``tap`` for a card in ``state``.
+        """Price ``tap`` for a card in ``state``; a late tap re-prices the card's day (see
+        the module docstring).
 
         Returns
         -------
         TapPricing
-            Fare to debit now (minor units, >= 0, within the caps), the new state, the
-            rules applied and the running totals.
+            Fare to debit now (minor units, within the caps; negative only for a late tap
+            that lowers the day's charges), the new state, the rules applied and the
+            running totals.
 
         Raises
         ------
@@ -219,8 +255,19 @@ class FareEngine:
             A tap kind the network does not use (an entry tap on a single-tap bus), or
             a naive ``tapped_at_utc``.
         TapOrderError
-            The tap is older than the card's last priced tap (a ``BadTapError``).
+            A late tap that cannot be re-priced (a ``BadTapError``).
         """
+        _aware(tap.tapped_at_utc, "tapped_at_utc")
+        journal = state.journal
+        if journal is not None and _order(tap.tapped_at_utc, tap.tap_id) < _order(
+                journal.taps[-1].tapped_at_utc, journal.taps[-1].tap_id):
+            return self._repriced(state, journal, tap)
+        priced = self._priced(state, tap)
+        return self._journaled(state, priced, DayTap(tap.tap_id, tap.network_id, tap.station_id,
+                                                     tap.kind.value, tap.tapped_at_utc, priced.fare_minor))
+
+    def _priced(self, state: CardFareState, tap: TapFacts) -> TapPricing:
+        """Price ``tap`` after every tap ``state`` holds (the journal is left as it is)."""
         network = self.networks.get(tap.network_id)
         if network is None:
             raise UnpriceableError(f"network_id {tap.network_id!r}: unknown network")
@@ -282,9 +329,67 @@ class FareEngine:
         """Charge a missing exit once the journey time is over (the daily close calls this).
 
         An open entry older than ``journey_max_s`` at ``now_utc`` is charged its network's
-        maximum fare (on the entry's transit day, within its caps) and cleared; otherwise
-        nothing changes and the fare is 0.
+        maximum fare (on the entry's transit day, within its caps) and cleared, and the
+        charge joins the day journal at ``now_utc`` (a late exit before it re-prices it);
+        otherwise nothing changes and the fare is 0.
         """
+        entry = state.open_entry
+        priced = self._closed(state, now_utc, rider)
+        if entry is None or priced.state.open_entry is not None:
+            return priced
+        return self._journaled(state, priced, DayTap(entry.tap_id + MISSING_EXIT_SUFFIX, entry.network_id,
+                                                     entry.station_id, KIND_CLOSE, now_utc, priced.fare_minor))
+
+    # -- late taps -------------------------------------------------------------------
+
+    def _journaled(self, before: CardFareState, priced: TapPricing, tap: DayTap) -> TapPricing:
+        """``priced`` with ``tap`` added to the day journal (a new one on a new transit day
+        or when the journal is full)."""
+        journal = before.journal
+        if journal is None or priced.transit_date != before.transit_date or len(journal.taps) >= DAY_TAPS_MAX:
+            journal = DayJournal(opening=msgspec.structs.replace(before, journal=None))
+        assert not journal.taps or _order(journal.taps[-1].tapped_at_utc, journal.taps[-1].tap_id) <= _order(
+            tap.tapped_at_utc, tap.tap_id)
+        journal = DayJournal(journal.opening, journal.taps + (tap,))
+        return msgspec.structs.replace(priced, state=msgspec.structs.replace(priced.state, journal=journal))
+
+    def _repriced(self, state: CardFareState, journal: DayJournal, tap: TapFacts) -> TapPricing:
+        """Price the late ``tap`` by replaying the day journal with it in its time position."""
+        opened_at = journal.opening.last_tapped_at_utc
+        if opened_at is not None and tap.tapped_at_utc <= opened_at:
+            raise TapOrderError(f"tapped_at_utc {tap.tapped_at_utc.isoformat()} is before the card's day "
+                                f"journal opened (last tap before it {opened_at.isoformat()})")
+        day = transit_date(tap.tapped_at_utc, self.timezone, self.day_boundary)
+        if day != state.transit_date:
+            raise TapOrderError(f"tapped_at_utc {tap.tapped_at_utc.isoformat()}: transit day {day} is before "
+                                f"the card's current transit day {state.transit_date}")
+        if any(entry.tap_id == tap.tap_id for entry in journal.taps):
+            raise BadTapError(f"tap_id {tap.tap_id!r}: already priced")
+        late = DayTap(tap.tap_id, tap.network_id, tap.station_id, tap.kind.value, tap.tapped_at_utc, 0)
+        replay = journal.opening
+        charged: list[DayTap] = []
+        mine: TapPricing | None = None
+        for entry in sorted(journal.taps + (late,), key=lambda e: _order(e.tapped_at_utc, e.tap_id)):
+            if entry.kind == KIND_CLOSE:
+                priced = self._closed(replay, entry.tapped_at_utc, tap.rider)
+            else:
+                priced = self._priced(replay, TapFacts(entry.tap_id, entry.network_id, entry.station_id,
+                                                       TapKind(entry.kind), entry.tapped_at_utc, tap.rider))
+            replay = priced.state
+            charged.append(msgspec.structs.replace(entry, charged_minor=priced.fare_minor))
+            if entry is late:
+                mine = priced
+        assert mine is not None and replay.journal is None
+        difference = sum(entry.charged_minor for entry in charged) - sum(e.charged_minor for e in journal.taps)
+        assert replay.day_total_minor - state.day_total_minor == difference, (replay, state)
+        assert self.caps.daily_minor is None or replay.day_total_minor <= self.caps.daily_minor
+        applied = mine.applied + (Applied(Rule.LATE_TAP, difference, f"{len(charged)} taps of {day} re-priced"),)
+        return TapPricing(difference, msgspec.structs.replace(replay, journal=DayJournal(journal.opening, tuple(charged))),
+                          applied, mine.rider_category_id, day, replay.day_total_minor, self.caps.daily_minor,
+                          replay.week_total_minor, self.caps.weekly_minor)
+
+    def _closed(self, state: CardFareState, now_utc: datetime, rider: RiderProfile) -> TapPricing:
+        """:meth:`close_open_entry` without the journal."""
         entry = state.open_entry
         now_utc = _aware(now_utc, "now_utc")
         if entry is None or (now_utc - entry.entered_at_utc).total_seconds() <= self.journey_max_s:

@@ -3,6 +3,11 @@
 The state is a msgspec Struct so the store can keep it as JSON or MessagePack
 (:func:`encode_state` / :func:`decode_state`); the fare engine never mutates it, it
 returns a new one with each priced tap.
+
+The state also keeps the card's *day journal* (:class:`DayJournal`): the state the
+current transit day opened with and every tap priced since, with what each was charged.
+A tap arriving late (older than the card's last priced tap) is priced by replaying the
+journal with the late tap in its time position (:meth:`engine.fares.pricing.FareEngine.price_tap`).
 """
 
 from __future__ import annotations
@@ -35,7 +40,34 @@ class SubJourney(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     charged_minor: int
 
 
-class CardFareState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class DayTap(msgspec.Struct, frozen=True, forbid_unknown_fields=True, array_like=True):
+    """One tap of the day journal, as priced: ``kind`` is a tap kind (``entry``, ``exit``,
+    ``single``) or ``close`` (the daily close charged the open entry's missing exit at
+    ``tapped_at_utc``); ``charged_minor`` what the tap is charged in the journal's order
+    (after caps; its share of the day total)."""
+
+    tap_id: str
+    network_id: str
+    station_id: str
+    kind: str
+    tapped_at_utc: datetime
+    charged_minor: int
+
+
+class DayJournal(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The taps priced since ``opening`` (the card's state before the first of them; its
+    own ``journal`` is ``None``), in time order (``tapped_at_utc``, then ``tap_id``).
+
+    A journal opens at the first tap of each transit day, and again when it holds
+    :data:`engine.fares.pricing.DAY_TAPS_MAX` taps; only taps after ``opening``'s last
+    tap can be priced late.
+    """
+
+    opening: "CardFareState"
+    taps: tuple[DayTap, ...] = ()
+
+
+class CardFareState(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     """Totals and open journey of one card. A new card starts from ``CardFareState()``.
 
     Attributes
@@ -55,7 +87,10 @@ class CardFareState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sub_journey : SubJourney | None
         The legs a transfer from the next leg may join.
     last_tapped_at_utc : datetime | None
-        The latest tap priced; taps must be priced in time order per card.
+        The latest tap priced (a missing exit charged by the daily close counts at its
+        entry's time).
+    journal : DayJournal | None
+        The taps priced since the journal opened (late taps are re-priced from it).
     """
 
     transit_date: date | None = None
@@ -67,6 +102,7 @@ class CardFareState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     open_entry: OpenEntry | None = None
     sub_journey: SubJourney | None = None
     last_tapped_at_utc: datetime | None = None
+    journal: DayJournal | None = None
 
 
 _ENCODER = msgspec.json.Encoder()

@@ -25,10 +25,10 @@ import asyncpg
 
 from engine.errors import ConflictError, NotFoundError
 from engine.fares.aggregation import Collection, PricedTap, collections_by_bank
+from engine.fares.pricing import MISSING_EXIT_SUFFIX
 from engine.settlement.registry import get_bank
 from engine.taps import store
 from engine.taps.posting import LEDGER_CNY, POSTED, TRANSFER_CODE_COLLECTION
-from engine.taps.journeys import MISSING_EXIT_SUFFIX
 from engine.taps.pricing import FarePricing
 from engine.taps.reasons import Reason
 from engine.taps.service import FarePosting, TapLedger, transfer_id_for
@@ -120,12 +120,14 @@ async def close_day(pool: asyncpg.Pool, transit_day: date, *, current_day: date)
     async with pool.acquire() as connection:
         async with connection.transaction():
             rows = await connection.fetch(
-                """SELECT t.tap_id, t.card_token, c.bank_code, t.transit_day, t.fare_minor
+                """SELECT t.tap_id, t.card_token, c.bank_code, t.transit_day, t.fare_minor,
+                          t.refund_minor
                    FROM transit_taps t JOIN transit_cards c ON c.card_token = t.card_token
-                   WHERE t.transit_day = $1 AND t.fare_minor > 0""", transit_day)
+                   WHERE t.transit_day = $1 AND (t.fare_minor > 0 OR t.refund_minor > 0)""",
+                transit_day)
             grouped = collections_by_bank(
                 (PricedTap(r["tap_id"], r["card_token"], r["bank_code"], r["transit_day"],
-                           r["fare_minor"]) for r in rows), transit_day)
+                           r["fare_minor"], r["refund_minor"]) for r in rows), transit_day)
             items = [item for bank in grouped.values() for item in bank]
             await connection.execute(
                 """INSERT INTO transit_collections (card_token, transit_day, bank_code, amount_minor)

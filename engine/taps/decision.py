@@ -81,7 +81,8 @@ class CardState(msgspec.Struct, frozen=True):
 
 class Fare(msgspec.Struct, frozen=True):
     """The fare engine's answer for one tap (minor units; ``transit_day`` ISO date;
-    ``day_cap_minor`` 0 when there is no daily cap)."""
+    ``day_cap_minor`` 0 when there is no daily cap). ``fare_minor`` is negative only for a
+    late tap whose re-pricing of the day refunds the card."""
 
     fare_minor: int
     rider_category: str
@@ -164,7 +165,7 @@ def decide(card: CardState | None, facts: TapFacts, *, arqc_failure: Reason | No
     fare = price(seen, facts)
     if fare is None:
         return Decision(Reason.fare_unavailable, card=seen, alerts=alerts)
-    assert fare.fare_minor >= 0 and fare.day_total_minor >= 0
+    assert fare.day_total_minor >= 0 and fare.day_total_minor >= fare.fare_minor
     return Decision(Reason.approved, fare=fare, alerts=alerts,
                     card=replace(seen, fare_state=fare.fare_state,
                                  rider_category=fare.rider_category))

@@ -19,6 +19,7 @@ LEDGER_CNY = 156
 ACCOUNT_CODE_CARD = 110
 TRANSFER_CODE_FARE = 210
 TRANSFER_CODE_COLLECTION = 211
+TRANSFER_CODE_FARE_REFUND = 212  # operator -> card: a late tap lowered the card's day
 
 POSTED = (CreateTransferResult.ok, CreateTransferResult.exists)
 
@@ -39,7 +40,8 @@ class LedgerPosting:
         is in the ledger (created now, or by an earlier attempt with the same id)."""
         transfers = [Transfer(id=p.transfer_id, debit_account_id=p.dr_account_id,
                               credit_account_id=p.cr_account_id, amount=p.amount,
-                              ledger=LEDGER_CNY, code=TRANSFER_CODE_FARE)
+                              ledger=LEDGER_CNY,
+                              code=TRANSFER_CODE_FARE_REFUND if p.refund else TRANSFER_CODE_FARE)
                      for p in postings]
         results = await self._ledger.create_transfers(transfers, connection=connection)
         return [result in POSTED for result in results]

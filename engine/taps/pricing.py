@@ -5,10 +5,13 @@
 The card's fare and alert states are kept by the store as the JSON bytes these modules
 define; a card without state starts from their empty state.
 
-A tap the fare engine cannot price (unknown station, a tap kind the network does not
-take, or a tap older than the card's last priced tap: the engine prices in time order)
-is declined ``fare_unavailable``; so a late offline tap of a card that has tapped since
-is declined, never priced out of order.
+A late tap (older than the card's last priced tap: gates reporting over different
+paths, an offline upload after online taps) is priced in its time position: the fare
+engine re-prices the card's transit day from its day journal and the answer's fare is the
+difference, negative for a refund (:mod:`engine.fares.pricing`, "Late taps"). A tap the
+fare engine cannot price (unknown station, a tap kind the network does not take, a late
+tap of an earlier transit day than the card's current one) is declined
+``fare_unavailable``.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ class FarePricing:
         return f"FarePricing(networks={sorted(self._engine.networks)})"
 
     def price(self, card: CardState, facts: TapFacts) -> Fare | None:
-        """The fare of ``facts`` for ``card`` (``None`` when it cannot be priced)."""
+        """The fare of ``facts`` for ``card`` (``None`` when it cannot be priced); negative
+        when a late tap's re-pricing lowers the card's day (a refund)."""
         state = decode_state(card.fare_state) if card.fare_state else CardFareState()
         tap = FareTap(tap_id=facts.tap_id, network_id=facts.network_id, station_id=facts.station,
                       kind=TapKind(facts.direction),

@@ -55,13 +55,16 @@ from engine.taps.wire import TapAnswer, TapConflict
 
 @dataclass(frozen=True)
 class FarePosting:
-    """One fare to post: ``amount`` minor units from the card's to the operator's account."""
+    """One fare to post: ``amount`` minor units from the card's to the operator's account,
+    or, for a ``refund`` (a late tap that lowered the card's day), from the operator's to
+    the card's."""
 
     transfer_id: int
     dr_account_id: int
     cr_account_id: int
     amount: int
     tap_id: str
+    refund: bool = False
 
 
 class TapKeys(Protocol):
@@ -263,17 +266,25 @@ class TapService:
         fare = decision.fare
         postings: list[FarePosting] = []
         transfer_id = None
-        if fare is not None and fare.fare_minor > 0:
+        if fare is not None and fare.fare_minor != 0:
             assert card is not None and device.operator_account_id is not None
             transfer_id = transfer_id_for(facts.tap_id)
-            postings.append(FarePosting(transfer_id, card.account_id, device.operator_account_id,
-                                        fare.fare_minor, facts.tap_id))
+            if fare.fare_minor > 0:
+                postings.append(FarePosting(transfer_id, card.account_id,
+                                            device.operator_account_id, fare.fare_minor,
+                                            facts.tap_id))
+            else:
+                # A late tap lowered the card's day: the late tap's operator refunds it.
+                postings.append(FarePosting(transfer_id, device.operator_account_id,
+                                            card.account_id, -fare.fare_minor, facts.tap_id,
+                                            refund=True))
+        fare_minor = fare.fare_minor if fare else 0
         answer = TapAnswer(
             tap_id=facts.tap_id, decision=decision.reason.decision, reason=decision.reason.name,
-            reason_code=int(decision.reason), fare_minor=fare.fare_minor if fare else 0,
+            reason_code=int(decision.reason), fare_minor=max(fare_minor, 0),
             rider_category=fare.rider_category if fare else (card.rider_category if card else ""),
             day_total_minor=fare.day_total_minor if fare else 0,
-            day_cap_minor=fare.day_cap_minor if fare else 0,
+            day_cap_minor=fare.day_cap_minor if fare else 0, refund_minor=max(-fare_minor, 0),
         )
         record = TapRecord(
             answer=answer, request=request, device_id=device.device_id,

@@ -83,7 +83,7 @@ def _record(row: asyncpg.Record) -> TapRecord:
         tap_id=row["tap_id"], decision=reason.decision, reason=reason.name,
         reason_code=int(reason), fare_minor=row["fare_minor"],
         rider_category=row["rider_category"], day_total_minor=row["day_total_minor"],
-        day_cap_minor=row["day_cap_minor"],
+        day_cap_minor=row["day_cap_minor"], refund_minor=row["refund_minor"],
     )
     return TapRecord(
         answer=answer, request=msgspec.json.decode(row["request"]), device_id=row["device_id"],
@@ -99,10 +99,10 @@ _WRITE_BATCH = """
 WITH taps AS (
     INSERT INTO transit_taps (tap_id, device_id, card_token, request, reason, fare_minor,
         rider_category, day_total_minor, day_cap_minor, transit_day, station, direction,
-        tapped_at, transfer_id, request_nonce)
+        tapped_at, transfer_id, request_nonce, refund_minor)
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::json[], $5::smallint[],
         $6::bigint[], $7::text[], $8::bigint[], $9::bigint[], $10::date[], $11::text[],
-        $12::text[], $13::timestamptz[], $14::text[]::numeric[], $26::text[])
+        $12::text[], $13::timestamptz[], $14::text[]::numeric[], $26::text[], $27::bigint[])
 ),
 alerts AS (
     INSERT INTO transit_alerts (kind, card_token, tap_id, detail)
@@ -147,7 +147,7 @@ async def write_batch(connection: asyncpg.Connection, records: list[TapRecord],
         ["{" + ",".join(map(str, c.atcs_recent)) + "}" for c in cards],
         ["{" + ",".join('"\\\\x' + a.hex() + '"' for a in c.arqcs_recent) + "}" for c in cards],
         [c.fare_state for c in cards], [c.alert_state for c in cards],
-        [r.request_nonce for r in records],
+        [r.request_nonce for r in records], [r.answer.refund_minor for r in records],
     )
 
 
@@ -254,7 +254,8 @@ async def card_taps(connection: asyncpg.Connection, card_token: str,
     assert 1 <= limit <= JOURNEYS_LISTED_MAX
     rows = await connection.fetch(
         """SELECT * FROM (
-               SELECT tap_id, tapped_at, station, direction, reason, fare_minor, day_total_minor
+               SELECT tap_id, tapped_at, station, direction, reason, fare_minor, day_total_minor,
+                      refund_minor
                FROM transit_taps WHERE card_token = $1
                ORDER BY tapped_at DESC, tap_id DESC LIMIT $2) latest
            ORDER BY tapped_at, tap_id""",
@@ -263,7 +264,7 @@ async def card_taps(connection: asyncpg.Connection, card_token: str,
         CardTap(tap_id=r["tap_id"], tapped_at=r["tapped_at"].isoformat(), station=r["station"],
                 direction=r["direction"], decision=Reason(r["reason"]).decision,
                 reason=Reason(r["reason"]).name, fare_minor=r["fare_minor"],
-                day_total_minor=r["day_total_minor"])
+                day_total_minor=r["day_total_minor"], refund_minor=r["refund_minor"])
         for r in rows
     ]
 

@@ -22,6 +22,11 @@ class TapAnswer(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_fie
     ``reason`` is the name of :class:`engine.taps.reasons.Reason` and ``reason_code`` its
     number; ``replayed`` is true when this ``tap_id`` was answered before and this is that
     first answer again (nothing was charged a second time).
+
+    A late tap (older than the card's latest) re-prices the card's transit day with the
+    tap in its time position: ``fare_minor`` is then what the day's charges went up by, or
+    ``refund_minor`` what they went down by (refunded to the card; never both non-zero);
+    ``day_total_minor`` is the re-priced day's total.
     """
 
     tap_id: str
@@ -33,6 +38,7 @@ class TapAnswer(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_fie
     day_total_minor: Minor
     day_cap_minor: Minor
     replayed: bool = False
+    refund_minor: Minor = 0
 
 
 class TapConflict(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="result",
@@ -80,7 +86,8 @@ class DenyEntries(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class CardTap(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One recorded tap of a card (``tapped_at``: ISO 8601 with offset)."""
+    """One recorded tap of a card (``tapped_at``: ISO 8601 with offset; ``refund_minor``
+    what a late tap refunded, see :class:`TapAnswer`)."""
 
     tap_id: str
     tapped_at: str
@@ -90,6 +97,7 @@ class CardTap(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reason: str
     fare_minor: Minor
     day_total_minor: Minor
+    refund_minor: Minor = 0
 
 
 class Journey(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -98,13 +106,17 @@ class Journey(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ``kind``: ``complete`` (entry then exit), ``open`` (the card's latest entry, no exit
     yet), ``missing_exit`` (an entry followed by another entry), ``exit_without_entry``,
     or ``single`` (a flat-fare validator). ``fare_minor`` is what its taps charged (the
-    fare engine charges a missing exit's maximum fare at the card's next tap).
+    fare engine charges a missing exit's maximum fare at the card's next tap) and
+    ``refund_minor`` what they refunded: a late tap carries the difference its re-pricing
+    made to the whole day, so on a re-priced day the journeys' figures are the charges as
+    posted and only the day's total is per journey exact.
     """
 
     kind: Literal["complete", "open", "missing_exit", "exit_without_entry", "single"]
     entry: CardTap | None
     exit: CardTap | None
     fare_minor: Minor
+    refund_minor: Minor = 0
 
 
 class JourneyList(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -39,13 +39,14 @@ def rider():
 async def api(request, pool, key_service, shared_data, rider):
     """The engine on a free port, one enrolled rider (account 5001), gate-1 on the metro.
 
-    Parametrize indirectly with a flush size (1 = batching off); the default is 64.
+    Parametrize indirectly with a flush size (1 = batching off; the default is 64), or with
+    a dict of :class:`engine.app.TapSettings` fields.
     """
     ledger = Ledger(pool)
-    flush_size_max = getattr(request, "param", 64)
-    services = build_services(pool, key_service, TapSettings(flush_size_max=flush_size_max,
-                                                             flush_delay_ms=1,
-                                                             shared_data=shared_data))
+    param = getattr(request, "param", 64)
+    options = {"flush_size_max": 64} | (param if isinstance(param, dict) else {"flush_size_max": param})
+    services = build_services(pool, key_service, TapSettings(flush_delay_ms=1, shared_data=shared_data,
+                                                             **options))
     bank = await registry.add_bank(pool, ledger, "ICBC", "Industrial and Commercial Bank")
     operator_account_id = await registry.add_operator(pool, ledger, "metro", "ICBC")
     async with pool.acquire() as connection:

@@ -65,6 +65,16 @@ def test_impossible_travel_on_the_metro_and_by_coordinates():
     assert run([usage("1", 10, 0, "x", network="tram"), usage("2", 11, 1, "y", network="tram")])[0] == []
 
 
+def test_late_entries_are_judged_in_time_order():
+    # An entry arriving after a later one (offline upload): 30 minutes apart either way is
+    # possible, and the later entry stays the one the next entry is compared with.
+    alerts, state = run([usage("2", 11, 1800, "kexuecheng"), usage("1", 10, 0, "weijianian")])
+    assert alerts == [] and state.last_entry.station_id == "kexuecheng"
+    # Arriving late does not make a 5-minute trip possible.
+    alerts, _ = run([usage("2", 11, 300, "kexuecheng"), usage("1", 10, 0, "weijianian")])
+    assert [(alert.type, alert.evidence["seconds"]) for alert in alerts] == [(AlertType.IMPOSSIBLE_TRAVEL, 300)]
+
+
 def test_tap_burst():
     alerts, _ = run([usage(str(index), 10 + index, index * 5) for index in range(8)])
     assert [(alert.type, alert.tap_id, alert.evidence["taps"]) for alert in alerts] == [

@@ -23,7 +23,7 @@ async def test_entry_then_exit_is_approved_and_posted_once(api, rider):
     assert entry == {"result": "answer", "tap_id": "t-1", "decision": "approved",
                      "reason": "approved", "reason_code": 0, "fare_minor": 0,
                      "rider_category": "adult", "day_total_minor": 0, "day_cap_minor": 2000,
-                     "replayed": False}
+                     "replayed": False, "refund_minor": 0}
     status, exit_ = await api.tap(rider.tap("t-2", "exit", "tianfuguangchang", minutes=20))
     assert (status, exit_["decision"], exit_["fare_minor"], exit_["day_total_minor"]) == (
         200, "approved", FARE_MINOR, FARE_MINOR)
@@ -142,8 +142,8 @@ async def test_entry_tap_on_a_single_tap_bus_is_declined(api, rider):
     assert (answer["reason"], answer["fare_minor"]) == ("approved", 200)
 
 
-async def test_late_offline_tap_is_not_priced_out_of_order(api, rider):
-    early = rider.tap("o-1", minutes=0)
+async def test_late_tap_of_an_earlier_transit_day_is_declined(api, rider):
+    early = rider.tap("o-1", minutes=-6 * 60)  # 04:00 local: the previous transit day
     await api.tap(rider.tap("o-2", minutes=30))
     _, answer = await api.tap(early)
     assert answer["reason"] == "fare_unavailable"

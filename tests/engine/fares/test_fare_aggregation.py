@@ -25,6 +25,11 @@ def test_one_amount_per_card_grouped_by_bank():
     }
 
 
+def test_late_tap_refund_lowers_the_collection():
+    taps = [priced("1", "c1", "ICBC", 800), PricedTap("2", "c1", "ICBC", DAY, 0, refund_minor=300)]
+    assert collections_by_bank(taps, DAY) == {"ICBC": (Collection("ICBC", "c1", DAY, 500, 2),)}
+
+
 def test_empty_day():
     assert collections_by_bank([], DAY) == {}
 
@@ -34,6 +39,8 @@ def test_empty_day():
     [
         ([priced("1", "c1", "ICBC", 300, date(2026, 3, 1))], "is not 2026-03-02"),
         ([priced("1", "c1", "ICBC", -1)], "negative"),
+        ([priced("1", "c1", "ICBC", 300), PricedTap("2", "c1", "ICBC", DAY, 0, refund_minor=301)],
+         "refunds exceed fares by 1"),
         ([priced("1", "c1", "ICBC", 300), priced("1", "c1", "ICBC", 301)], "repeated with different content"),
         ([priced("1", "c1", "ICBC", 300), priced("2", "c1", "BOC", 300)], "issued by ICBC and BOC"),
         ([priced("1", "c1", "ICBC", 2**63 - 1), priced("2", "c1", "ICBC", 1)], "overflows"),

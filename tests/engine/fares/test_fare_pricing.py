@@ -12,6 +12,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 
 from engine.fares.config import load_engine
@@ -185,12 +186,16 @@ def test_entry_tap_on_a_bus_and_unknown_stations_are_refused(engine):
         engine.price_tap(CardFareState(), tap("single", "bus:s", datetime(2026, 3, 2, 10)))
 
 
-def test_taps_out_of_order_are_refused(engine):
+def test_late_taps_that_cannot_be_repriced_are_refused(engine):
     state = engine.price_tap(CardFareState(), tap("single", "bus:s", local(2, 10))).state
     with pytest.raises(BadTapError, match="time zone"):
         engine.price_tap(state, tap("single", "bus:s", datetime(2026, 3, 2, 10)))
+    with pytest.raises(TapOrderError, match="before the card's current transit day"):
+        engine.price_tap(state, tap("single", "bus:s", local(2, 4)))  # 04:00: the day before
+    # A state kept before day journals existed prices in time order only.
+    legacy = msgspec.structs.replace(state, journal=None)
     with pytest.raises(TapOrderError, match="before the card's last tap"):
-        engine.price_tap(state, tap("single", "bus:s", local(2, 9)))
+        engine.price_tap(legacy, tap("single", "bus:s", local(2, 9)))
 
 
 def test_close_open_entry(engine):

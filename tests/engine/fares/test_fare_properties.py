@@ -44,7 +44,7 @@ def tap_sequences(draw):
             kind = draw(st.sampled_from([TapKind.ENTRY, TapKind.EXIT]))
         else:
             station, kind = f"stop-{draw(st.integers(1, 5))}", TapKind.SINGLE
-        taps.append((f"t{index}", network, station, kind, at))
+        taps.append((f"t{index:02d}", network, station, kind, at))  # ids in time order
     return taps
 
 
