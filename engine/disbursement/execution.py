@@ -8,8 +8,8 @@ attributed to its bank; funding moves money from that bank's settlement account 
 Execution is all-or-nothing at the batch level but never holds the ledger's journal head
 for long: one ``create_transfers`` inside a caller transaction holds the head until that
 transaction commits and would stall every tap for the whole of a million-line batch. So
-the batch total moves first, in one transfer, and the lines follow in chunks of
-:data:`engine.disbursement.store.CHUNK_LINES`, each chunk its own short transaction:
+the batch total moves first, in one transfer, and the lines follow in short transactions
+of :data:`POST_LINES` lines:
 
 1. Commit the funds, in one transaction: record the batch's payments (the ``paid once per
    person, programme and period`` constraint), move the batch to EXECUTING and, last (the
@@ -19,32 +19,42 @@ the batch total moves first, in one transfer, and the lines follow in chunks of
    rolls everything back and :class:`InsufficientFundsError` names the shortfall; nothing
    is posted and the batch stays APPROVED. Once it commits, the money is the batch's: no
    other spending from the payer account can take it away.
-2. Post, per chunk: the chunk's card accounts (own short transaction), then one
-   transaction that marks the chunk posted (``posted_messages``) and calls
-   :func:`engine.settlement.outbox.post_payouts`: one posted transfer per line, escrow →
-   card account (the payer stays the pacs.008 debtor and what a rejection or return
-   credits: a return reverses to the funding account), and the pacs.008.001.08 of each
-   issuing bank written to the outbox in the same transaction (before the ledger write, so
-   the journal head is held for the postings and the commit only).
+2. Post, per stored chunk (:data:`engine.disbursement.store.CHUNK_LINES` lines, their own
+   fields opened once) and within it per part of :data:`POST_LINES` accepted lines: the
+   part's card accounts (own short transaction), then one transaction that calls
+   :func:`engine.settlement.outbox.post_payouts`: the pacs.008.001.08 of each issuing bank
+   written to the outbox, then (last, so the head is held for the postings and the commit
+   only) one posted transfer per line, escrow → card account. The payer stays the pacs.008
+   debtor and is what a rejection or return credits: a return reverses to the funding
+   account. The last part's transaction also marks the chunk posted (``posted_messages``).
 3. EXECUTED, once the escrow is back to zero (every line posted).
 
 Per line that is one ledger transfer (it was a pending reservation and its post before):
-half the ledger work, and a refused attempt leaves nothing to void. A chunk (5,000 lines,
-at most ``BATCH_MAX`` = 8,189) is one ``create_transfers`` call and one pacs.008 per
-issuing bank; :data:`CHUNKS_IN_FLIGHT` chunks run at once on their own connections.
+half the ledger work, and a refused attempt leaves nothing to void. A part is one
+``create_transfers`` call (at most ``BATCH_MAX`` = 8,189) and one pacs.008 per issuing
+bank; :data:`CHUNKS_IN_FLIGHT` chunks run at once on their own connections, so Python
+renders and validates one chunk's pacs.008 while PostgreSQL writes the other's.
 
 One run at a time per batch: a lease row (``disbursement_execution_leases``, as the outbox
 dispatcher leases its messages: an expiry pushed :data:`LEASE_S` ahead by each step of the
-holder). A second run is refused at once with :class:`ConflictError`; a run that died is
-taken over when its lease expires; a run that lost its lease stops before its next chunk.
+holder, in the step's transaction). A second run is refused at once with
+:class:`ConflictError`; a run that died is taken over when its lease expires; a run that
+lost its lease stops at its next step.
 
 Transfer ids are derived from the batch (and line), so running ``execute`` again after a
-crash at any point resumes: a chunk's transaction either committed (the chunk is marked
-posted and skipped) or left nothing. An EXECUTED batch is refused. Each line's bank
-outcome is the status of its payment (``settlement_payments``, by the EndToEndId derived
-from batch and line: :func:`line_end_to_end_id`), which
-the bank API moves with pacs.002 and pacs.004 (a rejection or return reverses the posting
-to the funding account), so lines need no status column of their own.
+crash at any point resumes: posted chunks are skipped, and in a chunk cut short the parts
+already posted are found by their transfer ids (``post_payouts`` skips them). An EXECUTED
+batch is refused. Each line's bank outcome is the status of its payment
+(``settlement_payments``, by the EndToEndId derived from batch and line:
+:func:`line_end_to_end_id`), which the bank API moves with pacs.002 and pacs.004 (a
+rejection or return reverses the posting to the funding account), so lines need no status
+column of their own.
+
+Throughput (``python -m benchmarks.batch``, README): per line about 60 us of Python (a
+third of it libxml2 parsing and validating the pacs.008 it is in) and 60 us of PostgreSQL
+(the ledger's transfer and card account, the payment row, the card's attribution, the
+period's payment record) on the shared 2-core machine; 1,000,000 lines are still far from
+issue 6's 60 s there.
 
 What it does not do: card accounts are derived from the card's token
 (:func:`card_account_id`); a card also enrolled for transit under another account id gets a
@@ -90,10 +100,13 @@ ENGINE_CODE = "ONECARD"
 # Chunks posted at once, each on its own connection (the CLI's pool has two): Python
 # renders one chunk's pacs.008 while PostgreSQL writes the other's.
 CHUNKS_IN_FLIGHT = 2
+# Lines posted per transaction: its ledger write holds the journal head, which every tap
+# flush needs, until the commit, so this bounds how long a batch can stall the taps.
+POST_LINES = 1_000
 
 assert set(PURPOSES) == set(PAYER_KINDS) and LEASE_S > 0 and CHUNKS_IN_FLIGHT >= 1
-# A chunk's postings are one ledger call, and each bank's share of a chunk one pacs.008.
-assert CHUNK_LINES <= BATCH_MAX and CHUNK_LINES <= TRANSACTIONS_PER_MESSAGE_MAX
+# A part's postings are one ledger call, and each bank's share of a part one pacs.008.
+assert 1 <= POST_LINES <= min(CHUNK_LINES, BATCH_MAX, TRANSACTIONS_PER_MESSAGE_MAX)
 
 _DONE = (CreateTransferResult.ok, CreateTransferResult.exists)
 _ACCOUNTS_DONE = (CreateAccountResult.ok, CreateAccountResult.exists)
@@ -436,26 +449,32 @@ async def _commit_funds(store: DisbursementStore, ledger: Ledger, context: _Cont
 
 async def _post_chunk(store: DisbursementStore, ledger: Ledger, context: _Context, chunk: int, first_line: int,
                       end_line: int) -> None:
-    """Post the chunk's accepted lines, escrow → card, with their pacs.008 (step 2), and mark
-    the chunk posted in the same transaction."""
+    """Post the chunk's accepted lines, escrow → card, with their pacs.008 (step 2), in parts
+    of :data:`POST_LINES`, each its own transaction; the last part's marks the chunk posted."""
     async with store.pool.acquire() as connection:
         rows = await connection.fetch(
             "SELECT line, amount_minor, pan_token, bank_code, name FROM disbursement_lines WHERE batch_id = $1"
             " AND result = 0 AND line >= $2 AND line < $3 ORDER BY line", context.batch_id, first_line, end_line)
         payouts = await _payouts(store, connection, context, chunk, first_line, rows) if rows else []
-        if rows:
-            await _open_card_accounts(connection, ledger, rows)
-        async with connection.transaction():
-            await _renew(connection, context)
-            # The chunk first: post_payouts' ledger write (its last step) locks the journal
-            # head until the commit. One pacs.008 per issuing bank (module assertions).
-            marked = await connection.execute(
-                "UPDATE disbursement_line_fields SET posted_messages = $3"
-                " WHERE batch_id = $1 AND chunk = $2 AND posted_messages IS NULL",
-                context.batch_id, chunk, len({p.bank_code for p in payouts}))
-            assert marked == "UPDATE 1", "the lease keeps other runs off this chunk"
-            if payouts:
-                await post_payouts(connection, ledger, payouts, engine_code=ENGINE_CODE, all_new=True)
+        parts = [range(start, min(start + POST_LINES, len(rows))) for start in range(0, len(rows), POST_LINES)]
+        # One pacs.008 per issuing bank and part (module assertions).
+        messages = sum(len({rows[index]["bank_code"] for index in part}) for part in parts)
+        for number, part in enumerate(parts or [range(0)], 1):
+            await _open_card_accounts(connection, ledger, [rows[index] for index in part])
+            async with connection.transaction():
+                await _renew(connection, context)
+                if number == max(len(parts), 1):
+                    marked = await connection.execute(
+                        "UPDATE disbursement_line_fields SET posted_messages = $3"
+                        " WHERE batch_id = $1 AND chunk = $2 AND posted_messages IS NULL",
+                        context.batch_id, chunk, messages)
+                    assert marked == "UPDATE 1", "the lease keeps other runs off this chunk"
+                if part:
+                    # Parts posted by an interrupted run are looked up and skipped. The ledger
+                    # write is post_payouts' last step: the journal head is held for one part's
+                    # postings and the commit.
+                    await post_payouts(connection, ledger, [payouts[index] for index in part],
+                                       engine_code=ENGINE_CODE)
 
 
 async def _payouts(store: DisbursementStore, connection: asyncpg.Connection, context: _Context, chunk: int,
@@ -481,6 +500,8 @@ async def _payouts(store: DisbursementStore, connection: asyncpg.Connection, con
 async def _open_card_accounts(connection: asyncpg.Connection, ledger: Ledger, rows: list[asyncpg.Record]) -> None:
     """The card accounts of ``rows``, attributed to their issuing banks (own short transaction;
     opening one again changes nothing)."""
+    if not rows:
+        return
     cards = {card_account_id(r["pan_token"]): r["bank_code"] for r in rows}
     async with connection.transaction():
         await attribute_accounts(connection, [(a, bank, "card") for a, bank in cards.items()])

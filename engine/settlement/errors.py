@@ -27,7 +27,8 @@ class InboundConflictError(SettlementError, ConflictError):
 
 class PayoutRefusedError(SettlementError, ConflictError):
     """The ledger refused a new payout (its result is named) after its instruction was
-    written: the caller must roll back. ``results`` has one result per payout."""
+    written, or another writer posted one meanwhile: the caller must roll back. ``results``
+    has one result per payout (empty when the ledger was not asked)."""
 
     def __init__(self, message: str, results: list) -> None:
         super().__init__(message)

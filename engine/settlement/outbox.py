@@ -100,7 +100,7 @@ class Applied:
 
 
 async def post_payouts(connection: asyncpg.Connection, ledger: Ledger, payouts: Sequence[Payout], *,
-                       engine_code: str = "ONECARD", all_new: bool = False) -> list[CreateTransferResult]:
+                       engine_code: str = "ONECARD") -> list[CreateTransferResult]:
     """Post ``payouts`` and write their pacs.008 instructions, in the caller's transaction.
 
     Returns one result per payout. Only payouts new to the ledger get an instruction: a
@@ -109,22 +109,17 @@ async def post_payouts(connection: asyncpg.Connection, ledger: Ledger, payouts: 
     head (locked from the ledger write until the caller commits) is held only for the
     postings; the caller should commit soon after.
 
-    ``all_new``: the caller knows none of the payouts was posted before (it records what it
-    posted in the same transaction, as disbursement chunks do), so the lookup of existing
-    transfers is skipped; one that exists after all is refused, never paid twice.
-
     Raises
     ------
     adapters.errors.MessageError
         A payout's fields break the pacs.008 schema (the element is named); nothing written
         once the caller rolls back.
     engine.settlement.errors.PayoutRefusedError
-        The ledger refused a new payout (e.g. ``exceeds_credits``), or one given as new
-        (``all_new``) was posted before; the caller rolls back.
+        The ledger refused a new payout (e.g. ``exceeds_credits``), or another writer posted
+        one meanwhile; the caller rolls back.
     """
     assert connection.is_in_transaction(), "post_payouts runs inside the caller's transaction"
-    known = set() if all_new else {
-        t.id for t in await ledger.lookup_transfers([p.transfer_id for p in payouts], connection=connection)}
+    known = {t.id for t in await ledger.lookup_transfers([p.transfer_id for p in payouts], connection=connection)}
     # Rendering and XSD validation take a while for thousands of payouts: in a thread, so
     # the event loop goes on serving other work (e.g. another chunk's database round trips).
     instructions = await asyncio.to_thread(_instructions, [p for p in payouts if p.transfer_id not in known],
@@ -132,8 +127,8 @@ async def post_payouts(connection: asyncpg.Connection, ledger: Ledger, payouts: 
     try:
         await _write_instructions(connection, instructions)
     except asyncpg.UniqueViolationError:
-        raise PayoutRefusedError("a payout given as new was posted before (its EndToEndId is recorded); roll back",
-                                 []) from None
+        raise PayoutRefusedError("a payout was posted by another writer meanwhile (its EndToEndId is recorded); "
+                                 "roll back", []) from None
     transfers = [Transfer(id=p.transfer_id, debit_account_id=p.escrow_account_id or p.payer_account_id,
                           credit_account_id=p.card_account_id, amount=p.amount_minor, ledger=LEDGER_CNY,
                           code=TRANSFER_CODE_PAYOUT, user_data_128=p.payer_account_id) for p in payouts]

@@ -312,6 +312,44 @@ async def test_two_concurrent_executions_one_is_refused(store, pool, banks, tmp_
         assert await connection.fetchval("SELECT count(*) FROM disbursement_execution_leases") == 0
 
 
+async def test_a_crash_between_two_parts_of_a_chunk_resumes_without_paying_twice(store, pool, banks, tmp_path,
+                                                                                 monkeypatch):
+    ledger = Ledger(pool)
+    rows = list(check_cardholder_rows(cardholder_lines(_write(tmp_path / "c.csv", CARDHOLDERS)), BinTable.load(), TODAY))
+    await store.import_cardholders(rows)
+    await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
+    await fund_programme(store, ledger, "ELDERLY", 100_000, bank_code="CCB")
+    # Four lines per stored chunk, one line per posting transaction: the first chunk's two
+    # accepted lines (1 and 3) are posted in two parts.
+    monkeypatch.setattr(store_module, "CHUNK_LINES", 4)
+    monkeypatch.setattr(execution, "POST_LINES", 1)
+    batch, _ = await _submit(store, tmp_path, BATCH, "batch.csv")
+    await store.approve(batch.id, "checker", batch.content_sha256, 2_000)
+    real_post = execution.post_payouts
+
+    async def crash_on_second_part(connection, ledger_, payouts, **options):
+        if any(p.transfer_id == execution.line_transfer_id(batch.id, 3) for p in payouts):
+            raise RuntimeError("crash")
+        return await real_post(connection, ledger_, payouts, **options)
+
+    monkeypatch.setattr(execution, "post_payouts", crash_on_second_part)
+    with pytest.raises(RuntimeError):
+        await execute_batch(store, ledger, batch.id, "checker", 3_000)
+    async with pool.acquire() as connection:
+        # Line 1 (first part) and line 7 (the other chunk in flight) were posted, line 3 not.
+        posted = {r[0] for r in await connection.fetch("SELECT end_to_end_id FROM settlement_payments")}
+    assert posted == {execution.line_end_to_end_id(batch.id, line) for line in (1, 7)}
+    monkeypatch.setattr(execution, "post_payouts", real_post)
+    done = await execute_batch(store, ledger, batch.id, "checker", 4_000)
+    assert (done.lines, done.amount_minor, done.messages) == (3, 65_000, 3)
+    async with pool.acquire() as connection:
+        assert await connection.fetchval("SELECT count(*) FROM settlement_payments") == 3
+        assert await connection.fetchval("SELECT count(*) FROM settlement_outbox") == 3
+        assert (await funding(connection, ledger, "ELDERLY")).available_minor == 35_000
+    (escrow,) = await ledger.lookup_accounts([execution.escrow_account_id(batch.id)])
+    assert (escrow.credits_posted, escrow.debits_posted) == (65_000, 65_000)
+
+
 def _write(path, text):
     path.write_text(text, encoding="utf-8")
     return path
