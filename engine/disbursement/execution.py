@@ -41,12 +41,12 @@ holder, in the step's transaction). A second run is refused at once with
 :class:`ConflictError`; a run that died is taken over when its lease expires; a run that
 lost its lease stops at its next step.
 
-Transfer ids are derived from the batch (and line), so running ``execute`` again after a
-crash at any point resumes: posted chunks are skipped, and in a chunk cut short the parts
+Transfer ids are fixed at step 1 (:func:`line_transfer_id`), so running ``execute`` again
+after a crash at any point resumes: posted chunks are skipped, and in a chunk cut short the parts
 already posted are found by their transfer ids (``post_payouts`` skips them). An EXECUTED
 batch is refused. Each line's bank outcome is the status of its payment
-(``settlement_payments``, by the EndToEndId derived from batch and line:
-:func:`line_end_to_end_id`), which the bank API moves with pacs.002 and pacs.004 (a
+(``settlement_payments``, by the EndToEndId derived from the batch's transfer base id and
+the line: :func:`line_end_to_end_id`), which the bank API moves with pacs.002 and pacs.004 (a
 rejection or return reverses the posting to the funding account), so lines need no status
 column of their own.
 
@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -97,6 +98,9 @@ TRANSFER_CODE_ESCROW = 241
 PURPOSES = {"subsidy": "GOVT", "wage": "SALA"}
 PAYER_KINDS = {"subsidy": ("funding", ACCOUNT_CODE_FUNDING), "wage": ("wage", ACCOUNT_CODE_WAGE)}
 ENGINE_CODE = "ONECARD"
+# Lines per batch the transfer ids leave room for above a base id (whose random low 79
+# bits have room for counting up, ledger.ids).
+LINES_MAX = 2**31 - 1
 # Chunks posted at once, each on its own connection (the CLI's pool has two): Python
 # renders one chunk's pacs.008 while PostgreSQL writes the other's.
 CHUNKS_IN_FLIGHT = 2
@@ -108,7 +112,6 @@ assert set(PURPOSES) == set(PAYER_KINDS) and LEASE_S > 0 and CHUNKS_IN_FLIGHT >=
 # A part's postings are one ledger call, and each bank's share of a part one pacs.008.
 assert 1 <= POST_LINES <= min(CHUNK_LINES, BATCH_MAX, TRANSACTIONS_PER_MESSAGE_MAX)
 
-_DONE = (CreateTransferResult.ok, CreateTransferResult.exists)
 _ACCOUNTS_DONE = (CreateAccountResult.ok, CreateAccountResult.exists)
 
 
@@ -158,33 +161,34 @@ def escrow_account_id(batch_id: int) -> int:
     return _derived_id(f"onecard disbursement escrow {batch_id}")
 
 
-def escrow_transfer_id(batch_id: int) -> int:
-    """The id of the transfer that moves the batch's total into its escrow (stable across retries).
+def line_transfer_id(base_id: int, line: int) -> int:
+    """The id of a line's payout transfer, escrow → card: the batch's transfer base id
+    (:func:`transfer_base_id`, which is also the id of its escrow transfer) plus the line
+    number. Stable across retries, and time-ordered as the base is (``ledger.ids``), so a
+    million postings go in at the right edge of every index keyed by transfer id or
+    EndToEndId (the base-36 EndToEndId sorts as the id does) instead of all over it.
 
-    >>> escrow_transfer_id(1) != escrow_account_id(1)
-    True
+    >>> line_transfer_id(2**100, 1), line_transfer_id(2**100, 2) - line_transfer_id(2**100, 1)
+    (1267650600228229401496703205377, 1)
     """
-    assert batch_id >= 1
-    return _derived_id(f"onecard disbursement escrow transfer {batch_id}")
+    assert base_id > 0 and 1 <= line <= LINES_MAX
+    return base_id + line
 
 
-def line_transfer_id(batch_id: int, line: int) -> int:
-    """The id of a line's payout transfer, escrow → card (stable across retries).
-
-    >>> line_transfer_id(1, 1) != line_transfer_id(1, 2)
-    True
-    """
-    assert batch_id >= 1 and line >= 1
-    return _derived_id(f"onecard disbursement payout {batch_id} {line}")
-
-
-def line_end_to_end_id(batch_id: int, line: int) -> str:
+def line_end_to_end_id(base_id: int, line: int) -> str:
     """The pacs.008 EndToEndId (28 characters) of a line's payment, from its transfer id.
 
-    >>> line_end_to_end_id(1, 1) == end_to_end_id(line_transfer_id(1, 1))
+    >>> line_end_to_end_id(2**100, 1) == end_to_end_id(line_transfer_id(2**100, 1))
     True
     """
-    return end_to_end_id(line_transfer_id(batch_id, line))
+    return end_to_end_id(line_transfer_id(base_id, line))
+
+
+async def transfer_base_id(connection: asyncpg.Connection, batch_id: int) -> int:
+    """The batch's transfer base id (see :func:`line_transfer_id`), 0 until its funds were
+    committed (step 1 of the module docstring)."""
+    stored = await connection.fetchval("SELECT execution_base_id FROM disbursement_batches WHERE id = $1", batch_id)
+    return int.from_bytes(stored, "big") if stored else 0
 
 
 async def funding(connection: asyncpg.Connection, ledger: Ledger, programme_code: str) -> Funding | None:
@@ -264,6 +268,7 @@ class _Context:
     payer: Funding
     payer_kind: str
     payer_code: int
+    base_id: int
 
 
 async def execute_batch(store: DisbursementStore, ledger: Ledger, batch_id: int, actor: str, at_ms: int, *,
@@ -328,7 +333,7 @@ async def _execute(store: DisbursementStore, ledger: Ledger, batch_id: int, hold
     context, state = await _start(store, ledger, batch_id, holder)
     chunks = await _chunks(store.pool, batch_id)
     if state is BatchState.approved:
-        await _commit_funds(store, ledger, context, actor, at_ms)
+        context = dataclasses.replace(context, base_id=await _commit_funds(store, ledger, context, actor, at_ms))
     await _post_chunks(store, ledger, context, chunks, on_lines)
     async with store.pool.acquire() as connection, connection.transaction():
         await _renew(connection, context)
@@ -378,13 +383,14 @@ async def _start(store: DisbursementStore, ledger: Ledger, batch_id: int,
     programme = await store.programme(batch.programme_code)
     async with store.pool.acquire() as connection:
         payer = await funding(connection, ledger, programme.code)
+        base_id = await transfer_base_id(connection, batch_id)
     if payer is None:
         raise ConflictError(f"programme {programme.code} has no funding account: fund it first "
                             "(onecard programme fund)")
     payer_kind, payer_code = PAYER_KINDS[programme.kind]
     context = _Context(batch_id, holder, batch.content_sha256, programme.code, programme.name,
                        PURPOSES[programme.kind], batch.period, batch.accepted_count, batch.accepted_minor, payer,
-                       payer_kind, payer_code)
+                       payer_kind, payer_code, base_id)
     return context, batch.state
 
 
@@ -405,9 +411,11 @@ async def _chunks(pool: asyncpg.Pool, batch_id: int) -> list[tuple[int, int, int
 
 
 async def _commit_funds(store: DisbursementStore, ledger: Ledger, context: _Context, actor: str,
-                        at_ms: int) -> None:
-    """Step 1 of the module docstring: payments recorded, EXECUTING, total into escrow."""
+                        at_ms: int) -> int:
+    """Step 1 of the module docstring: payments recorded, EXECUTING, total into escrow;
+    return the batch's transfer base id (fixed here, with the rest)."""
     escrow_id = escrow_account_id(context.batch_id)
+    base_id = new_id()
     async with store.pool.acquire() as connection, connection.transaction():
         await _renew(connection, context)
         batch = await store.locked_batch(connection, context.batch_id)
@@ -422,8 +430,10 @@ async def _commit_funds(store: DisbursementStore, ledger: Ledger, context: _Cont
                                 "were paid in the period by another batch since validation; nothing was posted, "
                                 "submit a corrected file")
         await store.transition_in(connection, context.batch_id, BatchState.executing, actor, at_ms)
+        await connection.execute("UPDATE disbursement_batches SET execution_base_id = $2 WHERE id = $1",
+                                 context.batch_id, id_bytes(base_id))
         if not context.accepted_minor:
-            return
+            return base_id
         await attribute_accounts(connection, [(escrow_id, context.payer.bank_code, context.payer_kind)])
         # The ledger last: from its first write the journal head is locked until the commit.
         (opened,) = await ledger.create_accounts([Account(
@@ -431,7 +441,7 @@ async def _commit_funds(store: DisbursementStore, ledger: Ledger, context: _Cont
             flags=int(AccountFlags.debits_must_not_exceed_credits))], connection=connection)
         assert opened in _ACCOUNTS_DONE, f"escrow account refused: {opened.name}"
         (result,) = await ledger.create_transfers([Transfer(
-            id=escrow_transfer_id(context.batch_id), debit_account_id=context.payer.account_id,
+            id=base_id, debit_account_id=context.payer.account_id,
             credit_account_id=escrow_id, amount=context.accepted_minor, ledger=LEDGER_CNY,
             code=TRANSFER_CODE_ESCROW)], connection=connection)
         if result is CreateTransferResult.exceeds_credits:
@@ -442,9 +452,10 @@ async def _commit_funds(store: DisbursementStore, ledger: Ledger, context: _Cont
                 f"programme {context.programme_code} has {format_minor(payer.available_minor)} yuan available but "
                 f"batch {context.batch_id} needs {format_minor(context.accepted_minor)} yuan: short by "
                 f"{format_minor(shortfall)} yuan; nothing was posted", shortfall)
-        if result not in _DONE:
+        if result is not CreateTransferResult.ok:
             raise ConflictError(f"batch {context.batch_id}: moving its total to escrow was refused by the ledger "
                                 f"({result.name}); nothing was posted")
+    return base_id
 
 
 async def _post_chunk(store: DisbursementStore, ledger: Ledger, context: _Context, chunk: int, first_line: int,
@@ -486,7 +497,7 @@ async def _payouts(store: DisbursementStore, connection: asyncpg.Connection, con
     escrow_id = escrow_account_id(context.batch_id)
     payouts = []
     for r in rows:
-        transfer_id = line_transfer_id(context.batch_id, r["line"])
+        transfer_id = line_transfer_id(context.base_id, r["line"])
         payouts.append(Payout(
             transfer_id=transfer_id, payer_account_id=context.payer.account_id,
             card_account_id=card_account_id(r["pan_token"]), amount_minor=r["amount_minor"],

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.iso20022 import pain002, schema
-from engine.disbursement.execution import line_end_to_end_id
+from engine.disbursement.execution import line_end_to_end_id, transfer_base_id
 from engine.disbursement.lifecycle import LineStatus
 from engine.disbursement.lines import LineFields, open_fields
 from engine.disbursement.result_file import RESULT_COLUMNS, inert_cell, result_writer
@@ -78,6 +78,7 @@ async def report_lines(store: DisbursementStore, batch_id: int, *,
     """
     batch = await store.batch(batch_id)
     async with store.pool.acquire() as connection:
+        base_id = await transfer_base_id(connection, batch_id)
         chunks = await connection.fetch(
             "SELECT chunk, first_line, posted_messages IS NOT NULL AS posted FROM disbursement_line_fields"
             " WHERE batch_id = $1 ORDER BY chunk", batch_id)
@@ -87,8 +88,8 @@ async def report_lines(store: DisbursementStore, batch_id: int, *,
             rows = await connection.fetch(
                 "SELECT line, result FROM disbursement_lines WHERE batch_id = $1 AND line >= $2 AND line < $3"
                 " ORDER BY line", batch_id, chunk["first_line"], end_line)
-            # A posted chunk's lines have payments under EndToEndIds derived from (batch, line).
-            paid = {row["line"]: line_end_to_end_id(batch_id, row["line"]) for row in rows
+            # A posted chunk's lines have payments under EndToEndIds derived from their line.
+            paid = {row["line"]: line_end_to_end_id(base_id, row["line"]) for row in rows
                     if chunk["posted"] and row["result"] == LineResult.ok}
             payments = {p["end_to_end_id"]: p for p in await connection.fetch(
                 "SELECT end_to_end_id, status, returned, reason_code FROM settlement_payments"
@@ -96,7 +97,8 @@ async def report_lines(store: DisbursementStore, batch_id: int, *,
             sealed = await connection.fetchval(
                 "SELECT sealed FROM disbursement_line_fields WHERE batch_id = $1 AND chunk = $2",
                 batch_id, chunk["chunk"]) if with_fields else None
-        fields = await open_fields(store.keys, batch.content_sha256, chunk["first_line"], sealed) if with_fields else None
+        fields = (await open_fields(store.keys, batch.content_sha256, chunk["first_line"], sealed)
+                  if with_fields else None)
         assert fields is None or len(rows) == len(fields), "a stored chunk has a row per line"
         for index, row in enumerate(rows):
             end_to_end_id = paid.get(row["line"], "")

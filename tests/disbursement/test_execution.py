@@ -225,7 +225,9 @@ async def test_batch_from_file_to_banks_and_back(store, pool, banks, tmp_path, m
     assert banks["CCB"].accounts["6217000000000000012"].balance_minor == 15_000
     assert banks["BOC"].accounts["6259083065450331"].balance_minor == 0
     # ICBC returns 张三's payment (pacs.004); applied twice, reversed once.
-    banks["ICBC"].return_payment(execution.line_end_to_end_id(batch.id, 1), "AC04")
+    async with pool.acquire() as connection:
+        base_id = await execution.transfer_base_id(connection, batch.id)
+    banks["ICBC"].return_payment(execution.line_end_to_end_id(base_id, 1), "AC04")
     returned = pacs004.parse(banks["ICBC"].next_return())
     for _ in range(2):
         async with pool.acquire() as connection, connection.transaction():
@@ -328,7 +330,7 @@ async def test_a_crash_between_two_parts_of_a_chunk_resumes_without_paying_twice
     real_post = execution.post_payouts
 
     async def crash_on_second_part(connection, ledger_, payouts, **options):
-        if any(p.transfer_id == execution.line_transfer_id(batch.id, 3) for p in payouts):
+        if any(p.remittance_information.endswith(" line 3") for p in payouts):
             raise RuntimeError("crash")
         return await real_post(connection, ledger_, payouts, **options)
 
@@ -338,7 +340,8 @@ async def test_a_crash_between_two_parts_of_a_chunk_resumes_without_paying_twice
     async with pool.acquire() as connection:
         # Line 1 (first part) and line 7 (the other chunk in flight) were posted, line 3 not.
         posted = {r[0] for r in await connection.fetch("SELECT end_to_end_id FROM settlement_payments")}
-    assert posted == {execution.line_end_to_end_id(batch.id, line) for line in (1, 7)}
+        base_id = await execution.transfer_base_id(connection, batch.id)
+    assert posted == {execution.line_end_to_end_id(base_id, line) for line in (1, 7)}
     monkeypatch.setattr(execution, "post_payouts", real_post)
     done = await execute_batch(store, ledger, batch.id, "checker", 4_000)
     assert (done.lines, done.amount_minor, done.messages) == (3, 65_000, 3)
