@@ -11,8 +11,9 @@ its memory does not count. Then this process runs issue 6's flow and times each 
 - ``submit``: read, validate against the registry (chunked prefetch), spool and store the
   lines (:meth:`DisbursementStore.validate` / :meth:`~DisbursementStore.submit`);
 - ``approve``: maker-checker approval bound to the content hash;
-- ``execute``: reserve every accepted line (pending transfers), post them and write each
-  issuing bank's pacs.008 to the outbox (:func:`engine.disbursement.execution.execute_batch`);
+- ``execute``: move the batch total to its escrow (one transfer), post every accepted line
+  from there and write each issuing bank's pacs.008 to the outbox
+  (:func:`engine.disbursement.execution.execute_batch`);
 - ``deliver``: the outbox dispatcher drops every pacs.008 as a file into the bank's folder.
 
 Issue 6's target for 1,000,000 lines: validated, approved and executed in <= 60 s with

@@ -22,7 +22,6 @@ files go through ``onecard batch submit``.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import tempfile
 import time
 from pathlib import Path
@@ -37,8 +36,7 @@ from engine.disbursement import departments
 from engine.disbursement.errors import InsufficientFundsError, TotalsMismatchError
 from engine.disbursement.execution import execute_batch
 from engine.disbursement.lines import LineSpool
-from engine.disbursement.report import REPORT_FORMATS, build_pain002, csv_row, report_lines
-from engine.disbursement.result_file import write_result_csv
+from engine.disbursement.report import REPORT_FORMATS, write_report
 from engine.disbursement.results import LineResult
 from engine.disbursement.store import BatchRecord, DisbursementStore
 from engine.disbursement.validation import LineOutcome
@@ -49,6 +47,8 @@ from ledger.service import Ledger
 
 UPLOAD_NAME_CHARACTERS_MAX = 200
 UPLOAD_SUFFIXES = (".csv", ".xlsx", ".xml")
+REPORT_PIECE_BYTES = 256 * 1024
+_REPORT_TYPES = {"csv": "text/csv; charset=utf-8", "pain002": "application/xml"}
 ROUTE_NAMES = ("disbursement_submit", "disbursement_batch", "disbursement_approve", "disbursement_execute",
                "disbursement_report")
 
@@ -207,19 +207,25 @@ async def post_execute(request: web.Request) -> web.Response:
 
 
 @_refusals
-async def get_report(request: web.Request) -> web.Response:
-    """The batch's result: ``format=csv`` (UTF-8 with BOM) or ``format=pain002``."""
+async def get_report(request: web.Request) -> web.StreamResponse:
+    """The batch's result: ``format=csv`` (UTF-8 with BOM) or ``format=pain002``, written
+    (and validated) to a temporary file first, then sent from it in pieces."""
     batch_id = await _batch_id(request)
     kind = request.query.get("format", "")
     if kind not in REPORT_FORMATS:
         raise UsageError(f"format: must be one of {', '.join(REPORT_FORMATS)}")
     store = _store(request)
-    if kind == "pain002":
-        document = await build_pain002(store, batch_id, dt.datetime.now(dt.timezone.utc))
-        return web.Response(body=document, content_type="application/xml")
-    stream = io.StringIO()
-    write_result_csv(stream, [csv_row(line) async for line in report_lines(store, batch_id)])
-    return web.Response(body=stream.getvalue().encode("utf-8-sig"), content_type="text/csv", charset="utf-8")
+    with tempfile.TemporaryDirectory(prefix="onecard-report-") as folder:
+        path = Path(folder) / f"report.{kind}"
+        await write_report(store, batch_id, kind, path, dt.datetime.now(dt.timezone.utc))
+        response = web.StreamResponse(headers={"Content-Type": _REPORT_TYPES[kind]})
+        response.content_length = path.stat().st_size
+        await response.prepare(request)
+        with open(path, "rb") as stream:
+            while piece := stream.read(REPORT_PIECE_BYTES):
+                await response.write(piece)
+        await response.write_eof()
+    return response
 
 
 def _now_ms() -> int:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import io
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,11 +31,11 @@ from engine.config import Config
 from engine.disbursement.amount import format_minor
 from engine.disbursement.lifecycle import BatchState, LineStatus
 from engine.disbursement.registry import CardholderRecord, ImportResult
-from engine.disbursement.result_file import result_row, write_result_csv
+from engine.disbursement.result_file import result_row, result_writer
 from engine.disbursement.results import LineResult
 from engine.disbursement.execution import execute_batch
 from engine.disbursement.lines import LineSpool
-from engine.disbursement.report import REPORT_FORMATS, build_pain002, csv_row, report_lines
+from engine.disbursement.report import REPORT_FORMATS, write_report
 from engine.disbursement.store import open_store
 from engine.disbursement.validation import BatchSummary, BatchValidator, LineOutcome, ValidationContext, validate_source
 from engine.errors import UsageError
@@ -97,25 +98,28 @@ def register(subparsers) -> None:
 
 
 class _Report:
-    """Collects rejected lines and, if asked, the result-file rows of one validation."""
+    """Collects rejected lines and, if asked, writes the result-file rows of one validation
+    as they come (to ``<file>.part``, moved into place by :meth:`finish`)."""
 
     def __init__(self, result_path: Path | None) -> None:
         self.result_path = result_path
         self.rejected: list[dict[str, object]] = []
-        self._rows: list[tuple[str, ...]] = []
+        self._partial = result_path.with_name(result_path.name + ".part") if result_path else None
+        self._stream = open(self._partial, "w", encoding="utf-8-sig", newline="") if self._partial else None
+        self._writer = result_writer(self._stream) if self._stream else None
 
     def add(self, outcome: LineOutcome) -> None:
         accepted = outcome.result is LineResult.ok
         if not accepted:
             self.rejected.append({"line": outcome.line.line, "reason": outcome.result.name, "detail": outcome.detail})
-        if self.result_path:
-            self._rows.append(result_row(outcome.line, LineStatus.accepted if accepted else LineStatus.rejected,
-                                         outcome.result))
+        if self._writer:
+            self._writer.writerow(result_row(outcome.line, LineStatus.accepted if accepted else LineStatus.rejected,
+                                             outcome.result))
 
     def finish(self, args: argparse.Namespace, summary: BatchSummary, batch_id: int | None) -> None:
-        if self.result_path:
-            with open(self.result_path, "w", encoding="utf-8-sig", newline="") as stream:
-                write_result_csv(stream, self._rows)
+        if self._stream:
+            self._stream.close()
+            self._partial.replace(self.result_path)
         head = f"{batch_id}\n" if batch_id is not None else ""
         lines = [f"{head}{summary.lines_count} lines: {summary.accepted_count} accepted "
                  f"({format_minor(summary.accepted_minor)} yuan), {len(self.rejected)} rejected; "
@@ -230,8 +234,7 @@ def _execute(args: argparse.Namespace) -> int:
     async def run():
         async with open_store(Config.from_env()) as store:
             batch = await store.batch(args.id)
-            # Two phases (reserve, post) each go over every line once.
-            with Progress("executing", 2 * batch.lines_count) as progress:
+            with Progress("executing", batch.lines_count) as progress:
                 return await execute_batch(store, Ledger(store.pool), args.id, args.user, _now_ms(),
                                            on_lines=progress.advance)
 
@@ -244,17 +247,17 @@ def _execute(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    async def run():
+    async def run(path: Path) -> None:
         async with open_store(Config.from_env()) as store:
-            if args.format == "pain002":
-                return await build_pain002(store, args.id, datetime.datetime.now(datetime.UTC))
-            stream = io.StringIO()
-            write_result_csv(stream, [csv_row(line) async for line in report_lines(store, args.id)])
-            return stream.getvalue().encode("utf-8-sig")
+            await write_report(store, args.id, args.format, path, datetime.datetime.now(datetime.UTC))
 
-    document = asyncio.run(run())
     if args.output:
-        args.output.write_bytes(document)
-    else:
-        sys.stdout.buffer.write(document)
+        asyncio.run(run(args.output))
+        return 0
+    # To stdout: written (and validated) in a temporary folder first, then copied out.
+    with tempfile.TemporaryDirectory(prefix="onecard-report-") as folder:
+        path = Path(folder) / f"report.{args.format}"
+        asyncio.run(run(path))
+        with open(path, "rb") as stream:
+            shutil.copyfileobj(stream, sys.stdout.buffer)
     return 0

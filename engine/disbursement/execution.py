@@ -7,31 +7,54 @@ attributed to its bank; funding moves money from that bank's settlement account 
 
 Execution is all-or-nothing at the batch level but never holds the ledger's journal head
 for long: one ``create_transfers`` inside a caller transaction holds the head until that
-transaction commits and would stall every tap for the whole of a million-line batch.
-So it is two-phase, in chunks of :data:`engine.disbursement.store.CHUNK_LINES` lines, each
-its own short transaction:
+transaction commits and would stall every tap for the whole of a million-line batch. So
+the batch total moves first, in one transfer, and the lines follow in short transactions
+of :data:`POST_LINES` lines:
 
-1. Reserve: one *pending* transfer per accepted line, funding account → the cardholder's
-   card account. Pending debits count against the prefunded account, so the ledger itself
-   refuses the chunk that would overdraw it (``exceeds_credits``). Then every reservation of
-   this attempt is voided, the batch's ``execution_attempt`` is counted up (so a later
-   attempt uses new transfer ids) and :class:`InsufficientFundsError` names the shortfall:
-   nothing is posted and the batch stays APPROVED.
-2. With every line reserved, one transaction records the batch's payments (the
-   ``paid once per person, programme and period`` constraint) and moves it to EXECUTING.
-3. Post: per chunk, :func:`engine.settlement.outbox.post_payouts` posts the reservations and
-   writes the pacs.008.001.08 of each issuing bank to the outbox in the same transaction.
-4. EXECUTED.
+1. Commit the funds, in one transaction: record the batch's payments (the ``paid once per
+   person, programme and period`` constraint), move the batch to EXECUTING and, last (the
+   head is locked from there to the commit), move the batch's accepted total from the
+   payer account to the batch's own escrow account (:func:`escrow_account_id`, at the
+   payer's bank, prefunded). That transfer is the one funds check: ``exceeds_credits``
+   rolls everything back and :class:`InsufficientFundsError` names the shortfall; nothing
+   is posted and the batch stays APPROVED. Once it commits, the money is the batch's: no
+   other spending from the payer account can take it away.
+2. Post, per stored chunk (:data:`engine.disbursement.store.CHUNK_LINES` lines, their own
+   fields opened once) and within it per part of :data:`POST_LINES` accepted lines: the
+   part's card accounts (own short transaction), then one transaction that calls
+   :func:`engine.settlement.outbox.post_payouts`: the pacs.008.001.08 of each issuing bank
+   written to the outbox, then (last, so the head is held for the postings and the commit
+   only) one posted transfer per line, escrow → card account. The payer stays the pacs.008
+   debtor and is what a rejection or return credits: a return reverses to the funding
+   account. The last part's transaction also marks the chunk posted (``posted_messages``).
+3. EXECUTED, once the escrow is back to zero (every line posted).
 
-One run at a time per batch: a session advisory lock on the batch id (a second run is
-refused at once), so the connection pool needs two connections (the lock's and the work's).
+Per line that is one ledger transfer (it was a pending reservation and its post before):
+half the ledger work, and a refused attempt leaves nothing to void. A part is one
+``create_transfers`` call (at most ``BATCH_MAX`` = 8,189) and one pacs.008 per issuing
+bank; :data:`CHUNKS_IN_FLIGHT` chunks run at once on their own connections, so Python
+renders and validates one chunk's pacs.008 while PostgreSQL writes the other's.
 
-Transfer ids are derived from (batch, attempt, line), so running ``execute`` again after a
-crash at any point resumes: created reservations answer ``exists``, posted ones
-``exists`` again and get no second instruction. An EXECUTED batch is refused. Each line's
-bank outcome is the status of its payment (``settlement_payments``, by EndToEndId), which
-the bank API moves with pacs.002 and pacs.004 (a rejection or return reverses the posting
-to the funding account), so lines need no status column of their own.
+One run at a time per batch: a lease row (``disbursement_execution_leases``, as the outbox
+dispatcher leases its messages: an expiry pushed :data:`LEASE_S` ahead by each step of the
+holder, in the step's transaction). A second run is refused at once with
+:class:`ConflictError`; a run that died is taken over when its lease expires; a run that
+lost its lease stops at its next step.
+
+Transfer ids are fixed at step 1 (:func:`line_transfer_id`), so running ``execute`` again
+after a crash at any point resumes: posted chunks are skipped, and in a chunk cut short the parts
+already posted are found by their transfer ids (``post_payouts`` skips them). An EXECUTED
+batch is refused. Each line's bank outcome is the status of its payment
+(``settlement_payments``, by the EndToEndId derived from the batch's transfer base id and
+the line: :func:`line_end_to_end_id`), which the bank API moves with pacs.002 and pacs.004 (a
+rejection or return reverses the posting to the funding account), so lines need no status
+column of their own.
+
+Throughput (``python -m benchmarks.batch``, README): per line about 60 us of Python (a
+third of it libxml2 parsing and validating the pacs.008 it is in) and 60 us of PostgreSQL
+(the ledger's transfer and card account, the payment row, the card's attribution, the
+period's payment record) on the shared 2-core machine; 1,000,000 lines are still far from
+issue 6's 60 s there.
 
 What it does not do: card accounts are derived from the card's token
 (:func:`card_account_id`); a card also enrolled for transit under another account id gets a
@@ -40,40 +63,56 @@ second ledger account.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import hashlib
+import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import asyncpg
 
+from adapters.iso20022.ids import end_to_end_id
+from adapters.iso20022.pacs008 import TRANSACTIONS_PER_MESSAGE_MAX
 from engine.disbursement.amount import format_minor
 from engine.disbursement.bank_card import compact_pan
 from engine.disbursement.errors import InsufficientFundsError
 from engine.disbursement.lifecycle import BatchState
 from engine.disbursement.lines import open_fields
-from engine.disbursement.store import DisbursementStore
+from engine.disbursement.store import CHUNK_LINES, DisbursementStore
 from engine.errors import ConflictError, NotFoundError, UsageError
-from engine.settlement.outbox import Payout, post_payouts
-from engine.settlement.registry import LEDGER_CNY, TRANSFER_CODE_PAYOUT, add_payer, attribute_accounts, get_bank
+from engine.settlement.outbox import LEASE_S, Payout, post_payouts
+from engine.settlement.registry import (ACCOUNT_CODE_FUNDING, ACCOUNT_CODE_WAGE, LEDGER_CNY, add_payer,
+                                        attribute_accounts, get_bank)
 from engine.taps.posting import card_account
 from ledger.ids import new_id
+from ledger.limits import BATCH_MAX
 from ledger.results import CreateAccountResult, CreateTransferResult
 from ledger.service import Ledger, id_bytes
-from ledger.types import Transfer, TransferFlags
+from ledger.types import Account, AccountFlags, Transfer
 
 TRANSFER_CODE_FUNDING = 240
-# The advisory lock class of batch executions (any int4 no other part of onecard uses).
-ADVISORY_LOCK_CLASS = 6_100_240
-INT4_MAX = 2**31 - 1
+# Payer account → a batch's escrow: the batch's accepted total, before its lines are posted.
+TRANSFER_CODE_ESCROW = 241
 PURPOSES = {"subsidy": "GOVT", "wage": "SALA"}
+PAYER_KINDS = {"subsidy": ("funding", ACCOUNT_CODE_FUNDING), "wage": ("wage", ACCOUNT_CODE_WAGE)}
 ENGINE_CODE = "ONECARD"
+# Lines per batch the transfer ids leave room for above a base id (whose random low 79
+# bits have room for counting up, ledger.ids).
+LINES_MAX = 2**31 - 1
+# Chunks posted at once, each on its own connection (the CLI's pool has two): Python
+# renders one chunk's pacs.008 while PostgreSQL writes the other's.
+CHUNKS_IN_FLIGHT = 2
+# Lines posted per transaction: its ledger write holds the journal head, which every tap
+# flush needs, until the commit, so this bounds how long a batch can stall the taps.
+POST_LINES = 1_000
 
-_DONE = (CreateTransferResult.ok, CreateTransferResult.exists)
+assert set(PURPOSES) == set(PAYER_KINDS) and LEASE_S > 0 and CHUNKS_IN_FLIGHT >= 1
+# A part's postings are one ledger call, and each bank's share of a part one pacs.008.
+assert 1 <= POST_LINES <= min(CHUNK_LINES, BATCH_MAX, TRANSACTIONS_PER_MESSAGE_MAX)
+
 _ACCOUNTS_DONE = (CreateAccountResult.ok, CreateAccountResult.exists)
-# Voiding a reservation that was never made (or already voided) is not a failure.
-_VOIDED = (CreateTransferResult.ok, CreateTransferResult.exists, CreateTransferResult.pending_transfer_not_found,
-           CreateTransferResult.pending_transfer_already_voided)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +137,10 @@ class Execution:
     messages: int
 
 
+def _derived_id(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode("ascii")).digest()[:16], "big") or 1
+
+
 def card_account_id(pan_token: str) -> int:
     """The ledger account id (128 bits) of the card with this token.
 
@@ -107,15 +150,45 @@ def card_account_id(pan_token: str) -> int:
     return int.from_bytes(hashlib.sha256(b"onecard card account:" + pan_token.encode("ascii")).digest()[:16], "big")
 
 
-def line_transfer_id(kind: str, batch_id: int, attempt: int, line: int) -> int:
-    """The id of a line's ``reserve``, ``post`` or ``void`` transfer (stable across retries).
+def escrow_account_id(batch_id: int) -> int:
+    """The ledger account id (128 bits) of the batch's escrow: its money in transit between
+    the payer account and the card accounts (zero once the batch is executed).
 
-    >>> line_transfer_id("reserve", 1, 0, 1) != line_transfer_id("post", 1, 0, 1)
+    >>> escrow_account_id(1) == escrow_account_id(1) != escrow_account_id(2)
     True
     """
-    assert kind in ("reserve", "post", "void") and line >= 1 and attempt >= 0
-    digest = hashlib.sha256(f"onecard disbursement {kind} {batch_id} {attempt} {line}".encode("ascii")).digest()
-    return int.from_bytes(digest[:16], "big") or 1
+    assert batch_id >= 1
+    return _derived_id(f"onecard disbursement escrow {batch_id}")
+
+
+def line_transfer_id(base_id: int, line: int) -> int:
+    """The id of a line's payout transfer, escrow → card: the batch's transfer base id
+    (:func:`transfer_base_id`, which is also the id of its escrow transfer) plus the line
+    number. Stable across retries, and time-ordered as the base is (``ledger.ids``), so a
+    million postings go in at the right edge of every index keyed by transfer id or
+    EndToEndId (the base-36 EndToEndId sorts as the id does) instead of all over it.
+
+    >>> line_transfer_id(2**100, 1), line_transfer_id(2**100, 2) - line_transfer_id(2**100, 1)
+    (1267650600228229401496703205377, 1)
+    """
+    assert base_id > 0 and 1 <= line <= LINES_MAX
+    return base_id + line
+
+
+def line_end_to_end_id(base_id: int, line: int) -> str:
+    """The pacs.008 EndToEndId (28 characters) of a line's payment, from its transfer id.
+
+    >>> line_end_to_end_id(2**100, 1) == end_to_end_id(line_transfer_id(2**100, 1))
+    True
+    """
+    return end_to_end_id(line_transfer_id(base_id, line))
+
+
+async def transfer_base_id(connection: asyncpg.Connection, batch_id: int) -> int:
+    """The batch's transfer base id (see :func:`line_transfer_id`), 0 until its funds were
+    committed (step 1 of the module docstring)."""
+    stored = await connection.fetchval("SELECT execution_base_id FROM disbursement_batches WHERE id = $1", batch_id)
+    return int.from_bytes(stored, "big") if stored else 0
 
 
 async def funding(connection: asyncpg.Connection, ledger: Ledger, programme_code: str) -> Funding | None:
@@ -184,20 +257,26 @@ async def fund_programme(store: DisbursementStore, ledger: Ledger, programme_cod
 @dataclass(frozen=True, slots=True)
 class _Context:
     batch_id: int
-    attempt: int
+    holder: str
     content_sha256: str
     programme_code: str
     programme_name: str
     purpose: str
     period: str
+    accepted_count: int
+    accepted_minor: int
     payer: Funding
+    payer_kind: str
+    payer_code: int
+    base_id: int
 
 
 async def execute_batch(store: DisbursementStore, ledger: Ledger, batch_id: int, actor: str, at_ms: int, *,
                         on_lines: Callable[[int], None] | None = None) -> Execution:
     """Execute an APPROVED batch (or resume an EXECUTING one); see the module docstring.
 
-    ``on_lines`` is called with the number of lines after each chunk of each phase (progress).
+    ``on_lines`` is called with the number of lines after each chunk (progress; the lines
+    of a batch are counted once).
 
     Raises
     ------
@@ -205,200 +284,237 @@ async def execute_batch(store: DisbursementStore, ledger: Ledger, batch_id: int,
         The funding account cannot cover the batch; nothing posted, the batch stays APPROVED.
     ConflictError
         The batch is not APPROVED or EXECUTING (e.g. already executed: nothing is paid
-        twice), its programme has no funding account, or a person of the batch was paid in
-        the period by another batch since validation (nothing posted).
+        twice), another run is executing it (its lease has not expired), this run lost its
+        lease to another, its programme has no funding account, or a person of the batch
+        was paid in the period by another batch since validation (nothing posted).
     """
-    async with _exclusive(store.pool, batch_id):
-        return await _execute(store, ledger, batch_id, actor, at_ms, on_lines)
+    holder = secrets.token_hex(8)
+    async with _lease(store.pool, batch_id, holder):
+        return await _execute(store, ledger, batch_id, holder, actor, at_ms, on_lines)
 
 
 @contextlib.asynccontextmanager
-async def _exclusive(pool: asyncpg.Pool, batch_id: int) -> AsyncIterator[None]:
-    """One execution of a batch at a time, across processes: a session advisory lock held
-    on its own connection (a second run is refused at once rather than racing the first,
-    e.g. voiding reservations the first still needs after a refusal)."""
-    assert 0 < batch_id <= INT4_MAX, "batch ids fit the advisory lock's int4 key"
+async def _lease(pool: asyncpg.Pool, batch_id: int, holder: str) -> AsyncIterator[None]:
+    """Hold the batch's execution lease for the block (see the module docstring); a second
+    run is refused at once rather than racing the first."""
     async with pool.acquire() as connection:
-        if not await connection.fetchval("SELECT pg_try_advisory_lock($1, $2)", ADVISORY_LOCK_CLASS, batch_id):
-            raise ConflictError(f"batch {batch_id} is being executed by another run; try again when it ends")
-        try:
-            yield
-        finally:
-            await connection.execute("SELECT pg_advisory_unlock($1, $2)", ADVISORY_LOCK_CLASS, batch_id)
+        taken = await connection.fetchval(
+            "INSERT INTO disbursement_execution_leases (batch_id, holder, expires_at)"
+            " VALUES ($1, $2, now() + make_interval(secs => $3))"
+            " ON CONFLICT (batch_id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at"
+            " WHERE disbursement_execution_leases.expires_at <= now() RETURNING holder", batch_id, holder, LEASE_S)
+    if taken is None:
+        raise ConflictError(f"batch {batch_id} is being executed by another run; try again when it ends "
+                            f"(a run that died is taken over {LEASE_S:.0f} s after its last step)")
+    try:
+        yield
+    finally:
+        async with pool.acquire() as connection:
+            await connection.execute("DELETE FROM disbursement_execution_leases WHERE batch_id = $1 AND holder = $2",
+                                     batch_id, holder)
 
 
-async def _execute(store: DisbursementStore, ledger: Ledger, batch_id: int, actor: str, at_ms: int,
+async def _renew(connection: asyncpg.Connection, context: _Context) -> None:
+    """Push the lease :data:`LEASE_S` ahead in the caller's transaction (its row stays locked
+    until the commit, so a run that took the lease over waits for this step to end).
+
+    Raises ``ConflictError`` if another run took the lease over."""
+    assert connection.is_in_transaction()
+    renewed = await connection.fetchval(
+        "UPDATE disbursement_execution_leases SET expires_at = now() + make_interval(secs => $3)"
+        " WHERE batch_id = $1 AND holder = $2 RETURNING batch_id", context.batch_id, context.holder, LEASE_S)
+    if renewed is None:
+        raise ConflictError(f"batch {context.batch_id}: this run's execution lease expired and another run took "
+                            "it over; that run goes on from here")
+
+
+async def _execute(store: DisbursementStore, ledger: Ledger, batch_id: int, holder: str, actor: str, at_ms: int,
                    on_lines: Callable[[int], None] | None) -> Execution:
-    context, state = await _start(store, ledger, batch_id)
+    context, state = await _start(store, ledger, batch_id, holder)
     chunks = await _chunks(store.pool, batch_id)
     if state is BatchState.approved:
-        await _reserve(store, ledger, context, chunks, on_lines)
-        await _mark_executing(store, ledger, context, chunks, actor, at_ms)
-    lines, amount_minor = 0, 0
-    for first_line, end_line, sealed in chunks:
-        posted = await _post_chunk(store, ledger, context, first_line, end_line, sealed)
-        lines, amount_minor = lines + posted[0], amount_minor + posted[1]
-        if on_lines:
-            on_lines(end_line - first_line)
+        context = dataclasses.replace(context, base_id=await _commit_funds(store, ledger, context, actor, at_ms))
+    await _post_chunks(store, ledger, context, chunks, on_lines)
     async with store.pool.acquire() as connection, connection.transaction():
+        await _renew(connection, context)
+        if context.accepted_minor:
+            (escrow,) = await ledger.lookup_accounts([escrow_account_id(batch_id)], connection=connection)
+            assert escrow.credits_posted == context.accepted_minor and escrow.debits_posted == escrow.credits_posted, \
+                "every line of the batch was posted from its escrow"
         await store.transition_in(connection, batch_id, BatchState.executed, actor, at_ms)
         messages = await connection.fetchval(
-            "SELECT count(DISTINCT p.message_id) FROM disbursement_lines l JOIN settlement_payments p"
-            " USING (end_to_end_id) WHERE l.batch_id = $1", batch_id)
-    return Execution(batch_id, lines, amount_minor, messages)
+            "SELECT coalesce(sum(posted_messages), 0) FROM disbursement_line_fields WHERE batch_id = $1", batch_id)
+    return Execution(batch_id, context.accepted_count, context.accepted_minor, messages)
 
 
-async def _start(store: DisbursementStore, ledger: Ledger, batch_id: int) -> tuple[_Context, BatchState]:
-    # One connection at a time (the execution lock holds another): store reads first.
+async def _post_chunks(store: DisbursementStore, ledger: Ledger, context: _Context,
+                       chunks: list[tuple[int, int, int]], on_lines: Callable[[int], None] | None) -> None:
+    """Post every chunk, :data:`CHUNKS_IN_FLIGHT` at a time: one prepares its payouts and
+    pacs.008 (Python) while the database writes another's. After a failure no new chunk
+    starts, those in flight finish (each is its own transaction), then the error is raised."""
+    waiting = iter(chunks)
+    in_flight: dict[asyncio.Task, int] = {}
+    failure: BaseException | None = None
+    while True:
+        while failure is None and len(in_flight) < CHUNKS_IN_FLIGHT:
+            chunk = next(waiting, None)
+            if chunk is None:
+                break
+            task = asyncio.ensure_future(_post_chunk(store, ledger, context, *chunk))
+            in_flight[task] = chunk[2] - chunk[1]
+        if not in_flight:
+            break
+        done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            lines = in_flight.pop(task)
+            if task.exception() is not None:
+                failure = failure or task.exception()
+            elif on_lines:
+                on_lines(lines)
+    if failure is not None:
+        raise failure
+
+
+async def _start(store: DisbursementStore, ledger: Ledger, batch_id: int,
+                 holder: str) -> tuple[_Context, BatchState]:
     batch = await store.batch(batch_id)
     if batch.state not in (BatchState.approved, BatchState.executing):
         raise ConflictError(f"batch {batch_id} is {batch.state.value}; only an approved batch is executed")
     programme = await store.programme(batch.programme_code)
     async with store.pool.acquire() as connection:
         payer = await funding(connection, ledger, programme.code)
-        if payer is None:
-            raise ConflictError(f"programme {programme.code} has no funding account: fund it first "
-                                "(onecard programme fund)")
-        attempt = await connection.fetchval("SELECT execution_attempt FROM disbursement_batches WHERE id = $1",
-                                            batch_id)
-    context = _Context(batch_id, attempt, batch.content_sha256, programme.code, programme.name,
-                       PURPOSES[programme.kind], batch.period, payer)
+        base_id = await transfer_base_id(connection, batch_id)
+    if payer is None:
+        raise ConflictError(f"programme {programme.code} has no funding account: fund it first "
+                            "(onecard programme fund)")
+    payer_kind, payer_code = PAYER_KINDS[programme.kind]
+    context = _Context(batch_id, holder, batch.content_sha256, programme.code, programme.name,
+                       PURPOSES[programme.kind], batch.period, batch.accepted_count, batch.accepted_minor, payer,
+                       payer_kind, payer_code, base_id)
     return context, batch.state
 
 
-async def _chunks(pool: asyncpg.Pool, batch_id: int) -> list[tuple[int, int, bytes]]:
-    """(first line, end line exclusive, sealed fields) of each stored chunk, in order."""
+async def _chunks(pool: asyncpg.Pool, batch_id: int) -> list[tuple[int, int, int]]:
+    """(chunk, first line, end line exclusive) of each stored chunk not posted yet, in order
+    (the sealed fields are read chunk by chunk: a million lines of them do not fit the
+    memory target)."""
     async with pool.acquire() as connection:
         rows = await connection.fetch(
-            "SELECT first_line, sealed FROM disbursement_line_fields WHERE batch_id = $1 ORDER BY chunk", batch_id)
+            "SELECT chunk, first_line, posted_messages FROM disbursement_line_fields WHERE batch_id = $1"
+            " ORDER BY chunk", batch_id)
         lines_count = await connection.fetchval("SELECT lines_count FROM disbursement_batches WHERE id = $1",
                                                 batch_id)
     if lines_count and not rows:
         raise ConflictError(f"batch {batch_id} was stored without its lines; submit the file again")
     ends = [row["first_line"] for row in rows[1:]] + [lines_count + 1]
-    return [(row["first_line"], end, row["sealed"]) for row, end in zip(rows, ends)]
+    return [(row["chunk"], row["first_line"], end) for row, end in zip(rows, ends) if row["posted_messages"] is None]
 
 
-async def _accepted(connection: asyncpg.Connection, batch_id: int, first_line: int,
-                    end_line: int) -> list[asyncpg.Record]:
-    return await connection.fetch(
-        "SELECT line, amount_minor, pan_token, bank_code, name FROM disbursement_lines"
-        " WHERE batch_id = $1 AND result = 0 AND line >= $2 AND line < $3 ORDER BY line",
-        batch_id, first_line, end_line)
-
-
-async def _reserve(store: DisbursementStore, ledger: Ledger, context: _Context,
-                   chunks: list[tuple[int, int, bytes]], on_lines: Callable[[int], None] | None) -> None:
-    for first_line, end_line, _ in chunks:
-        async with store.pool.acquire() as connection, connection.transaction():
-            rows = await _accepted(connection, context.batch_id, first_line, end_line)
-            failed = await _reserve_rows(connection, ledger, context, rows)
-        if failed is not None:
-            await _release(store, ledger, context, chunks)
-            await _refuse(store, ledger, context, failed)
-        if on_lines:
-            on_lines(end_line - first_line)
-
-
-async def _refuse(store: DisbursementStore, ledger: Ledger, context: _Context, failed: CreateTransferResult) -> None:
-    """Raise the error for a refused reservation (after every reservation was voided)."""
-    async with store.pool.acquire() as connection:
-        payer = await funding(connection, ledger, context.programme_code)
-        total = await connection.fetchval("SELECT accepted_minor FROM disbursement_batches WHERE id = $1",
-                                          context.batch_id)
-    assert payer is not None
-    if failed is CreateTransferResult.exceeds_credits:
-        shortfall = total - payer.available_minor
-        raise InsufficientFundsError(
-            f"programme {context.programme_code} has {format_minor(payer.available_minor)} yuan available but "
-            f"batch {context.batch_id} needs {format_minor(total)} yuan: short by {format_minor(shortfall)} yuan; "
-            "nothing was posted", shortfall)
-    raise ConflictError(f"batch {context.batch_id}: a reservation was refused by the ledger ({failed.name}); "
-                        "nothing was posted")
-
-
-async def _reserve_rows(connection: asyncpg.Connection, ledger: Ledger, context: _Context,
-                        rows: list[asyncpg.Record]) -> CreateTransferResult | None:
-    """Create the chunk's card accounts and reservations; the first refusal, or ``None``."""
-    if not rows:
-        return None
-    cards = {card_account_id(r["pan_token"]): r["bank_code"] for r in rows}
-    results = await ledger.create_accounts([card_account(a) for a in cards], connection=connection)
-    assert all(r in _ACCOUNTS_DONE for r in results), f"card accounts refused: {set(results)}"
-    await attribute_accounts(connection, [(a, bank, "card") for a, bank in cards.items()])
-    transfers = [Transfer(id=line_transfer_id("reserve", context.batch_id, context.attempt, r["line"]),
-                          debit_account_id=context.payer.account_id, credit_account_id=card_account_id(r["pan_token"]),
-                          amount=r["amount_minor"], ledger=LEDGER_CNY, code=TRANSFER_CODE_PAYOUT,
-                          flags=int(TransferFlags.pending)) for r in rows]
-    results = await ledger.create_transfers(transfers, connection=connection)
-    return next((r for r in results if r not in _DONE), None)
-
-
-async def _release(store: DisbursementStore, ledger: Ledger, context: _Context,
-                   chunks: list[tuple[int, int, bytes]]) -> None:
-    """Void every reservation of this attempt and count the attempt up."""
-    for first_line, end_line, _ in chunks:
-        async with store.pool.acquire() as connection, connection.transaction():
-            rows = await _accepted(connection, context.batch_id, first_line, end_line)
-            if not rows:
-                continue
-            voids = [Transfer(id=line_transfer_id("void", context.batch_id, context.attempt, r["line"]),
-                              pending_id=line_transfer_id("reserve", context.batch_id, context.attempt, r["line"]),
-                              flags=int(TransferFlags.void_pending_transfer)) for r in rows]
-            results = await ledger.create_transfers(voids, connection=connection)
-            assert all(r in _VOIDED for r in results), f"voids refused: {set(results) - set(_VOIDED)}"
-    async with store.pool.acquire() as connection:
-        await connection.execute(
-            "UPDATE disbursement_batches SET execution_attempt = execution_attempt + 1 WHERE id = $1"
-            " AND execution_attempt = $2", context.batch_id, context.attempt)
-
-
-async def _mark_executing(store: DisbursementStore, ledger: Ledger, context: _Context,
-                          chunks: list[tuple[int, int, bytes]], actor: str, at_ms: int) -> None:
-    try:
-        async with store.pool.acquire() as connection, connection.transaction():
-            batch = await store.locked_batch(connection, context.batch_id)
-            recorded = await connection.fetch(
-                "INSERT INTO disbursement_payments (programme_code, period, id_hash, batch_id, line, amount_minor)"
-                " SELECT $2, $3, c.id_hash, l.batch_id, l.line, l.amount_minor FROM disbursement_lines l"
-                " JOIN disbursement_cardholders c USING (pan_token) WHERE l.batch_id = $1 AND l.result = 0"
-                " ON CONFLICT DO NOTHING RETURNING line",
-                context.batch_id, context.programme_code, context.period)
-            if len(recorded) != batch.accepted_count:
-                raise ConflictError(f"batch {context.batch_id}: {batch.accepted_count - len(recorded)} person(s) "
-                                    "were paid in the period by another batch since validation; nothing was posted, "
-                                    "submit a corrected file")
-            await store.transition_in(connection, context.batch_id, BatchState.executing, actor, at_ms)
-    except ConflictError:
-        await _release(store, ledger, context, chunks)
-        raise
-
-
-async def _post_chunk(store: DisbursementStore, ledger: Ledger, context: _Context, first_line: int, end_line: int,
-                      sealed: bytes) -> tuple[int, int]:
-    """Post one chunk's reservations with their pacs.008; (lines, fen)."""
-    fields = await open_fields(store.keys, context.content_sha256, first_line, sealed)
+async def _commit_funds(store: DisbursementStore, ledger: Ledger, context: _Context, actor: str,
+                        at_ms: int) -> int:
+    """Step 1 of the module docstring: payments recorded, EXECUTING, total into escrow;
+    return the batch's transfer base id (fixed here, with the rest)."""
+    escrow_id = escrow_account_id(context.batch_id)
+    base_id = new_id()
     async with store.pool.acquire() as connection, connection.transaction():
-        rows = await _accepted(connection, context.batch_id, first_line, end_line)
-        if not rows:
-            return 0, 0
-        payouts = [Payout(
-            transfer_id=line_transfer_id("post", context.batch_id, context.attempt, r["line"]),
-            payer_account_id=context.payer.account_id, card_account_id=card_account_id(r["pan_token"]),
-            amount_minor=r["amount_minor"], bank_code=r["bank_code"], creditor_name=r["name"],
+        await _renew(connection, context)
+        batch = await store.locked_batch(connection, context.batch_id)
+        recorded = await connection.fetchval(
+            "WITH recorded AS (INSERT INTO disbursement_payments (programme_code, period, id_hash, batch_id, line,"
+            " amount_minor) SELECT $2, $3, c.id_hash, l.batch_id, l.line, l.amount_minor FROM disbursement_lines l"
+            " JOIN disbursement_cardholders c USING (pan_token) WHERE l.batch_id = $1 AND l.result = 0"
+            " ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM recorded",
+            context.batch_id, context.programme_code, context.period)
+        if recorded != batch.accepted_count:
+            raise ConflictError(f"batch {context.batch_id}: {batch.accepted_count - recorded} person(s) "
+                                "were paid in the period by another batch since validation; nothing was posted, "
+                                "submit a corrected file")
+        await store.transition_in(connection, context.batch_id, BatchState.executing, actor, at_ms)
+        await connection.execute("UPDATE disbursement_batches SET execution_base_id = $2 WHERE id = $1",
+                                 context.batch_id, id_bytes(base_id))
+        if not context.accepted_minor:
+            return base_id
+        await attribute_accounts(connection, [(escrow_id, context.payer.bank_code, context.payer_kind)])
+        # The ledger last: from its first write the journal head is locked until the commit.
+        (opened,) = await ledger.create_accounts([Account(
+            id=escrow_id, ledger=LEDGER_CNY, code=context.payer_code,
+            flags=int(AccountFlags.debits_must_not_exceed_credits))], connection=connection)
+        assert opened in _ACCOUNTS_DONE, f"escrow account refused: {opened.name}"
+        (result,) = await ledger.create_transfers([Transfer(
+            id=base_id, debit_account_id=context.payer.account_id,
+            credit_account_id=escrow_id, amount=context.accepted_minor, ledger=LEDGER_CNY,
+            code=TRANSFER_CODE_ESCROW)], connection=connection)
+        if result is CreateTransferResult.exceeds_credits:
+            payer = await funding(connection, ledger, context.programme_code)
+            assert payer is not None
+            shortfall = context.accepted_minor - payer.available_minor
+            raise InsufficientFundsError(
+                f"programme {context.programme_code} has {format_minor(payer.available_minor)} yuan available but "
+                f"batch {context.batch_id} needs {format_minor(context.accepted_minor)} yuan: short by "
+                f"{format_minor(shortfall)} yuan; nothing was posted", shortfall)
+        if result is not CreateTransferResult.ok:
+            raise ConflictError(f"batch {context.batch_id}: moving its total to escrow was refused by the ledger "
+                                f"({result.name}); nothing was posted")
+    return base_id
+
+
+async def _post_chunk(store: DisbursementStore, ledger: Ledger, context: _Context, chunk: int, first_line: int,
+                      end_line: int) -> None:
+    """Post the chunk's accepted lines, escrow → card, with their pacs.008 (step 2), in parts
+    of :data:`POST_LINES`, each its own transaction; the last part's marks the chunk posted."""
+    async with store.pool.acquire() as connection:
+        rows = await connection.fetch(
+            "SELECT line, amount_minor, pan_token, bank_code, name FROM disbursement_lines WHERE batch_id = $1"
+            " AND result = 0 AND line >= $2 AND line < $3 ORDER BY line", context.batch_id, first_line, end_line)
+        payouts = await _payouts(store, connection, context, chunk, first_line, rows) if rows else []
+        parts = [range(start, min(start + POST_LINES, len(rows))) for start in range(0, len(rows), POST_LINES)]
+        # One pacs.008 per issuing bank and part (module assertions).
+        messages = sum(len({rows[index]["bank_code"] for index in part}) for part in parts)
+        for number, part in enumerate(parts or [range(0)], 1):
+            await _open_card_accounts(connection, ledger, [rows[index] for index in part])
+            async with connection.transaction():
+                await _renew(connection, context)
+                if number == max(len(parts), 1):
+                    marked = await connection.execute(
+                        "UPDATE disbursement_line_fields SET posted_messages = $3"
+                        " WHERE batch_id = $1 AND chunk = $2 AND posted_messages IS NULL",
+                        context.batch_id, chunk, messages)
+                    assert marked == "UPDATE 1", "the lease keeps other runs off this chunk"
+                if part:
+                    # Parts posted by an interrupted run are looked up and skipped. The ledger
+                    # write is post_payouts' last step: the journal head is held for one part's
+                    # postings and the commit.
+                    await post_payouts(connection, ledger, [payouts[index] for index in part],
+                                       engine_code=ENGINE_CODE)
+
+
+async def _payouts(store: DisbursementStore, connection: asyncpg.Connection, context: _Context, chunk: int,
+                   first_line: int, rows: list[asyncpg.Record]) -> list[Payout]:
+    """The chunk's accepted lines as payouts from the batch's escrow (their own fields opened)."""
+    sealed = await connection.fetchval(
+        "SELECT sealed FROM disbursement_line_fields WHERE batch_id = $1 AND chunk = $2", context.batch_id, chunk)
+    fields = await open_fields(store.keys, context.content_sha256, first_line, sealed)
+    escrow_id = escrow_account_id(context.batch_id)
+    payouts = []
+    for r in rows:
+        transfer_id = line_transfer_id(context.base_id, r["line"])
+        payouts.append(Payout(
+            transfer_id=transfer_id, payer_account_id=context.payer.account_id,
+            card_account_id=card_account_id(r["pan_token"]), amount_minor=r["amount_minor"],
+            bank_code=r["bank_code"], creditor_name=r["name"],
             creditor_account=compact_pan(fields[r["line"] - first_line][3]), payer_name=context.programme_name,
             remittance_information=f"{context.programme_code} {context.period} line {r['line']}",
-            purpose=context.purpose,
-            pending_id=line_transfer_id("reserve", context.batch_id, context.attempt, r["line"])) for r in rows]
-        results = await post_payouts(connection, ledger, payouts, engine_code=ENGINE_CODE)
-        refused = {r.name for r in results if r not in _DONE}
-        if refused:
-            raise ConflictError(f"batch {context.batch_id}: posting refused by the ledger ({', '.join(refused)})")
-        # The EndToEndIds post_payouts recorded, by transfer id (not encoded a second time).
-        await connection.execute(
-            "UPDATE disbursement_lines l SET end_to_end_id = p.end_to_end_id"
-            " FROM unnest($2::integer[], $3::bytea[]) AS u(line, transfer_id)"
-            " JOIN settlement_payments p ON p.transfer_id = u.transfer_id"
-            " WHERE l.batch_id = $1 AND l.line = u.line",
-            context.batch_id, [r["line"] for r in rows], [id_bytes(p.transfer_id) for p in payouts])
-    return len(rows), sum(p.amount_minor for p in payouts)
+            purpose=context.purpose, escrow_account_id=escrow_id, end_to_end_id=end_to_end_id(transfer_id)))
+    return payouts
+
+
+async def _open_card_accounts(connection: asyncpg.Connection, ledger: Ledger, rows: list[asyncpg.Record]) -> None:
+    """The card accounts of ``rows``, attributed to their issuing banks (own short transaction;
+    opening one again changes nothing)."""
+    if not rows:
+        return
+    cards = {card_account_id(r["pan_token"]): r["bank_code"] for r in rows}
+    async with connection.transaction():
+        await attribute_accounts(connection, [(a, bank, "card") for a, bank in cards.items()])
+        results = await ledger.create_accounts([card_account(a) for a in cards], connection=connection)
+    assert all(r in _ACCOUNTS_DONE for r in results), f"card accounts refused: {set(results)}"

@@ -137,7 +137,16 @@ class DisbursementStore:
 
     async def cardholders(self, id_numbers: Sequence[str]) -> dict[str, CardholderRecord]:
         """The registered cardholders among normalised, valid ``id_numbers`` (one query)."""
-        hashes = {await self.id_hash(n): n for n in set(id_numbers)}
+        return await self._cardholders(await self._hashes(id_numbers))
+
+    async def paid_in_period(self, programme_code: str, period: str, id_numbers: Sequence[str]) -> set[str]:
+        """Which of ``id_numbers`` the programme already paid in ``period`` (one query)."""
+        return await self._paid_in_period(programme_code, period, await self._hashes(id_numbers))
+
+    async def _hashes(self, id_numbers: Iterable[str]) -> dict[bytes, str]:
+        return {await self.id_hash(n): n for n in set(id_numbers)}
+
+    async def _cardholders(self, hashes: dict[bytes, str]) -> dict[str, CardholderRecord]:
         async with self._pool.acquire() as connection:
             records = await connection.fetch(
                 "SELECT id_hash, name, status, pan_token, pan_last4, bank_code, categories "
@@ -149,9 +158,7 @@ class DisbursementStore:
             for r in records
         }
 
-    async def paid_in_period(self, programme_code: str, period: str, id_numbers: Sequence[str]) -> set[str]:
-        """Which of ``id_numbers`` the programme already paid in ``period`` (one query)."""
-        hashes = {await self.id_hash(n): n for n in set(id_numbers)}
+    async def _paid_in_period(self, programme_code: str, period: str, hashes: dict[bytes, str]) -> set[str]:
         async with self._pool.acquire() as connection:
             records = await connection.fetch(
                 "SELECT id_hash FROM disbursement_payments "
@@ -214,10 +221,12 @@ class DisbursementStore:
         while chunk := list(itertools.islice(lines, CHUNK_LINES)):
             ids = [n for n in (normalise_id(line.id_number) for line in chunk)
                    if check_id(n, today)[0] is IdCheck.valid]
+            # Each identity number is hashed once per chunk (key service) for both lookups.
+            hashes = await self._hashes(ids)
             records.clear()
-            records.update(await self.cardholders(ids))
+            records.update(await self._cardholders(hashes))
             paid.clear()
-            paid.update(await self.paid_in_period(programme.code, period, list(records)))
+            paid.update(await self._paid_in_period(programme.code, period, hashes))
             tokens.clear()
             for pan in {compact_pan(line.card_number) for line in chunk}:
                 tokens[pan] = await self._tokenize(pan)

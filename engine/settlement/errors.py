@@ -23,3 +23,13 @@ class ParticipantError(SettlementError, ValueError):
 
 class InboundConflictError(SettlementError, ConflictError):
     """A bank reused a MsgId for a message with different content (a modified request)."""
+
+
+class PayoutRefusedError(SettlementError, ConflictError):
+    """The ledger refused a new payout (its result is named) after its instruction was
+    written, or another writer posted one meanwhile: the caller must roll back. ``results``
+    has one result per payout (empty when the ledger was not asked)."""
+
+    def __init__(self, message: str, results: list) -> None:
+        super().__init__(message)
+        self.results = results

@@ -5,7 +5,9 @@ Writing: :func:`post_payouts` creates the payout transfers with
 ``Ledger.create_transfers(..., connection=)`` and, in the same transaction, one pacs.008
 per (issuing bank, payer) in ``settlement_outbox`` and one ``settlement_payments`` row per
 transaction. If the transaction rolls back, neither the money nor the message exists; if
-it commits, both do, whatever happens to the process afterwards.
+it commits, both do, whatever happens to the process afterwards. The messages are written
+before the ledger write, because from that write until the caller commits the ledger's
+journal head stays locked and taps wait on it.
 
 Delivering: :class:`Dispatcher` claims due messages (``FOR UPDATE SKIP LOCKED``, a lease
 of ``lease_s`` so a dispatcher that dies mid-delivery is taken over), sends each through
@@ -18,7 +20,8 @@ acknowledgement has no second effect.
 Statuses (pacs.002, from the push answer or posted by the bank) and returns (pacs.004) are
 applied by EndToEndId under the payment row's lock: the first final status wins
 (:func:`adapters.iso20022.pacs002.resolve`), a rejection or a return posts exactly one
-reversing transfer (card → payer), and repeats change nothing.
+reversing transfer (card → payer, whose account every payout transfer carries in
+``user_data_128``: the money may have left from an escrow), and repeats change nothing.
 """
 
 from __future__ import annotations
@@ -38,11 +41,12 @@ from adapters.errors import DeliveryError, DeliveryRefusedError, FileDropConflic
 from adapters.iso20022 import ids, pacs002, pacs004, pacs008
 from adapters.iso20022.camt053 import CREDIT, DEBIT
 from adapters.iso20022.reasons import FINAL_STATUSES
+from engine.settlement.errors import PayoutRefusedError
 from engine.settlement.registry import CURRENCY, LEDGER_CNY, TRANSFER_CODE_PAYOUT, TRANSFER_CODE_PAYOUT_REVERSAL
 from ledger.ids import new_id
 from ledger.results import CreateTransferResult
 from ledger.service import Ledger, id_bytes
-from ledger.types import Transfer, TransferFlags
+from ledger.types import Transfer
 
 CLAIM_MAX = 64
 LEASE_S = 60.0
@@ -59,9 +63,12 @@ class Payout:
     ``card_account_id`` at ``bank_code``, the issuing bank that gets the pacs.008.
 
     ``creditor_account`` is the card or account number the bank credits (1-34 characters).
-    ``pending_id``: when not 0, the payout posts this pending transfer (same accounts,
-    amount and code) instead of creating a new one: a caller that reserved the money first
-    (two-phase, as disbursement batches do) posts the reservation.
+    ``escrow_account_id``: when not 0, the money leaves from this account instead (the
+    payer's money in transit, moved there by the caller beforehand, as disbursement batches
+    do); the payer stays the pacs.008 debtor and is what a rejection or return credits.
+    ``end_to_end_id``: ``adapters.iso20022.ids.end_to_end_id(transfer_id)`` when the caller
+    has it already (encoding costs microseconds, a million times per large batch), else
+    ``""`` and it is encoded here.
     """
 
     transfer_id: int
@@ -74,7 +81,8 @@ class Payout:
     payer_name: str
     remittance_information: str = ""
     purpose: str = "GOVT"
-    pending_id: int = 0
+    escrow_account_id: int = 0
+    end_to_end_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,26 +103,78 @@ async def post_payouts(connection: asyncpg.Connection, ledger: Ledger, payouts: 
                        engine_code: str = "ONECARD") -> list[CreateTransferResult]:
     """Post ``payouts`` and write their pacs.008 instructions, in the caller's transaction.
 
-    Returns one result per payout. Only payouts created now (``ok``) get an instruction: a
+    Returns one result per payout. Only payouts new to the ledger get an instruction: a
     payout resent after a crash answers ``exists`` and its instruction is already in the
-    outbox. The caller commits (or rolls back) both together.
+    outbox. The instructions are written first and the ledger last, so the ledger's journal
+    head (locked from the ledger write until the caller commits) is held only for the
+    postings; the caller should commit soon after.
 
     Raises
     ------
     adapters.errors.MessageError
         A payout's fields break the pacs.008 schema (the element is named); nothing written
         once the caller rolls back.
+    engine.settlement.errors.PayoutRefusedError
+        The ledger refused a new payout (e.g. ``exceeds_credits``), or another writer posted
+        one meanwhile; the caller rolls back.
     """
     assert connection.is_in_transaction(), "post_payouts runs inside the caller's transaction"
-    transfers = [Transfer(id=p.transfer_id, debit_account_id=p.payer_account_id, credit_account_id=p.card_account_id,
-                          amount=p.amount_minor, ledger=LEDGER_CNY, code=TRANSFER_CODE_PAYOUT, pending_id=p.pending_id,
-                          flags=int(TransferFlags.post_pending_transfer) if p.pending_id else 0) for p in payouts]
+    known = {t.id for t in await ledger.lookup_transfers([p.transfer_id for p in payouts], connection=connection)}
+    # Rendering and XSD validation take a while for thousands of payouts: in a thread, so
+    # the event loop goes on serving other work (e.g. another chunk's database round trips).
+    instructions = await asyncio.to_thread(_instructions, [p for p in payouts if p.transfer_id not in known],
+                                           engine_code, dt.datetime.now(dt.timezone.utc))
+    try:
+        await _write_instructions(connection, instructions)
+    except asyncpg.UniqueViolationError:
+        raise PayoutRefusedError("a payout was posted by another writer meanwhile (its EndToEndId is recorded); "
+                                 "roll back", []) from None
+    transfers = [Transfer(id=p.transfer_id, debit_account_id=p.escrow_account_id or p.payer_account_id,
+                          credit_account_id=p.card_account_id, amount=p.amount_minor, ledger=LEDGER_CNY,
+                          code=TRANSFER_CODE_PAYOUT, user_data_128=p.payer_account_id) for p in payouts]
     results = await ledger.create_transfers(transfers, connection=connection)
+    refused = {r.name for p, r in zip(payouts, results)
+               if p.transfer_id not in known and r is not CreateTransferResult.ok}
+    if refused:
+        raise PayoutRefusedError(f"payouts refused by the ledger ({', '.join(sorted(refused))}); roll back: "
+                                 "their instructions were written", results)
+    return results
+
+
+@dataclass(frozen=True, slots=True)
+class _Instruction:
+    bank_code: str
+    message: pacs008.Message
+    payouts: list[Payout]
+    end_to_end_ids: list[str]
+
+
+async def _write_instructions(connection: asyncpg.Connection, instructions: list[_Instruction]) -> None:
+    """The messages and their payments, one statement each (unnest): chunks run to thousands."""
+    if not instructions:
+        return
+    await connection.execute(
+        "INSERT INTO settlement_outbox (message_id, bank_code, kind, xml)"
+        " SELECT m, b, 'payout', x FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(m, b, x)",
+        [i.message.message_id for i in instructions], [i.bank_code for i in instructions],
+        [i.message.xml for i in instructions])
+    await connection.execute(
+        "INSERT INTO settlement_payments (end_to_end_id, message_id, bank_code, transfer_id, amount_minor,"
+        " currency) SELECT e, m, b, t, a, $6 FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[],"
+        " $5::bigint[]) AS u(e, m, b, t, a)",
+        [e for i in instructions for e in i.end_to_end_ids],
+        [i.message.message_id for i in instructions for _ in i.payouts],
+        [i.bank_code for i in instructions for _ in i.payouts],
+        [id_bytes(p.transfer_id) for i in instructions for p in i.payouts],
+        [p.amount_minor for i in instructions for p in i.payouts], CURRENCY)
+
+
+def _instructions(payouts: Sequence[Payout], engine_code: str, created_at: dt.datetime) -> list[_Instruction]:
+    """One validated pacs.008 per (issuing bank, payer) and up to TRANSACTIONS_PER_MESSAGE_MAX payouts."""
     groups: dict[tuple[str, int, str, str], list[Payout]] = defaultdict(list)
-    for payout, result in zip(payouts, results):
-        if result is CreateTransferResult.ok:
-            groups[(payout.bank_code, payout.payer_account_id, payout.payer_name, payout.purpose)].append(payout)
-    created_at = dt.datetime.now(dt.timezone.utc)
+    for payout in payouts:
+        groups[(payout.bank_code, payout.payer_account_id, payout.payer_name, payout.purpose)].append(payout)
+    instructions = []
     for (bank_code, payer_account_id, payer_name, purpose), group in groups.items():
         header = pacs008.GroupHeader(created_at=created_at, settlement_date=created_at.date(),
                                      instructing_agent=engine_code, instructed_agent=bank_code,
@@ -122,21 +182,13 @@ async def post_payouts(connection: asyncpg.Connection, ledger: Ledger, payouts: 
                                      purpose=purpose)
         for start in range(0, len(group), pacs008.TRANSACTIONS_PER_MESSAGE_MAX):
             chunk = group[start:start + pacs008.TRANSACTIONS_PER_MESSAGE_MAX]
-            end_to_end_ids = [ids.end_to_end_id(p.transfer_id) for p in chunk]
+            end_to_end_ids = [p.end_to_end_id or ids.end_to_end_id(p.transfer_id) for p in chunk]
             credits = [pacs008.CreditTransfer(end_to_end_id, p.amount_minor, CURRENCY,
                                               p.creditor_name, p.creditor_account, p.remittance_information)
                        for end_to_end_id, p in zip(end_to_end_ids, chunk)]
             (message,) = pacs008.iter_messages(header, credits)
-            await connection.execute(
-                "INSERT INTO settlement_outbox (message_id, bank_code, kind, xml) VALUES ($1, $2, 'payout', $3)",
-                message.message_id, bank_code, message.xml)
-            # One statement per message (unnest), not one per payment: batches run to thousands.
-            await connection.execute(
-                "INSERT INTO settlement_payments (end_to_end_id, message_id, bank_code, transfer_id, amount_minor,"
-                " currency) SELECT e, $2, $3, t, a, $4 FROM unnest($1::text[], $5::bytea[], $6::bigint[]) AS u(e, t, a)",
-                end_to_end_ids, message.message_id, bank_code, CURRENCY,
-                [id_bytes(p.transfer_id) for p in chunk], [p.amount_minor for p in chunk])
-    return results
+            instructions.append(_Instruction(bank_code, message, chunk, end_to_end_ids))
+    return instructions
 
 
 async def apply_statuses(connection: asyncpg.Connection, ledger: Ledger, bank_code: str,
@@ -261,8 +313,9 @@ async def _set_status(connection: asyncpg.Connection, end_to_end_id: str, status
 async def _reverse(connection: asyncpg.Connection, ledger: Ledger, row: asyncpg.Record) -> None:
     assert row["reversal_id"] is None, "a payment is reversed at most once"
     original = (await ledger.lookup_transfers([int.from_bytes(row["transfer_id"], "big")], connection=connection))[0]
+    assert original.user_data_128, "a payout transfer carries its payer's account"
     reversal = Transfer(id=new_id(), debit_account_id=original.credit_account_id,
-                        credit_account_id=original.debit_account_id, amount=original.amount, ledger=original.ledger,
+                        credit_account_id=original.user_data_128, amount=original.amount, ledger=original.ledger,
                         code=TRANSFER_CODE_PAYOUT_REVERSAL, user_data_128=original.id)
     (result,) = await ledger.create_transfers([reversal], connection=connection)
     assert result is CreateTransferResult.ok, f"reversal refused by the ledger: {result.name}"

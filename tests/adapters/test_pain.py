@@ -8,7 +8,7 @@ import pytest
 
 from adapters.errors import (AmountError, MalformedMessageError, SchemaValidationError,
                              TotalsMismatchError, UnsupportedMessageError)
-from adapters.iso20022 import pain001, pain002
+from adapters.iso20022 import pain001, pain002, schema
 from iso_samples import sample
 
 CREATED_AT = dt.datetime(2026, 11, 30, 19, 0, tzinfo=dt.timezone.utc)
@@ -169,3 +169,27 @@ def test_a_root_with_a_bad_prefix_is_a_clear_error(root, reason):
     # start tag spans two lines).
     assert (caught.value.element, caught.value.reason, caught.value.line) == (
         root.decode(), reason, 2)
+
+
+def test_streamed_report_is_validated_from_the_file(tmp_path):
+    path = tmp_path / "report.xml"
+    with open(path, "wb") as stream:
+        writer = pain002.Writer(stream, "N002D", CREATED_AT, "B", group_status="PART",
+                                original_number_of_transactions=3)
+        for n, status in enumerate(("ACSC", "RJCT", "ACCP"), 1):
+            writer.add(pain002.LineStatus("PI-1", f"L{n}", status, "AC04" if status == "RJCT" else ""))
+        writer.close()
+    schema.validate_file(path, pain002.MESSAGE_DEFINITION)
+    assert path.read_bytes() == pain002.build(
+        "N002D", CREATED_AT, "B", group_status="PART", original_number_of_transactions=3,
+        lines=[pain002.LineStatus("PI-1", f"L{n}", s, "AC04" if s == "RJCT" else "")
+               for n, s in enumerate(("ACSC", "RJCT", "ACCP"), 1)])
+    valid = path.read_bytes()
+    # A status outside the code set (more than 4 characters) is refused by the streaming check.
+    path.write_bytes(valid.replace(b"<TxSts>ACCP</TxSts>", b"<TxSts>ACCEPT</TxSts>"))
+    with pytest.raises(SchemaValidationError, match="TxSts") as refused:
+        schema.validate_file(path, pain002.MESSAGE_DEFINITION)
+    assert refused.value.element == "TxSts"
+    path.write_bytes(valid[:-20])
+    with pytest.raises(MalformedMessageError, match="not well-formed"):
+        schema.validate_file(path, pain002.MESSAGE_DEFINITION)

@@ -4,6 +4,8 @@ loopback HTTP: bad lines (one per reason), maker-checker approval, insufficient 
 rejection (pacs.002 RJCT) and a return (pacs.004), exact balances, the CSV and pain.002
 reports, a crash mid-execution resumed without paying twice, and a re-upload refused."""
 
+import asyncio
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -24,8 +26,7 @@ from engine.disbursement.execution import card_account_id, execute_batch, fund_p
 from engine.disbursement.lifecycle import BatchState
 from engine.disbursement.lines import LineSpool
 from engine.disbursement.registry import check_cardholder_rows
-from engine.disbursement.report import build_pain002, csv_row, report_lines
-from engine.disbursement.result_file import write_result_csv
+from engine.disbursement.report import write_report
 from engine.disbursement.results import LineResult
 from engine.disbursement.store import FIELD_KEY, ID_HASH_KEY, PAN_TOKEN_KEY, DisbursementStore
 from engine.errors import ConflictError
@@ -35,6 +36,7 @@ from hsm.soft import SoftKeyService
 from ledger.service import Ledger
 
 TODAY = dt.date(2026, 1, 1)
+CREATED_AT = dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc)
 KEY = bytes(range(32))
 CARDHOLDERS = ("身份证号码,姓名,社会保障卡号,状态\n"
                "510121195803142150,张三,6222026465816998396,正常\n"
@@ -151,9 +153,9 @@ async def test_batch_from_file_to_banks_and_back(store, pool, banks, tmp_path, m
         assert (await funding(connection, ledger, "ELDERLY")).available_minor == 40_000
         assert await connection.fetchval("SELECT count(*) FROM disbursement_payments") == 0
     assert (await store.batch(batch.id)).state is BatchState.approved
-    # The reservations were voided (pending + void transfers), nothing posted, no message.
-    transfers_after, outbox_after = await _ledger_state(pool)
-    assert outbox_after == before[1]
+    # Not a transfer nor a message more; the batch's escrow was rolled back with the rest.
+    assert await _ledger_state(pool) == before
+    assert await ledger.lookup_accounts([execution.escrow_account_id(batch.id)]) == []
     cards = [card_account_id(r.pan_token) for r in (await store.cardholders(
         ["510121195803142150", "510112198711023688", "11010519491231002X"])).values()]
     assert all(a.credits_posted == 0 and a.credits_pending == 0 for a in await ledger.lookup_accounts(cards))
@@ -161,8 +163,9 @@ async def test_batch_from_file_to_banks_and_back(store, pool, banks, tmp_path, m
     await fund_programme(store, ledger, "ELDERLY", 60_000)
     banks["BOC"].close_account("6259083065450331")
 
-    # The engine crashes after posting the first chunk; executing again resumes.
-    real_post = execution._post_chunk
+    # The engine dies after posting the first chunk (its lease left behind); executing again
+    # is refused until the lease expires, then takes it over and resumes.
+    real_post, real_lease = execution._post_chunk, execution._lease
     calls = []
 
     async def crash_after_first(*args):
@@ -171,13 +174,37 @@ async def test_batch_from_file_to_banks_and_back(store, pool, banks, tmp_path, m
         calls.append(1)
         return await real_post(*args)
 
+    @contextlib.asynccontextmanager
+    async def lease_left_behind(pool_, batch_id, holder):
+        try:
+            async with real_lease(pool_, batch_id, holder):
+                yield
+        finally:
+            async with pool_.acquire() as connection:
+                await connection.execute("INSERT INTO disbursement_execution_leases VALUES ($1, 'dead', "
+                                         "now() + interval '1 hour')", batch_id)
+
     monkeypatch.setattr(execution, "_post_chunk", crash_after_first)
+    monkeypatch.setattr(execution, "_lease", lease_left_behind)
     with pytest.raises(RuntimeError):
         await execute_batch(store, ledger, batch.id, "checker", 4_000)
-    assert (await store.batch(batch.id)).state is BatchState.executing
     monkeypatch.setattr(execution, "_post_chunk", real_post)
+    monkeypatch.setattr(execution, "_lease", real_lease)
+    assert (await store.batch(batch.id)).state is BatchState.executing
+    async with pool.acquire() as connection:
+        # The first chunk's two lines posted, from the escrow holding the whole batch.
+        assert await connection.fetchval(
+            "SELECT array_agg(posted_messages ORDER BY chunk) FROM disbursement_line_fields") == [2, None, None, None]
+        (escrow,) = await ledger.lookup_accounts([execution.escrow_account_id(batch.id)], connection=connection)
+        assert (escrow.credits_posted, escrow.debits_posted) == (65_000, 50_000)
+    with pytest.raises(ConflictError, match="being executed by another run"):
+        await execute_batch(store, ledger, batch.id, "checker", 4_500)
+    async with pool.acquire() as connection:
+        await connection.execute("UPDATE disbursement_execution_leases SET expires_at = now() - interval '1 s'")
     done = await execute_batch(store, ledger, batch.id, "checker", 5_000)
     assert (done.lines, done.amount_minor, done.messages) == (3, 65_000, 3)
+    (escrow,) = await ledger.lookup_accounts([execution.escrow_account_id(batch.id)])
+    assert (escrow.credits_posted, escrow.debits_posted) == (65_000, 65_000)
     with pytest.raises(ConflictError, match="is executed"):
         await execute_batch(store, ledger, batch.id, "checker", 6_000)
     assert [h.state for h in await store.history(batch.id)][-3:] == [
@@ -199,9 +226,8 @@ async def test_batch_from_file_to_banks_and_back(store, pool, banks, tmp_path, m
     assert banks["BOC"].accounts["6259083065450331"].balance_minor == 0
     # ICBC returns 张三's payment (pacs.004); applied twice, reversed once.
     async with pool.acquire() as connection:
-        end_to_end_id = await connection.fetchval(
-            "SELECT end_to_end_id FROM disbursement_lines WHERE batch_id = $1 AND line = 1", batch.id)
-    banks["ICBC"].return_payment(end_to_end_id, "AC04")
+        base_id = await execution.transfer_base_id(connection, batch.id)
+    banks["ICBC"].return_payment(execution.line_end_to_end_id(base_id, 1), "AC04")
     returned = pacs004.parse(banks["ICBC"].next_return())
     for _ in range(2):
         async with pool.acquire() as connection, connection.transaction():
@@ -216,27 +242,31 @@ async def test_batch_from_file_to_banks_and_back(store, pool, banks, tmp_path, m
     assert {name: (a.credits_posted, a.debits_posted) for name, a in balances.items()} == {
         "张三": (30_000, 30_000), "李四": (20_000, 20_000), "赵七": (15_000, 0)}
 
-    # The CSV result file: one row per input line, exact.
-    stream = io.StringIO()
-    write_result_csv(stream, [csv_row(line) async for line in report_lines(store, batch.id)])
-    rows = list(csv.reader(io.StringIO(stream.getvalue())))
+    # The CSV result file: one row per input line, exact; a returned line has no validation
+    # reason, the bank's ISO code is in bank_reason.
+    assert await write_report(store, batch.id, "csv", tmp_path / "result.csv", CREATED_AT) == 15
+    rows = list(csv.reader(io.StringIO((tmp_path / "result.csv").read_text(encoding="utf-8-sig"))))
     assert rows[0] == ["line", "status", "reason", "sequence", "name", "id_number", "card_number", "amount",
-                       "item", "remark"]
+                       "item", "remark", "bank_reason"]
     statuses = ["returned", "rejected", "returned", "rejected", "rejected", "rejected", "paid"] + ["rejected"] * 8
-    reasons = ["AC04", *REASONS[1:2], "AC04", *REASONS[3:]]
+    reasons = ["", *REASONS[1:2], "", *REASONS[3:]]
     assert [r[:3] for r in rows[1:]] == [[str(n), s, r] for n, s, r in zip(range(1, 16), statuses, reasons)]
+    assert [r[-1] for r in rows[1:]] == ["AC04", "", "AC04"] + [""] * 12
     source = list(csv.reader(io.StringIO(BATCH)))[1:]
     assert [r[3:8] for r in rows[1:]] == source
 
-    # pain.002.001.10: valid, partly accepted, one status per line.
-    document = await build_pain002(store, batch.id, dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc))
+    # pain.002.001.10: valid, partly accepted, one status per line (the bank's code for returns).
+    assert await write_report(store, batch.id, "pain002", tmp_path / "pain002.xml", CREATED_AT) == 15
+    document = (tmp_path / "pain002.xml").read_bytes()
     schema.parse_validated(document, "pain.002.001.10")
     tree = etree.fromstring(document)
     ns = {"p": tree.nsmap[None]}
     assert tree.findtext(".//p:GrpSts", namespaces=ns) == "PART"
+    assert tree.findtext(".//p:MsgId", namespaces=ns) == f"onecard-rpt-{batch.id}-{int(CREATED_AT.timestamp() * 1000)}"
     assert [e.text for e in tree.findall(".//p:TxSts", ns)] == ["RJCT"] * 6 + ["ACSC"] + ["RJCT"] * 8
     assert [e.text for e in tree.findall(".//p:TxInfAndSts/p:StsRsnInf/p:Rsn/*", ns)] == [
-        r for r in reasons if r]
+        "AC04", *REASONS[1:2], "AC04", *[r for r in REASONS[3:] if r]]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
     # The same person again in the period: already paid (張三's return does not reopen it).
     second, outcomes = await _submit(store, tmp_path, "序号,姓名,身份证号,社会保障卡号,金额\n"
@@ -257,18 +287,70 @@ async def test_wage_programme_pays_from_the_wage_escrow_with_purpose_sala(store,
     batch, _ = await _submit(store, tmp_path, "姓名,身份证号,社会保障卡号,金额\n"
                                               "赵七,11010519491231002X,6217000000000000012,2500.50\n", "w.csv")
     await store.approve(batch.id, "checker", batch.content_sha256, 2_000)
-    # While another run executes the batch (holding its lock), a second run is refused.
-    async with pool.acquire() as other:
-        assert await other.fetchval("SELECT pg_try_advisory_lock($1, $2)", execution.ADVISORY_LOCK_CLASS, batch.id)
-        with pytest.raises(ConflictError, match="being executed by another run"):
-            await execute_batch(store, ledger, batch.id, "checker", 2_500)
-        await other.execute("SELECT pg_advisory_unlock($1, $2)", execution.ADVISORY_LOCK_CLASS, batch.id)
     done = await execute_batch(store, ledger, batch.id, "checker", 3_000)
     assert (done.lines, done.amount_minor) == (1, 250_050)
     async with pool.acquire() as connection:
         xml = bytes(await connection.fetchval("SELECT xml FROM settlement_outbox"))
         assert (await funding(connection, ledger, "ELDERLY")).available_minor == 300_000 - 250_050
     assert b"<Purp><Cd>SALA</Cd></Purp>" in xml
+
+
+async def test_two_concurrent_executions_one_is_refused(store, pool, banks, tmp_path):
+    ledger = Ledger(pool)
+    rows = list(check_cardholder_rows(cardholder_lines(_write(tmp_path / "c.csv", CARDHOLDERS)), BinTable.load(), TODAY))
+    await store.import_cardholders(rows)
+    await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
+    await fund_programme(store, ledger, "ELDERLY", 100_000, bank_code="CCB")
+    batch, _ = await _submit(store, tmp_path, BATCH, "batch.csv")
+    await store.approve(batch.id, "checker", batch.content_sha256, 2_000)
+    outcomes = await asyncio.gather(*(execute_batch(store, ledger, batch.id, user, 3_000) for user in ("a", "b")),
+                                    return_exceptions=True)
+    refused = [o for o in outcomes if isinstance(o, ConflictError)]
+    done = [o for o in outcomes if isinstance(o, execution.Execution)]
+    assert len(refused) == 1 and "being executed by another run" in str(refused[0])
+    assert [(d.lines, d.amount_minor) for d in done] == [(3, 65_000)]
+    async with pool.acquire() as connection:
+        assert (await funding(connection, ledger, "ELDERLY")).available_minor == 35_000
+        assert await connection.fetchval("SELECT count(*) FROM disbursement_execution_leases") == 0
+
+
+async def test_a_crash_between_two_parts_of_a_chunk_resumes_without_paying_twice(store, pool, banks, tmp_path,
+                                                                                 monkeypatch):
+    ledger = Ledger(pool)
+    rows = list(check_cardholder_rows(cardholder_lines(_write(tmp_path / "c.csv", CARDHOLDERS)), BinTable.load(), TODAY))
+    await store.import_cardholders(rows)
+    await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
+    await fund_programme(store, ledger, "ELDERLY", 100_000, bank_code="CCB")
+    # Four lines per stored chunk, one line per posting transaction: the first chunk's two
+    # accepted lines (1 and 3) are posted in two parts.
+    monkeypatch.setattr(store_module, "CHUNK_LINES", 4)
+    monkeypatch.setattr(execution, "POST_LINES", 1)
+    batch, _ = await _submit(store, tmp_path, BATCH, "batch.csv")
+    await store.approve(batch.id, "checker", batch.content_sha256, 2_000)
+    real_post = execution.post_payouts
+
+    async def crash_on_second_part(connection, ledger_, payouts, **options):
+        if any(p.remittance_information.endswith(" line 3") for p in payouts):
+            raise RuntimeError("crash")
+        return await real_post(connection, ledger_, payouts, **options)
+
+    monkeypatch.setattr(execution, "post_payouts", crash_on_second_part)
+    with pytest.raises(RuntimeError):
+        await execute_batch(store, ledger, batch.id, "checker", 3_000)
+    async with pool.acquire() as connection:
+        # Line 1 (first part) and line 7 (the other chunk in flight) were posted, line 3 not.
+        posted = {r[0] for r in await connection.fetch("SELECT end_to_end_id FROM settlement_payments")}
+        base_id = await execution.transfer_base_id(connection, batch.id)
+    assert posted == {execution.line_end_to_end_id(base_id, line) for line in (1, 7)}
+    monkeypatch.setattr(execution, "post_payouts", real_post)
+    done = await execute_batch(store, ledger, batch.id, "checker", 4_000)
+    assert (done.lines, done.amount_minor, done.messages) == (3, 65_000, 3)
+    async with pool.acquire() as connection:
+        assert await connection.fetchval("SELECT count(*) FROM settlement_payments") == 3
+        assert await connection.fetchval("SELECT count(*) FROM settlement_outbox") == 3
+        assert (await funding(connection, ledger, "ELDERLY")).available_minor == 35_000
+    (escrow,) = await ledger.lookup_accounts([execution.escrow_account_id(batch.id)])
+    assert (escrow.credits_posted, escrow.debits_posted) == (65_000, 65_000)
 
 
 def _write(path, text):

@@ -17,8 +17,8 @@ def test_result_file_rows():
     assert count == 2
     assert stream.getvalue().splitlines() == [
         ",".join(RESULT_COLUMNS),
-        "1,accepted,,1,张三,510121195803142150,6222026465816998396,¥100,高龄津贴,",
-        "2,rejected,id_in_scientific_notation,2,\"'=HYPERLINK(\"\"x\"\")\",5.10121E+17,6222026465816998396,-50.00,,'@note",
+        "1,accepted,,1,张三,510121195803142150,6222026465816998396,¥100,高龄津贴,,",
+        "2,rejected,id_in_scientific_notation,2,\"'=HYPERLINK(\"\"x\"\")\",5.10121E+17,6222026465816998396,-50.00,,'@note,",
     ]
 
 

@@ -175,3 +175,24 @@ async def test_file_drop_delivery_is_atomic_and_repeatable(pool, tmp_path):
     assert (folder / f"{message_id}.xml").read_bytes() == xml
     # A second delivery of the same message (e.g. after a lost database write) is a no-op.
     assert await transport.send(message_id, xml) == b""
+
+
+async def test_a_refused_payout_raises_after_its_instruction_was_written(pool):
+    from engine.settlement.errors import PayoutRefusedError
+
+    world = await make_world(pool, fund_minor=1_000)
+    payout = Payout(new_id(), world.payer_account, world.cards[0], 600, "ICBC", "P", "6222", "Fund")
+    async with pool.acquire() as connection, connection.transaction():
+        assert [r.name for r in await post_payouts(connection, world.ledger, [payout])] == ["ok"]
+    # Resent: the ledger answers exists, nothing is written a second time.
+    async with pool.acquire() as connection, connection.transaction():
+        assert [r.name for r in await post_payouts(connection, world.ledger, [payout])] == ["exists"]
+    # Over the funds: the ledger refuses after the instruction was written; rolled back.
+    with pytest.raises(PayoutRefusedError, match="exceeds_credits") as refused:
+        async with pool.acquire() as connection, connection.transaction():
+            await post_payouts(connection, world.ledger, [Payout(new_id(), world.payer_account, world.cards[0], 600,
+                                                                 "ICBC", "P", "6222", "Fund")])
+    assert [r.name for r in refused.value.results] == ["exceeds_credits"]
+    async with pool.acquire() as connection:
+        assert await connection.fetchval("SELECT count(*) FROM settlement_payments") == 1
+        assert await connection.fetchval("SELECT count(*) FROM settlement_outbox") == 1
