@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from adapters.batch_file import open_batch_file
-from engine.arguments import record_id, user_name
+from engine.arguments import checked, record_id
 from engine.commands.cardholders import read_cardholders
 from engine.commands.programme import yuan_argument
 from engine.config import Config
@@ -36,6 +36,7 @@ from engine.disbursement.execution import execute_batch
 from engine.disbursement.lines import LineSpool
 from engine.disbursement.report import REPORT_FORMATS, build_pain002, csv_row, report_lines
 from engine.disbursement.store import open_store
+from engine.disbursement.users import normalise_user
 from engine.disbursement.validation import BatchSummary, BatchValidator, LineOutcome, ValidationContext, validate_source
 from engine.errors import UsageError
 from engine.period import check_period
@@ -43,6 +44,8 @@ from engine.output import Progress, add_command, emit
 from ledger.service import Ledger
 
 LARGE_FILE_BYTES = 1_000_000
+USER_HELP = "the acting user (stored and compared case-folded, NFKC: 'ＭＡＫＥＲ' is 'maker')"
+user_name = checked(normalise_user)
 
 
 def register(subparsers) -> None:
@@ -62,8 +65,7 @@ def register(subparsers) -> None:
     submit.add_argument("file", type=Path, help="batch file: CSV, XLSX or pain.001.001.09 XML")
     submit.add_argument("--programme", required=True)
     submit.add_argument("--period", required=True, metavar="YYYY-MM")
-    submit.add_argument("--as", dest="user", required=True, type=user_name, metavar="USER",
-                        help="the submitting user")
+    submit.add_argument("--as", dest="user", required=True, type=user_name, metavar="USER", help=USER_HELP)
     submit.add_argument("--encoding", help="CSV encoding (utf-8, gbk, gb18030); detected when omitted")
     submit.add_argument("--result", type=Path, metavar="OUT.csv", help="write the result file (UTF-8 with BOM)")
     submit.set_defaults(handler=_submit)
@@ -74,19 +76,19 @@ def register(subparsers) -> None:
 
     approve = add_command(commands, "approve", "approve a validated batch (another user than the submitter)")
     approve.add_argument("id", type=record_id)
-    approve.add_argument("--as", dest="user", required=True, type=user_name, metavar="USER")
+    approve.add_argument("--as", dest="user", required=True, type=user_name, metavar="USER", help=USER_HELP)
     approve.add_argument("--hash", metavar="SHA256", help="the content hash reviewed (default: the stored one)")
     approve.set_defaults(handler=_approve)
 
     cancel = add_command(commands, "cancel", "cancel a batch that is not executing or final")
     cancel.add_argument("id", type=record_id)
-    cancel.add_argument("--as", dest="user", required=True, type=user_name, metavar="USER")
+    cancel.add_argument("--as", dest="user", required=True, type=user_name, metavar="USER", help=USER_HELP)
     cancel.set_defaults(handler=_cancel)
 
     execute = add_command(commands, "execute", "post an approved batch from its programme's funding account and "
                                                "queue each bank's pacs.008 (all or nothing; resumes after a crash)")
     execute.add_argument("id", type=record_id)
-    execute.add_argument("--as", dest="user", default="system", type=user_name, metavar="USER")
+    execute.add_argument("--as", dest="user", default="system", type=user_name, metavar="USER", help=USER_HELP)
     execute.set_defaults(handler=_execute)
 
     report = add_command(commands, "report", "a batch's outcome per line: pain.002.001.10 or the CSV result file")

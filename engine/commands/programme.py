@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import sys
 
 from engine.arguments import AMOUNT_MINOR_MAX, bounded_text
 from engine.config import Config
@@ -49,7 +50,7 @@ def register(subparsers) -> None:
 
     user = add_command(commands, "user-add", "register a department user for the HTTP API; prints its secret "
                                              "(hex, shown once)")
-    user.add_argument("device_id", help="the user's signing key id")
+    user.add_argument("device_id", help="the user's name and signing key id (stored case-folded, NFKC)")
     user.add_argument("--department", required=True)
     user.set_defaults(handler=_user_add)
 
@@ -113,8 +114,11 @@ def _user_add(args: argparse.Namespace) -> int:
             registry = DeviceRegistry(store.pool, sealer=store.keys)
             return await departments.add_user(store.pool, registry, args.device_id, args.department)
 
-    secret = asyncio.run(run())
-    # The secret provisions the user's client: shown once, stored only sealed.
-    emit(args, secret.hex(), {"device_id": args.device_id, "department": args.department,
+    device_id, secret = asyncio.run(run())
+    # The secret provisions the user's client: shown once, stored only sealed. The client
+    # signs with the id as stored (normalised), said on stderr when it differs.
+    if device_id != args.device_id:
+        print(f"onecard: user stored as {device_id!r} (sign with this id)", file=sys.stderr)
+    emit(args, secret.hex(), {"device_id": device_id, "department": args.department,
                               "secret_hex": secret.hex()})
     return 0

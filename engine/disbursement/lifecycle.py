@@ -23,6 +23,7 @@ from enum import StrEnum
 
 import msgspec
 
+from engine.disbursement.users import normalise_user
 from engine.errors import ConflictError
 
 
@@ -112,18 +113,22 @@ def check_line_transition(current: LineStatus, target: LineStatus) -> None:
 def check_approval(submitted_by: str, approver: str, validated_sha256: str, approved_sha256: str) -> None:
     """The maker-checker rule: a different user approves exactly the content validated.
 
+    Both user names are compared in their normal form
+    (:func:`engine.disbursement.users.normalise_user`: width, case and spaces do not make
+    another user).
+
     Raises
     ------
     ConflictError
-        The approver is the submitter (compared case-insensitively, spaces stripped), or the
-        hash the approver saw differs from the validated content's hash.
+        The approver is the submitter, or the hash the approver saw differs from the
+        validated content's hash.
 
-    >>> check_approval("alice", "Alice ", "ab", "ab")
+    >>> check_approval("alice", "ＡＬＩＣＥ ", "ab", "ab")
     Traceback (most recent call last):
     ...
     engine.errors.ConflictError: the approver must be a different user from the submitter (alice)
     """
-    if submitted_by.strip().casefold() == approver.strip().casefold():
+    if normalise_user(submitted_by, "submitted_by") == normalise_user(approver, "approver"):
         raise ConflictError(f"the approver must be a different user from the submitter ({submitted_by})")
     if validated_sha256 != approved_sha256:
         raise ConflictError("the batch content changed since it was validated; approve the current content hash")

@@ -34,6 +34,7 @@ from engine.disbursement.lines import LineSpool, seal_fields
 from engine.disbursement.lifecycle import BatchState, HistoryEntry, check_approval, next_history
 from engine.disbursement.registry import CardholderRecord, CardholderRow, CardStatus, Category, ImportResult
 from engine.disbursement.resident_id import IdCheck, check_id, normalise_id
+from engine.disbursement.users import normalise_user
 from engine.disbursement.validation import BatchSummary, BatchValidator, LineOutcome, ValidationContext
 from engine.config import Config
 from engine.errors import ConflictError, NotFoundError, UsageError
@@ -47,6 +48,7 @@ CHUNK_LINES = 5_000
 PROGRAMME_KINDS = ("subsidy", "wage")
 
 assert CHUNK_LINES > 0
+
 
 
 class Programme(msgspec.Struct, frozen=True):
@@ -242,9 +244,12 @@ class DisbursementStore:
 
         Raises
         ------
+        UsageError
+            ``submitted_by`` is not a user name (:func:`normalise_user`).
         ConflictError
             The programme already has a batch with this content (named by its id).
         """
+        submitted_by = normalise_user(submitted_by, "submitted_by")
         async with self._pool.acquire() as connection, connection.transaction():
             existing = await connection.fetchval(
                 "SELECT id FROM disbursement_batches WHERE programme_code = $1 AND content_sha256 = $2",
@@ -299,8 +304,10 @@ class DisbursementStore:
 
     async def transition_in(self, connection: asyncpg.Connection, batch_id: int, target: BatchState, actor: str,
                             at_ms: int) -> HistoryEntry:
-        """:meth:`transition` in the caller's transaction (the batch row is locked until it ends)."""
+        """:meth:`transition` in the caller's transaction (the batch row is locked until it ends);
+        ``actor`` is stored in its normal form (``UsageError`` if it is not a user name)."""
         assert connection.is_in_transaction(), "the caller's transaction holds the batch lock"
+        actor = normalise_user(actor, "actor")
         await self._batch(connection, batch_id, lock=True)
         entry = next_history(await self._history(connection, batch_id), target, actor, at_ms)
         await self._append(connection, batch_id, entry)
@@ -316,9 +323,13 @@ class DisbursementStore:
 
         Raises
         ------
+        UsageError
+            ``approver`` is not a user name.
         ConflictError
-            The approver submitted the batch, the hash differs, or the batch is not VALIDATED.
+            The approver submitted the batch (compared in normal form), the hash differs, or
+            the batch is not VALIDATED.
         """
+        approver = normalise_user(approver, "approver")
         async with self._pool.acquire() as connection, connection.transaction():
             batch = await self._batch(connection, batch_id, lock=True)
             check_approval(batch.submitted_by, approver, batch.content_sha256, content_sha256)

@@ -60,7 +60,7 @@ async def client(pool, tmp_path, shared_data):
         await store.create_programme(code, "subsidy", code, 50_000)
         await departments.assign_programme(pool, code, department)
         await fund_programme(store, ledger, code, 100_000, bank_code="CCB")
-    secrets = {user: await departments.add_user(pool, services.devices, user, department)
+    secrets = {user: (await departments.add_user(pool, services.devices, user, department))[1]
                for user, department in (("alice", "civil"), ("bob", "civil"), ("carol", "labour"), ("dave", "labour"))}
     secrets["gate-9"] = await services.devices.add("gate-9", "admin")
     server = TestServer(create_app(services), port=0)

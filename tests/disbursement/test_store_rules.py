@@ -1,0 +1,80 @@
+"""Store rules every caller (CLI, API, Python) gets: programme code/name/kind/maximum
+checked by field, a repeated create reports that it created nothing, the same content
+again is refused only while a batch with it stands in the same period, user names in one
+normal form, malformed and mismatched content hashes told apart, and listing batches."""
+
+import asyncpg
+import pytest
+
+from adapters.batch_file import TabularBatchFile
+from adapters.cardholder_file import cardholder_lines
+from engine.disbursement.bank_card import BinTable
+from engine.disbursement.execution import execute_batch, fund_programme
+from engine.disbursement.lifecycle import BatchState
+from engine.disbursement.lines import LineSpool
+from engine.disbursement.registry import check_cardholder_rows
+from engine.disbursement.results import LineResult
+from engine.errors import ConflictError, FieldError, NotFoundError
+from engine.settlement import registry
+from ledger.service import Ledger
+from tests.disbursement.test_execution import CARDHOLDERS, TODAY
+from tests.disbursement.test_store import store  # noqa: F401 - the fixture
+
+MONTHLY = ("序号,姓名,身份证号,社会保障卡号,金额\n"
+           "1,张三,510121195803142150,6222026465816998396,300.00\n"
+           "2,李四,510112198711023688,6259083065450331,200\n")
+RAISED = MONTHLY.replace("300.00", "310.00")
+
+
+async def _ready(store, pool, tmp_path):  # noqa: F811
+    path = tmp_path / "c.csv"
+    path.write_text(CARDHOLDERS, encoding="utf-8")
+    await store.import_cardholders(list(check_cardholder_rows(cardholder_lines(path), BinTable.load(), TODAY)))
+    ledger = Ledger(pool)
+    for code in ("BOC", "CCB", "ICBC"):
+        await registry.add_bank(pool, ledger, code, code)
+    await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
+    await fund_programme(store, ledger, "ELDERLY", 200_000, bank_code="CCB")
+    return ledger
+
+
+async def _submit(store, tmp_path, text, period, user="maker"):  # noqa: F811
+    path = tmp_path / f"b{len(list(tmp_path.iterdir()))}.csv"
+    path.write_text(text, encoding="utf-8")
+    outcomes, spool = [], LineSpool()
+    try:
+        summary = await store.validate(TabularBatchFile(path), await store.programme("ELDERLY"), period, TODAY,
+                                       outcomes.append, spool)
+        batch = await store.submit("ELDERLY", period, user, summary, 1_000, spool)
+    finally:
+        spool.close()
+    return batch, [o.result for o in outcomes]
+
+
+@pytest.mark.parametrize("approver", ["ｍａｋｅｒ", "MAKER", " Maker ", "ＭＡＫＥＲ", "maker\u3000"])
+async def test_look_alike_names_are_the_submitter(store, pool, tmp_path, approver):  # noqa: F811
+    await _ready(store, pool, tmp_path)
+    batch, _ = await _submit(store, tmp_path, MONTHLY, "2026-11", user="Ｍａｋｅｒ")
+    assert batch.submitted_by == "maker"
+    with pytest.raises(ConflictError, match=r"^the approver must be a different user from the submitter \(maker\)$"):
+        await store.approve(batch.id, approver, batch.content_sha256, 2_000)
+    entry = await store.approve(batch.id, "ＣＨＥＣＫＥＲ", batch.content_sha256, 2_000)
+    assert entry.actor == "checker"
+
+
+@pytest.mark.parametrize("user, field, message", [
+    ("   ", "submitted_by", "must be a user name, not empty or only spaces"),
+    ("a\x00b", "submitted_by", "must not contain control or invisible characters (U+0000 at 2)"),
+    ("x" * 65, "submitted_by", "must be at most 64 characters, got 65"),
+])
+async def test_bad_user_names_are_refused_naming_the_field(store, pool, tmp_path, user, field, message):  # noqa: F811
+    await _ready(store, pool, tmp_path)
+    with pytest.raises(FieldError) as refused:
+        await _submit(store, tmp_path, MONTHLY, "2026-11", user=user)
+    assert str(refused.value) == f"{field}: {message}"
+    batch, _ = await _submit(store, tmp_path, MONTHLY, "2026-11")
+    for call, name in ((store.approve(batch.id, " ", batch.content_sha256, 2_000), "approver"),
+                       (store.transition(batch.id, BatchState.cancelled, "\t", 2_000), "actor")):
+        with pytest.raises(FieldError, match=f"^{name}: "):
+            await call
+
