@@ -28,7 +28,7 @@ from engine.commands.cardholders import read_cardholders
 from engine.commands.programme import yuan_argument
 from engine.config import Config
 from engine.disbursement.amount import format_minor
-from engine.disbursement.lifecycle import BatchState, LineStatus
+from engine.disbursement.lifecycle import BatchState, LineStatus, check_content_hash
 from engine.disbursement.registry import CardholderRecord, ImportResult
 from engine.disbursement.result_file import result_row, write_result_csv
 from engine.disbursement.results import LineResult
@@ -77,7 +77,9 @@ def register(subparsers) -> None:
     approve = add_command(commands, "approve", "approve a validated batch (another user than the submitter)")
     approve.add_argument("id", type=record_id)
     approve.add_argument("--as", dest="user", required=True, type=user_name, metavar="USER", help=USER_HELP)
-    approve.add_argument("--hash", metavar="SHA256", help="the content hash reviewed (default: the stored one)")
+    approve.add_argument("--hash", type=checked(check_content_hash), metavar="SHA256",
+                         help="the content hash reviewed: 64 hex digits, either case, as batch show prints it "
+                              "(default: the stored one)")
     approve.set_defaults(handler=_approve)
 
     cancel = add_command(commands, "cancel", "cancel a batch that is not executing or final")

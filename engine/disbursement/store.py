@@ -31,7 +31,7 @@ import msgspec
 from adapters.batch_file import BatchSource
 from engine.disbursement.bank_card import compact_pan
 from engine.disbursement.lines import LineSpool, seal_fields
-from engine.disbursement.lifecycle import BatchState, HistoryEntry, check_approval, next_history
+from engine.disbursement.lifecycle import BatchState, HistoryEntry, check_approval, check_content_hash, next_history
 from engine.disbursement.registry import CardholderRecord, CardholderRow, CardStatus, Category, ImportResult
 from engine.disbursement.resident_id import IdCheck, check_id, normalise_id
 from engine.disbursement.users import normalise_user
@@ -324,12 +324,14 @@ class DisbursementStore:
         Raises
         ------
         UsageError
-            ``approver`` is not a user name.
+            ``approver`` is not a user name, or ``content_sha256`` is not 64 hex digits
+            (either case).
         ConflictError
-            The approver submitted the batch (compared in normal form), the hash differs, or
-            the batch is not VALIDATED.
+            The approver submitted the batch (compared in normal form), the hash is not the
+            batch's, or the batch is not VALIDATED.
         """
         approver = normalise_user(approver, "approver")
+        content_sha256 = check_content_hash(content_sha256)
         async with self._pool.acquire() as connection, connection.transaction():
             batch = await self._batch(connection, batch_id, lock=True)
             check_approval(batch.submitted_by, approver, batch.content_sha256, content_sha256)

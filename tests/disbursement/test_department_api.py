@@ -96,7 +96,8 @@ async def test_department_submits_approves_executes_and_reports(client):
     assert status == 409 and "different user" in problem["title"]
     status, problem = await client.call("bob", "POST", batch_path + "/approve",
                                         msgspec.json.encode({"content_sha256": "0" * 64}))
-    assert status == 409 and "content changed" in problem["title"]
+    assert (status, problem["title"]) == (409, "content_sha256 does not match the batch's content hash "
+                                               f"({batch['content_sha256'][:12]}...); review it again")
     status, approved = await client.call("bob", "POST", batch_path + "/approve", approval)
     assert (status, approved["state"]) == (200, "approved")
 

@@ -81,7 +81,7 @@ async def test_validate_submit_approve_with_history(store, tmp_path):
         await store.submit("ELDERLY", "2026-11", "maker", summary, at_ms=1_001)
     with pytest.raises(ConflictError, match="different user"):
         await store.approve(batch.id, "maker", summary.content_sha256, at_ms=2_000)
-    with pytest.raises(ConflictError, match="content changed"):
+    with pytest.raises(ConflictError, match="does not match the batch's content hash"):
         await store.approve(batch.id, "checker", "0" * 64, at_ms=2_000)
     await store.approve(batch.id, "checker", summary.content_sha256, at_ms=2_000)
     with pytest.raises(ConflictError, match="batch is approved; it cannot become validated"):

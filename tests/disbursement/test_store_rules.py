@@ -78,3 +78,21 @@ async def test_bad_user_names_are_refused_naming_the_field(store, pool, tmp_path
         with pytest.raises(FieldError, match=f"^{name}: "):
             await call
 
+
+async def test_malformed_and_mismatched_hashes_are_told_apart(store, pool, tmp_path):  # noqa: F811
+    await _ready(store, pool, tmp_path)
+    batch, _ = await _submit(store, tmp_path, MONTHLY, "2026-11")
+    for text in ("00", "", "g" * 64, batch.content_sha256 + "0", " " + batch.content_sha256):
+        with pytest.raises(FieldError) as refused:
+            await store.approve(batch.id, "checker", text, 2_000)
+        assert str(refused.value) == (f"content_sha256: must be 64 hex digits (the batch's SHA-256 content hash), "
+                                      f"got {len(text)} characters")
+    other = "0" * 64
+    with pytest.raises(ConflictError) as refused:
+        await store.approve(batch.id, "checker", other, 2_000)
+    assert str(refused.value) == (f"content_sha256 does not match the batch's content hash "
+                                  f"({batch.content_sha256[:12]}...); review it again")
+    # Hex case does not matter.
+    entry = await store.approve(batch.id, "checker", batch.content_sha256.upper(), 2_000)
+    assert (entry.state, entry.content_sha256) == (BatchState.approved, batch.content_sha256)
+
