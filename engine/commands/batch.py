@@ -25,7 +25,7 @@ from pathlib import Path
 from adapters.batch_file import open_batch_file
 from engine.arguments import checked, record_id
 from engine.commands.cardholders import read_cardholders
-from engine.commands.programme import yuan_argument
+from engine.commands.programme import programme_code, yuan_argument
 from engine.config import Config
 from engine.disbursement.amount import format_minor
 from engine.disbursement.lifecycle import BatchState, LineStatus, check_content_hash
@@ -63,7 +63,7 @@ def register(subparsers) -> None:
 
     submit = add_command(commands, "submit", "validate a batch file and store it for approval; prints its id")
     submit.add_argument("file", type=Path, help="batch file: CSV, XLSX or pain.001.001.09 XML")
-    submit.add_argument("--programme", required=True)
+    submit.add_argument("--programme", required=True, type=programme_code)
     submit.add_argument("--period", required=True, metavar="YYYY-MM")
     submit.add_argument("--as", dest="user", required=True, type=user_name, metavar="USER", help=USER_HELP)
     submit.add_argument("--encoding", help="CSV encoding (utf-8, gbk, gb18030); detected when omitted")

@@ -15,7 +15,7 @@ import re
 import asyncpg
 
 from engine.disbursement.users import normalise_user
-from engine.errors import NotFoundError, UsageError
+from engine.errors import ConflictError, NotFoundError, UsageError
 from engine.taps.devices import DeviceRegistry
 
 DEPARTMENT_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -57,12 +57,24 @@ async def add_user(pool: asyncpg.Pool, devices: DeviceRegistry, device_id: str,
 
 
 async def assign_programme(pool: asyncpg.Pool, programme_code: str, department: str) -> None:
-    """Make ``department`` the owner of the programme (``NotFoundError`` if there is none)."""
+    """Make ``department`` the owner of a programme that has none (the same owner again
+    changes nothing).
+
+    Raises
+    ------
+    NotFoundError
+        No such programme.
+    ConflictError
+        The programme belongs to another department (its batches are that department's).
+    """
     check_department(department)
-    status = await pool.execute("UPDATE disbursement_programmes SET department = $2 WHERE code = $1",
-                                programme_code, department)
-    if status == "UPDATE 0":
+    owner = await pool.fetchval(
+        "UPDATE disbursement_programmes SET department = coalesce(department, $2) WHERE code = $1 "
+        "RETURNING department", programme_code, department)
+    if owner is None:
         raise NotFoundError(f"no programme {programme_code}")
+    if owner != department:
+        raise ConflictError(f"programme {programme_code} exists with a different department ({owner})")
 
 
 async def department_of(pool: asyncpg.Pool, device_id: str) -> str:

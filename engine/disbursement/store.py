@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import itertools
+import re
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
 import asyncpg
@@ -37,7 +38,7 @@ from engine.disbursement.resident_id import IdCheck, check_id, normalise_id
 from engine.disbursement.users import normalise_user
 from engine.disbursement.validation import BatchSummary, BatchValidator, LineOutcome, ValidationContext
 from engine.config import Config
-from engine.errors import ConflictError, NotFoundError, UsageError
+from engine.errors import ConflictError, FieldError, NotFoundError
 from hsm.service import KeyService, open_key_service
 from ledger import db
 
@@ -46,9 +47,47 @@ PAN_TOKEN_KEY = "pan-token"
 FIELD_KEY = "field-enc"
 CHUNK_LINES = 5_000
 PROGRAMME_KINDS = ("subsidy", "wage")
+# The rules of disbursement_programmes (migration 0100), checked here for every caller.
+PROGRAMME_CODE_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
+PROGRAMME_NAME_CHARACTERS_MAX = 128
+PER_PERSON_MAX_MINOR_MAX = 2**63 - 1
 
 assert CHUNK_LINES > 0
 
+
+def check_programme_code(text: str, field: str = "code") -> str:
+    """``text`` if it is a programme code: 1 to 32 characters of ``[A-Za-z0-9_-]``.
+
+    Raises ``FieldError`` naming ``field``.
+
+    >>> check_programme_code("ELDERLY-2026")
+    'ELDERLY-2026'
+    >>> check_programme_code("高龄", "CODE")
+    Traceback (most recent call last):
+    ...
+    engine.errors.FieldError: CODE: must be 1 to 32 characters of A-Z a-z 0-9 _ -, got '高龄'
+    """
+    if not PROGRAMME_CODE_PATTERN.fullmatch(text):
+        raise FieldError(field, f"must be 1 to 32 characters of A-Z a-z 0-9 _ -, got {text[:40]!r}")
+    return text
+
+
+def check_programme_name(text: str, field: str = "name") -> str:
+    """A programme name without surrounding spaces: 1 to 128 printable characters.
+
+    Raises ``FieldError`` naming ``field``.
+
+    >>> check_programme_name(" 高龄津贴 ")
+    '高龄津贴'
+    >>> check_programme_name("  ", "--name")
+    Traceback (most recent call last):
+    ...
+    engine.errors.FieldError: --name: must be 1 to 128 printable characters, not empty
+    """
+    value = text.strip()
+    if not value or len(value) > PROGRAMME_NAME_CHARACTERS_MAX or not value.isprintable():
+        raise FieldError(field, f"must be 1 to {PROGRAMME_NAME_CHARACTERS_MAX} printable characters, not empty")
+    return value
 
 
 class Programme(msgspec.Struct, frozen=True):
@@ -161,30 +200,41 @@ class DisbursementStore:
                 programme_code, period, list(hashes))
         return {hashes[r["id_hash"]] for r in records}
 
-    async def create_programme(self, code: str, kind: str, name: str, per_person_max_minor: int) -> Programme:
-        """Create a programme; the same call again returns it, different fields are a conflict.
+    async def create_programme(self, code: str, kind: str, name: str,
+                               per_person_max_minor: int) -> tuple[Programme, bool]:
+        """Create a programme; return it and whether this call created it.
+
+        The same call again returns the stored programme and ``False`` (so a caller that
+        funds a new programme funds it once); a repeat with other fields is a conflict.
+        ``name`` is stored without surrounding spaces.
 
         Raises
         ------
         UsageError
-            ``kind`` is not subsidy or wage, or the maximum is not positive.
+            ``code`` is not 1 to 32 of ``[A-Za-z0-9_-]``, ``kind`` is not subsidy or wage,
+            ``name`` is not 1 to 128 printable characters, or the maximum is not positive
+            (each names its field).
         ConflictError
             ``code`` exists with other fields (the differing field is named).
         """
+        code = check_programme_code(code)
         if kind not in PROGRAMME_KINDS:
-            raise UsageError(f"programme kind must be subsidy or wage, got {kind!r}")
-        if per_person_max_minor <= 0:
-            raise UsageError("per-person maximum must be more than 0")
+            raise FieldError("kind", f"must be subsidy or wage, got {kind[:20]!r}")
+        name = check_programme_name(name)
+        if not 0 < per_person_max_minor <= PER_PERSON_MAX_MINOR_MAX:
+            raise FieldError("per_person_max_minor", f"must be from 1 to {PER_PERSON_MAX_MINOR_MAX} fen, "
+                                                     f"got {per_person_max_minor}")
         wanted = Programme(code, kind, name, per_person_max_minor)
         async with self._pool.acquire() as connection:
-            await connection.execute(
+            created = await connection.fetchval(
                 "INSERT INTO disbursement_programmes (code, kind, name, per_person_max_minor) "
-                "VALUES ($1, $2, $3, $4) ON CONFLICT (code) DO NOTHING", code, kind, name, per_person_max_minor)
+                "VALUES ($1, $2, $3, $4) ON CONFLICT (code) DO NOTHING RETURNING true",
+                code, kind, name, per_person_max_minor)
         stored = await self.programme(code)
         for field in Programme.__struct_fields__:
             if getattr(stored, field) != getattr(wanted, field):
                 raise ConflictError(f"programme {code} exists with a different {field}")
-        return stored
+        return stored, bool(created)
 
     async def programme(self, code: str) -> Programme:
         """The programme ``code``; ``NotFoundError`` if there is none."""

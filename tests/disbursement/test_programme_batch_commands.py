@@ -32,6 +32,47 @@ def _run(capsys, argv):
 CREATE = ["programme", "create", "DUP1", "--kind", "subsidy", "--name", "dup", "--per-person-max", "500"]
 
 
+def test_create_with_fund_again_funds_nothing(home, capsys):
+    code, out, err = _run(capsys, [*CREATE, "--fund", "10", "--bank", "CCB", "--json"])
+    assert (code, err) == (0, "")
+    assert json.loads(out) == {"code": "DUP1", "kind": "subsidy", "name": "dup", "per_person_max_minor": 50_000,
+                               "created": True, "available_minor": 1_000}
+    code, out, err = _run(capsys, [*CREATE, "--fund", "10", "--bank", "CCB", "--json"])
+    assert (code, json.loads(out)["created"], json.loads(out)["available_minor"]) == (0, False, 1_000)
+    assert err == "onecard: programme DUP1 exists: not funded again (to add funds: onecard programme fund)\n"
+    assert _run(capsys, [*CREATE, "--fund", "10", "--bank", "CCB"]) == (0, "DUP1\n", err)
+    # Funding is what `programme fund` is for.
+    code, out, _ = _run(capsys, ["programme", "fund", "DUP1", "10", "--json"])
+    assert (code, json.loads(out)["available_minor"]) == (0, 2_000)
+    # A conflicting repeat is refused naming the field, nothing funded.
+    for option, value, field in (("--kind", "wage", "kind"), ("--name", "other", "name"),
+                                 ("--per-person-max", "600", "per_person_max_minor")):
+        argv = [*CREATE, "--fund", "10", "--bank", "CCB"]
+        argv[argv.index(option) + 1] = value
+        assert _run(capsys, argv) == (1, "", f"onecard: programme DUP1 exists with a different {field}\n")
+    code, out, _ = _run(capsys, ["programme", "fund", "DUP1", "0.01", "--json"])
+    assert json.loads(out)["available_minor"] == 2_001
+
+
+def test_create_checks_funding_arguments_before_creating(home, capsys):
+    argv = ["programme", "create", "NEW1", "--kind", "subsidy", "--name", "n", "--per-person-max", "500"]
+    assert _run(capsys, [*argv, "--fund", "10"]) == (
+        2, "", "onecard: --fund needs --bank: the bank of the programme's funding account\n")
+    assert _run(capsys, [*argv, "--fund", "0", "--bank", "CCB"]) == (2, "", "onecard: --fund: must be more than 0\n")
+    assert _run(capsys, [*argv, "--fund", "10", "--bank", "NOPE"]) == (
+        1, "", "onecard: bank_code 'NOPE': no such bank\n")
+    # None of these created the programme: the first good call creates and funds it.
+    code, out, _ = _run(capsys, [*argv, "--fund", "10", "--bank", "CCB", "--json"])
+    assert (code, json.loads(out)["created"], json.loads(out)["available_minor"]) == (0, True, 1_000)
+
+
+def test_a_programme_keeps_its_department(home, capsys):
+    assert _run(capsys, [*CREATE, "--department", "civil"])[0] == 0
+    assert _run(capsys, [*CREATE, "--department", "civil"])[::2] == (0, "")
+    assert _run(capsys, [*CREATE, "--department", "labour"]) == (
+        1, "", "onecard: programme DUP1 exists with a different department (civil)\n")
+
+
 def test_department_users_are_stored_in_normal_form(home, capsys):
     code, out, err = _run(capsys, ["programme", "user-add", "Alice", "--department", "civil", "--json"])
     assert (code, json.loads(out)["device_id"]) == (0, "alice")

@@ -51,6 +51,34 @@ async def _submit(store, tmp_path, text, period, user="maker"):  # noqa: F811
     return batch, [o.result for o in outcomes]
 
 
+@pytest.mark.parametrize("code, kind, name, maximum, message", [
+    ("BAD CODE", "subsidy", "x", 1, "code: must be 1 to 32 characters of A-Z a-z 0-9 _ -, got 'BAD CODE'"),
+    ("", "subsidy", "x", 1, "code: must be 1 to 32 characters of A-Z a-z 0-9 _ -, got ''"),
+    ("A" * 33, "subsidy", "x", 1, f"code: must be 1 to 32 characters of A-Z a-z 0-9 _ -, got '{'A' * 33}'"),
+    ("P1", "loan", "x", 1, "kind: must be subsidy or wage, got 'loan'"),
+    ("P1", "subsidy", "  ", 1, "name: must be 1 to 128 printable characters, not empty"),
+    ("P1", "subsidy", "x" * 129, 1, "name: must be 1 to 128 printable characters, not empty"),
+    ("P1", "subsidy", "a\nb", 1, "name: must be 1 to 128 printable characters, not empty"),
+    ("P1", "subsidy", "x", 0, "per_person_max_minor: must be from 1 to 9223372036854775807 fen, got 0"),
+])
+async def test_programme_fields_are_checked_by_the_store(store, code, kind, name, maximum, message):  # noqa: F811
+    with pytest.raises(FieldError) as refused:
+        await store.create_programme(code, kind, name, maximum)
+    assert str(refused.value) == message
+    with pytest.raises(NotFoundError):
+        await store.programme("P1")
+
+
+async def test_repeated_create_reports_nothing_created_and_a_conflict_names_the_field(store):  # noqa: F811
+    created = await store.create_programme("DUP1", "subsidy", "dup", 50_000)
+    assert created[1] is True
+    assert await store.create_programme("DUP1", "subsidy", " dup ", 50_000) == (created[0], False)
+    for kind, name, maximum, field in (("wage", "dup", 50_000, "kind"), ("subsidy", "other", 50_000, "name"),
+                                       ("subsidy", "dup", 60_000, "per_person_max_minor")):
+        with pytest.raises(ConflictError, match=f"^programme DUP1 exists with a different {field}$"):
+            await store.create_programme("DUP1", kind, name, maximum)
+
+
 @pytest.mark.parametrize("approver", ["ｍａｋｅｒ", "MAKER", " Maker ", "ＭＡＫＥＲ", "maker\u3000"])
 async def test_look_alike_names_are_the_submitter(store, pool, tmp_path, approver):  # noqa: F811
     await _ready(store, pool, tmp_path)

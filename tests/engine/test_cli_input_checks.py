@@ -33,9 +33,9 @@ def test_ids_out_of_range_are_refused_by_argument(capsys, argv):
 
 @pytest.mark.parametrize("argv, message", [
     (["programme", "create", "BAD CODE!", "--kind", "subsidy", "--name", "x", "--per-person-max", "1"],
-     "argument code: must be 1 to 32 characters of A-Z a-z 0-9 _ -"),
+     "argument code: must be 1 to 32 characters of A-Z a-z 0-9 _ -, got 'BAD CODE!'"),
     (["programme", "create", "A" * 33, "--kind", "subsidy", "--name", "x", "--per-person-max", "1"],
-     "argument code: must be 1 to 32 characters of A-Z a-z 0-9 _ -"),
+     f"argument code: must be 1 to 32 characters of A-Z a-z 0-9 _ -, got '{'A' * 33}'"),
     (["programme", "create", "P1", "--kind", "subsidy", "--name", "", "--per-person-max", "1"],
      "argument --name: must be 1 to 128 printable characters, not empty"),
     (["batch", "submit", "f.csv", "--programme", "P1", "--period", "2026-11", "--as", ""],
