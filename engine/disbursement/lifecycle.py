@@ -72,9 +72,13 @@ LINE_TRANSITIONS: dict[LineStatus, frozenset[LineStatus]] = {
 }
 
 FINAL_STATES = frozenset(s for s, targets in BATCH_TRANSITIONS.items() if not targets)
+# Batches that no longer stand: their content may be submitted again for the same period
+# (the partial unique index of migration 0213 has the same list).
+WITHDRAWN_STATES = frozenset({BatchState.rejected, BatchState.cancelled})
 
 assert set(BATCH_TRANSITIONS) == set(BatchState) and set(LINE_TRANSITIONS) == set(LineStatus)
 assert FINAL_STATES == {BatchState.executed, BatchState.rejected, BatchState.cancelled}
+assert WITHDRAWN_STATES < FINAL_STATES
 
 
 class HistoryEntry(msgspec.Struct, frozen=True):

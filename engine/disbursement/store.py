@@ -32,7 +32,8 @@ import msgspec
 from adapters.batch_file import BatchSource
 from engine.disbursement.bank_card import compact_pan
 from engine.disbursement.lines import LineSpool, seal_fields
-from engine.disbursement.lifecycle import BatchState, HistoryEntry, check_approval, check_content_hash, next_history
+from engine.disbursement.lifecycle import (WITHDRAWN_STATES, BatchState, HistoryEntry, check_approval,
+                                           check_content_hash, next_history)
 from engine.disbursement.registry import CardholderRecord, CardholderRow, CardStatus, Category, ImportResult
 from engine.disbursement.resident_id import IdCheck, check_id, normalise_id
 from engine.disbursement.users import normalise_user
@@ -113,6 +114,12 @@ class BatchRecord(msgspec.Struct, frozen=True):
     lines_count: int
     accepted_count: int
     accepted_minor: int
+
+
+def _same_content(batch_id: int | None, period: str) -> ConflictError:
+    which = f"batch {batch_id}" if batch_id is not None else "another batch"
+    return ConflictError(f"the same batch content was already submitted as {which} for period {period}; "
+                         "cancel it first to submit it again")
 
 
 def _sealed_context(id_hash: bytes) -> bytes:
@@ -292,28 +299,38 @@ class DisbursementStore:
         """Record a validated batch: RECEIVED then VALIDATED, with both history rows, and
         the lines of ``spool`` (required to execute the batch later), in one transaction.
 
+        The same content is refused again for the same programme and period while a batch
+        with it stands (not CANCELLED or REJECTED): the same people and amounts next month,
+        or again after a cancel, are new batches. Paying a person twice in a period is
+        prevented by ``already_paid_in_period`` and the payments table, not by this check.
+
         Raises
         ------
         UsageError
             ``submitted_by`` is not a user name (:func:`normalise_user`).
         ConflictError
-            The programme already has a batch with this content (named by its id).
+            A standing batch of the programme and period has this content (named by its id).
         """
         submitted_by = normalise_user(submitted_by, "submitted_by")
         async with self._pool.acquire() as connection, connection.transaction():
             existing = await connection.fetchval(
-                "SELECT id FROM disbursement_batches WHERE programme_code = $1 AND content_sha256 = $2",
-                programme_code, summary.content_sha256)
+                "SELECT id FROM disbursement_batches WHERE programme_code = $1 AND period = $2 "
+                "AND content_sha256 = $3 AND state <> ALL($4::text[])",
+                programme_code, period, summary.content_sha256, list(WITHDRAWN_STATES))
             if existing is not None:
-                raise ConflictError(f"the same batch content was already submitted as batch {existing}")
-            batch_id = await connection.fetchval(
-                """
-                INSERT INTO disbursement_batches (programme_code, period, state, submitted_by, content_sha256,
-                                                  lines_count, accepted_count, accepted_minor)
-                VALUES ($1, $2, 'received', $3, $4, $5, $6, $7) RETURNING id
-                """,
-                programme_code, period, submitted_by, summary.content_sha256, summary.lines_count,
-                summary.accepted_count, summary.accepted_minor)
+                raise _same_content(existing, period)
+            try:
+                batch_id = await connection.fetchval(
+                    """
+                    INSERT INTO disbursement_batches (programme_code, period, state, submitted_by, content_sha256,
+                                                      lines_count, accepted_count, accepted_minor)
+                    VALUES ($1, $2, 'received', $3, $4, $5, $6, $7) RETURNING id
+                    """,
+                    programme_code, period, submitted_by, summary.content_sha256, summary.lines_count,
+                    summary.accepted_count, summary.accepted_minor)
+            except asyncpg.UniqueViolationError:
+                # Another submit of the same content committed between the check and the insert.
+                raise _same_content(None, period) from None
             first = HistoryEntry(1, BatchState.received, submitted_by, at_ms, summary.content_sha256)
             await self._append(connection, batch_id, first)
             await self._append(connection, batch_id, next_history([first], BatchState.validated, "system", at_ms))

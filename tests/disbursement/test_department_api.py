@@ -82,7 +82,8 @@ async def test_department_submits_approves_executes_and_reports(client):
 
     # The same file again; another department's programme; another department's batch.
     status, problem = await client.call("bob", "POST", path, BATCH.encode("utf-8"))
-    assert (status, problem["title"]) == (409, f"the same batch content was already submitted as batch {batch['id']}")
+    assert (status, problem["title"]) == (409, f"the same batch content was already submitted as batch {batch['id']} "
+                                               "for period 2026-11; cancel it first to submit it again")
     status, _ = await client.call("carol", "POST", path, BATCH.encode("utf-8"))
     assert status == 404
     for method, suffix in (("GET", ""), ("POST", "/execute"), ("GET", "/report?format=csv")):

@@ -10,7 +10,7 @@ from adapters.batch_file import TabularBatchFile
 from adapters.cardholder_file import cardholder_lines
 from engine.disbursement.bank_card import BinTable
 from engine.disbursement.execution import execute_batch, fund_programme
-from engine.disbursement.lifecycle import BatchState
+from engine.disbursement.lifecycle import WITHDRAWN_STATES, BatchState
 from engine.disbursement.lines import LineSpool
 from engine.disbursement.registry import check_cardholder_rows
 from engine.disbursement.results import LineResult
@@ -77,6 +77,58 @@ async def test_repeated_create_reports_nothing_created_and_a_conflict_names_the_
                                        ("subsidy", "dup", 60_000, "per_person_max_minor")):
         with pytest.raises(ConflictError, match=f"^programme DUP1 exists with a different {field}$"):
             await store.create_programme("DUP1", kind, name, maximum)
+
+
+async def test_same_content_per_period_after_cancel_and_never_paid_twice(store, pool, tmp_path):  # noqa: F811
+    ledger = await _ready(store, pool, tmp_path)
+    november, results = await _submit(store, tmp_path, MONTHLY, "2026-11")
+    assert results == [LineResult.ok, LineResult.ok]
+    # The same people and amounts next month: a new batch.
+    december, _ = await _submit(store, tmp_path, MONTHLY, "2026-12")
+    assert december.id != november.id and december.content_sha256 == november.content_sha256
+    # The same period while November's batch stands: refused, naming it.
+    with pytest.raises(ConflictError) as refused:
+        await _submit(store, tmp_path, MONTHLY, "2026-11")
+    assert str(refused.value) == (f"the same batch content was already submitted as batch {november.id} for period "
+                                  "2026-11; cancel it first to submit it again")
+    # Cancelled, the same file may be submitted again.
+    await store.transition(november.id, BatchState.cancelled, "maker", 2_000)
+    again, _ = await _submit(store, tmp_path, MONTHLY, "2026-11")
+    # Other amounts for the same people and period validate (nothing paid yet) ...
+    raised, results = await _submit(store, tmp_path, RAISED, "2026-11")
+    assert results == [LineResult.ok, LineResult.ok]
+    for batch in (again, raised):
+        await store.approve(batch.id, "checker", batch.content_sha256, 3_000)
+    done = await execute_batch(store, ledger, again.id, "checker", 4_000)
+    assert (done.lines, done.amount_minor) == (2, 50_000)
+    # ... but only one of the two is paid: the payments table refuses the second.
+    with pytest.raises(ConflictError, match="paid in the period by another batch"):
+        await execute_batch(store, ledger, raised.id, "checker", 5_000)
+    assert (await store.batch(raised.id)).state is BatchState.approved
+    async with pool.acquire() as connection:
+        assert await connection.fetch(
+            "SELECT batch_id, amount_minor FROM disbursement_payments WHERE period = '2026-11' ORDER BY line") == [
+            (again.id, 30_000), (again.id, 20_000)]
+    # A new file for the paid period: every line already paid.
+    _, results = await _submit(store, tmp_path, RAISED.replace("200", "210"), "2026-11")
+    assert results == [LineResult.already_paid_in_period] * 2
+
+
+async def test_the_database_refuses_a_second_standing_batch_with_the_same_content(store, pool, tmp_path):  # noqa: F811
+    await _ready(store, pool, tmp_path)
+    first, _ = await _submit(store, tmp_path, MONTHLY, "2026-11")
+    copy = ("INSERT INTO disbursement_batches (programme_code, period, state, submitted_by, content_sha256, "
+            "lines_count, accepted_count, accepted_minor) SELECT programme_code, period, $2, submitted_by, "
+            "content_sha256, lines_count, accepted_count, accepted_minor FROM disbursement_batches WHERE id = $1")
+    async with pool.acquire() as connection:
+        # The partial index exempts exactly lifecycle.WITHDRAWN_STATES (a check racing past
+        # the store's SELECT still meets it).
+        for state in BatchState:
+            if state in WITHDRAWN_STATES:
+                await connection.execute(copy, first.id, state.value)
+            else:
+                with pytest.raises(asyncpg.UniqueViolationError):
+                    await connection.execute(copy, first.id, state.value)
 
 
 @pytest.mark.parametrize("approver", ["ｍａｋｅｒ", "MAKER", " Maker ", "ＭＡＫＥＲ", "maker\u3000"])
