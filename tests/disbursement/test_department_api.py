@@ -79,6 +79,7 @@ async def test_department_submits_approves_executes_and_reports(client):
         "validated", 3, 2, 45_000, "alice")
     assert batch["rejected"] == [{"line": 2, "reason": "amount_precision"}]
     batch_path = f"/v1/disbursement/batches/{batch['id']}"
+    assert (batch["rejected_count"], batch["report"]) == (1, batch_path + "/report?format=csv")
 
     # The same file again; another department's programme; another department's batch.
     status, problem = await client.call("bob", "POST", path, BATCH.encode("utf-8"))

@@ -37,6 +37,15 @@ async def test_impossible_batch_ids_are_400(client, batch_id):  # noqa: F811
                                                "9223372036854775807")
 
 
+async def test_batch_view_counts_rejected_lines_and_points_to_the_report(client):  # noqa: F811
+    status, batch = await client.call("alice", "POST", f"{SUBMIT}?period=2026-11&filename=b.csv", BATCH.encode())
+    assert (status, batch["rejected"], batch["rejected_count"]) == (201, [{"line": 2, "reason": "amount_precision"}], 1)
+    status, shown = await client.call("alice", "GET", f"/v1/disbursement/batches/{batch['id']}")
+    assert status == 200 and "rejected" not in shown
+    assert (shown["lines"], shown["accepted"], shown["rejected_count"], shown["report"]) == (
+        3, 2, 1, f"/v1/disbursement/batches/{batch['id']}/report?format=csv")
+
+
 async def test_a_malformed_hash_is_a_400_naming_content_sha256(client):  # noqa: F811
     status, batch = await client.call("alice", "POST", f"{SUBMIT}?period=2026-11&filename=b.csv", BATCH.encode())
     approve = f"/v1/disbursement/batches/{batch['id']}/approve"
@@ -46,5 +55,5 @@ async def test_a_malformed_hash_is_a_400_naming_content_sha256(client):  # noqa:
                                           f"got {len(text)} characters"})
     status, approved = await client.call("bob", "POST", approve,
                                          msgspec.json.encode({"content_sha256": batch["content_sha256"].upper()}))
-    assert (status, approved["state"]) == (200, "approved")
+    assert (status, approved["state"], "rejected" in approved) == (200, "approved", False)
 
