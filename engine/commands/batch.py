@@ -35,12 +35,12 @@ from engine.disbursement.results import LineResult
 from engine.disbursement.execution import execute_batch
 from engine.disbursement.lines import LineSpool
 from engine.disbursement.report import REPORT_FORMATS, build_pain002, csv_row, report_lines
-from engine.disbursement.store import open_store
+from engine.disbursement.store import BATCH_LIST_DEFAULT, BATCH_LIST_MAX, BatchRecord, open_store
 from engine.disbursement.users import normalise_user
 from engine.disbursement.validation import BatchSummary, BatchValidator, LineOutcome, ValidationContext, validate_source
 from engine.errors import UsageError
 from engine.period import check_period
-from engine.output import Progress, add_command, emit
+from engine.output import Progress, add_command, emit, table, utc_text
 from ledger.service import Ledger
 
 LARGE_FILE_BYTES = 1_000_000
@@ -69,6 +69,13 @@ def register(subparsers) -> None:
     submit.add_argument("--encoding", help="CSV encoding (utf-8, gbk, gb18030); detected when omitted")
     submit.add_argument("--result", type=Path, metavar="OUT.csv", help="write the result file (UTF-8 with BOM)")
     submit.set_defaults(handler=_submit)
+
+    listing = add_command(commands, "list", "batches, newest first: id, state, programme, period, totals")
+    listing.add_argument("--programme", type=programme_code, metavar="CODE", help="only this programme's batches")
+    listing.add_argument("--state", choices=[s.value for s in BatchState], help="only batches in this state")
+    listing.add_argument("--limit", type=record_id, default=BATCH_LIST_DEFAULT, metavar="N",
+                         help=f"at most N batches (default {BATCH_LIST_DEFAULT}, at most {BATCH_LIST_MAX})")
+    listing.set_defaults(handler=_list)
 
     show = add_command(commands, "show", "a batch's state, totals and history")
     show.add_argument("id", type=record_id)
@@ -184,6 +191,30 @@ def _submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list(args: argparse.Namespace) -> int:
+    if args.limit > BATCH_LIST_MAX:
+        raise UsageError(f"--limit: must be from 1 to {BATCH_LIST_MAX}, got {args.limit}")
+    state = BatchState(args.state) if args.state else None
+
+    async def run():
+        async with open_store(Config.from_env()) as store:
+            return await store.list_batches(programme_code=args.programme, state=state, limit=args.limit)
+
+    batches = asyncio.run(run())
+    header = ("id", "state", "programme", "period", "lines", "accepted", "yuan", "submitted by")
+    rows = [(str(b.id), b.state.value, b.programme_code, b.period, str(b.lines_count), str(b.accepted_count),
+             format_minor(b.accepted_minor), b.submitted_by) for b in batches]
+    text = table([header, *rows]) if rows else "no batches"
+    emit(args, text, [_batch_json(b) for b in batches])
+    return 0
+
+
+def _batch_json(batch: BatchRecord) -> dict[str, object]:
+    return {"id": batch.id, "state": batch.state.value, "programme": batch.programme_code, "period": batch.period,
+            "lines": batch.lines_count, "accepted": batch.accepted_count, "accepted_minor": batch.accepted_minor,
+            "content_sha256": batch.content_sha256, "submitted_by": batch.submitted_by}
+
+
 def _show(args: argparse.Namespace) -> int:
     async def run():
         async with open_store(Config.from_env()) as store:
@@ -193,11 +224,8 @@ def _show(args: argparse.Namespace) -> int:
     lines = [f"batch {batch.id}: {batch.state.value}, programme {batch.programme_code}, period {batch.period}",
              f"{batch.lines_count} lines, {batch.accepted_count} accepted, {format_minor(batch.accepted_minor)} yuan",
              f"content sha256 {batch.content_sha256}, submitted by {batch.submitted_by}"]
-    lines += [f"{h.sequence}. {h.state.value} by {h.actor} at {h.at_ms} ms" for h in history]
-    emit(args, "\n".join(lines), {
-        "id": batch.id, "state": batch.state.value, "programme": batch.programme_code, "period": batch.period,
-        "lines": batch.lines_count, "accepted": batch.accepted_count, "accepted_minor": batch.accepted_minor,
-        "content_sha256": batch.content_sha256, "submitted_by": batch.submitted_by,
+    lines += [f"{h.sequence}. {h.state.value} by {h.actor} at {utc_text(h.at_ms)}" for h in history]
+    emit(args, "\n".join(lines), _batch_json(batch) | {
         "history": [{"sequence": h.sequence, "state": h.state.value, "actor": h.actor, "at_ms": h.at_ms}
                     for h in history],
     })

@@ -52,8 +52,11 @@ PROGRAMME_KINDS = ("subsidy", "wage")
 PROGRAMME_CODE_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
 PROGRAMME_NAME_CHARACTERS_MAX = 128
 PER_PERSON_MAX_MINOR_MAX = 2**63 - 1
+BATCH_LIST_DEFAULT = 20
+BATCH_LIST_MAX = 1_000
 
 assert CHUNK_LINES > 0
+assert 1 <= BATCH_LIST_DEFAULT <= BATCH_LIST_MAX
 
 
 def check_programme_code(text: str, field: str = "code") -> str:
@@ -114,6 +117,15 @@ class BatchRecord(msgspec.Struct, frozen=True):
     lines_count: int
     accepted_count: int
     accepted_minor: int
+
+
+_BATCH_COLUMNS = ", ".join(BatchRecord.__struct_fields__)
+
+
+def _batch_record(record: asyncpg.Record) -> BatchRecord:
+    values = dict(record)
+    values["state"] = BatchState(values["state"])
+    return BatchRecord(**values)
 
 
 def _same_content(batch_id: int | None, period: str) -> ConflictError:
@@ -359,6 +371,30 @@ class DisbursementStore:
         async with self._pool.acquire() as connection:
             return await self._batch(connection, batch_id)
 
+    async def list_batches(self, *, programme_code: str | None = None, state: BatchState | None = None,
+                           limit: int = BATCH_LIST_DEFAULT) -> list[BatchRecord]:
+        """Batches newest first (by id), of one programme and/or in one state if given, at
+        most ``limit`` (1 to :data:`BATCH_LIST_MAX`).
+
+        Raises
+        ------
+        UsageError
+            ``limit`` out of range.
+        NotFoundError
+            No programme ``programme_code`` (a mistyped code is not an empty list).
+        """
+        if not 1 <= limit <= BATCH_LIST_MAX:
+            raise FieldError("limit", f"must be from 1 to {BATCH_LIST_MAX}, got {limit}")
+        if programme_code is not None:
+            await self.programme(programme_code)
+        async with self._pool.acquire() as connection:
+            records = await connection.fetch(
+                f"SELECT {_BATCH_COLUMNS} FROM disbursement_batches"
+                " WHERE ($1::text IS NULL OR programme_code = $1) AND ($2::text IS NULL OR state = $2)"
+                " ORDER BY id DESC LIMIT $3",
+                programme_code, state.value if state is not None else None, limit)
+        return [_batch_record(r) for r in records]
+
     async def history(self, batch_id: int) -> list[HistoryEntry]:
         """The batch's history, oldest first."""
         async with self._pool.acquire() as connection:
@@ -408,14 +444,11 @@ class DisbursementStore:
 
     async def _batch(self, connection: asyncpg.Connection, batch_id: int, *, lock: bool = False) -> BatchRecord:
         record = await connection.fetchrow(
-            "SELECT id, programme_code, period, state, submitted_by, content_sha256, lines_count, "
-            "accepted_count, accepted_minor FROM disbursement_batches WHERE id = $1"
-            + (" FOR UPDATE" if lock else ""), batch_id)
+            f"SELECT {_BATCH_COLUMNS} FROM disbursement_batches WHERE id = $1" + (" FOR UPDATE" if lock else ""),
+            batch_id)
         if record is None:
             raise NotFoundError(f"no batch {batch_id}")
-        values = dict(record)
-        values["state"] = BatchState(values["state"])
-        return BatchRecord(**values)
+        return _batch_record(record)
 
     async def _history(self, connection: asyncpg.Connection, batch_id: int) -> list[HistoryEntry]:
         records = await connection.fetch(

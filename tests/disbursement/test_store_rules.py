@@ -176,3 +176,19 @@ async def test_malformed_and_mismatched_hashes_are_told_apart(store, pool, tmp_p
     entry = await store.approve(batch.id, "checker", batch.content_sha256.upper(), 2_000)
     assert (entry.state, entry.content_sha256) == (BatchState.approved, batch.content_sha256)
 
+
+async def test_list_batches_newest_first_by_programme_and_state(store, pool, tmp_path):  # noqa: F811
+    await _ready(store, pool, tmp_path)
+    await store.create_programme("WAGES", "wage", "工资", 1_000_000)
+    ids = [(await _submit(store, tmp_path, MONTHLY, period))[0].id for period in ("2026-09", "2026-10", "2026-11")]
+    await store.transition(ids[1], BatchState.cancelled, "maker", 2_000)
+    assert [b.id for b in await store.list_batches()] == ids[::-1]
+    assert [b.id for b in await store.list_batches(limit=2)] == ids[:0:-1]
+    assert [b.id for b in await store.list_batches(state=BatchState.cancelled)] == [ids[1]]
+    assert [b.id for b in await store.list_batches(programme_code="ELDERLY", state=BatchState.validated)] == [
+        ids[2], ids[0]]
+    assert await store.list_batches(programme_code="WAGES") == []
+    with pytest.raises(NotFoundError, match="^no programme NOPE$"):
+        await store.list_batches(programme_code="NOPE")
+    with pytest.raises(FieldError, match="^limit: must be from 1 to 1000, got 1001$"):
+        await store.list_batches(limit=1001)
