@@ -157,7 +157,7 @@ async def run(lines: int, folder: Path) -> str:
         for code in [*bank_codes, FUNDING_BANK]:
             await registry.add_bank(pool, ledger, code, code, delivery="file", endpoint=str(drops / code))
         store = DisbursementStore(pool, keys)
-        programme = await store.create_programme("BENCH", "subsidy", "benchmark subsidy", PER_PERSON_MAX_MINOR)
+        programme, _ = await store.create_programme("BENCH", "subsidy", "benchmark subsidy", PER_PERSON_MAX_MINOR)
         await fund_programme(store, ledger, "BENCH", lines * PER_PERSON_MAX_MINOR, bank_code=FUNDING_BANK)
 
         figures: dict[str, float] = {}

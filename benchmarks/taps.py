@@ -254,8 +254,8 @@ async def _submit_batch(url: str, home: Path, lines: int) -> tuple[int, int]:
         for code in [*banks, FUNDING_BANK]:
             await registry.add_bank(store.pool, ledger, code, code, delivery="file",
                                     endpoint=str(home / "banks" / code))
-        programme = await store.create_programme(BATCH_PROGRAMME, "subsidy", "tap benchmark subsidy",
-                                                 PER_PERSON_MAX_MINOR)
+        programme, _ = await store.create_programme(BATCH_PROGRAMME, "subsidy", "tap benchmark subsidy",
+                                                    PER_PERSON_MAX_MINOR)
         await fund_programme(store, ledger, BATCH_PROGRAMME, lines * PER_PERSON_MAX_MINOR, bank_code=FUNDING_BANK)
         spool = LineSpool()
         try:

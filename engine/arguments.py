@@ -10,7 +10,11 @@ with exit code 2 and the argument named (``argument id: must be ...``).
 | :func:`account_id` | a ledger account id in its one text form: 32 hex digits (any case) |
 | :func:`amount_minor` | an amount in fen from 0 to 2**63 - 1 |
 | :func:`port` | a TCP port from 0 (any free port) to 65535 |
-| :func:`user_name` | a user name: 1 to 64 printable characters, not only spaces |
+
+A value whose rule belongs to the domain gets its type from the domain's own check through
+:func:`checked`, so the CLI, the API and Python callers share one rule (user names by
+:func:`engine.disbursement.users.normalise_user`, which also stores and compares them;
+programme codes and names; batch content hashes).
 
 Ledger account ids are printed by every command (and the bank API, and ISO 20022 messages)
 as :func:`account_text`: 32 upper-case hex digits.
@@ -20,17 +24,21 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
+from typing import TypeVar
 
+from engine.errors import FieldError
 from engine.settlement.instructions import account_text
+
+T = TypeVar("T")
 
 RECORD_ID_MAX = 2**63 - 1
 AMOUNT_MINOR_MAX = 2**63 - 1
-USER_CHARACTERS_MAX = 64
 ACCOUNT_ID_PATTERN = re.compile(r"[0-9A-Fa-f]{32}")
 
 PORT_MAX = 65535
 
-__all__ = ["account_id", "account_text", "amount_minor", "bounded_text", "port", "record_id", "user_name"]
+__all__ = ["account_id", "account_text", "amount_minor", "bounded_text", "checked", "port", "record_id"]
 
 
 def record_id(text: str) -> int:
@@ -105,4 +113,24 @@ def bounded_text(characters_max: int):
     return parse
 
 
-user_name = bounded_text(USER_CHARACTERS_MAX)
+def checked(check: Callable[[str], T]) -> Callable[[str], T]:
+    """The argument type of a domain check that raises :class:`~engine.errors.FieldError`:
+    its reason is shown as argparse's (``argument --as: must be ...``).
+
+    >>> from engine.disbursement.users import normalise_user
+    >>> checked(normalise_user)(" ＢＯＢ ")
+    'bob'
+    >>> checked(normalise_user)(" ")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be a user name, not empty or only spaces
+    """
+
+    def parse(text: str) -> T:
+        try:
+            return check(text)
+        except FieldError as error:
+            raise argparse.ArgumentTypeError(error.reason) from None
+
+    parse.__name__ = check.__name__
+    return parse

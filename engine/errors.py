@@ -18,6 +18,17 @@ class UsageError(EngineError, ValueError):
     """A command's arguments are wrong (exit code 2); the message names the argument."""
 
 
+class FieldError(UsageError):
+    """One value is refused: ``field`` names it (a parameter, JSON field or option) and
+    ``reason`` says why; the message is ``field: reason``. The CLI's argument types show
+    the reason alone, since argparse names the argument itself."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
 class NotFoundError(EngineError, LookupError):
     """A named object (batch, programme, cycle, key) does not exist."""
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -39,6 +41,37 @@ def pad(text: str, width: int) -> str:
 
     return text + " " * max(0, width - cell_len(text))
 
+
+def table(rows: Sequence[Sequence[str]]) -> str:
+    """``rows`` (the first is the header) as text columns two spaces apart, each as wide
+    as its widest cell in terminal columns (see :func:`pad`); no trailing spaces.
+
+    >>> print(table([("id", "name"), ("7", "高龄津贴"), ("12", "x")]))
+    id  name
+    7   高龄津贴
+    12  x
+    """
+    from rich.cells import cell_len
+
+    assert rows and len({len(row) for row in rows}) == 1, "every row has the header's columns"
+    widths = [max(cell_len(cell) for cell in column) for column in zip(*rows)]
+    return "\n".join("  ".join(pad(cell, width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+
+
+def utc_text(at_ms: int) -> str:
+    """Unix time in milliseconds as ISO 8601 UTC with milliseconds, for people to read
+    (``--json`` keeps the number).
+
+    >>> utc_text(1796075405225)
+    '2026-11-30T21:50:05.225Z'
+    >>> utc_text(0)
+    '1970-01-01T00:00:00.000Z'
+    """
+    at = _EPOCH + datetime.timedelta(milliseconds=at_ms)
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 PROGRESS_LINES_MIN = 10_000
 

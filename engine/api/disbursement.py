@@ -7,14 +7,15 @@ programmes' batches; anything else is 404.
 
 | route | answer |
 | --- | --- |
-| ``POST /v1/disbursement/programmes/{code}/batches?period=YYYY-MM&filename=F`` | 201 :class:`BatchView` (file in the body: CSV, XLSX or pain.001; ``filename``'s suffix says which) |
+| ``POST /v1/disbursement/programmes/{code}/batches?period=YYYY-MM&filename=F`` | 201 :class:`SubmittedBatchView` (file in the body: CSV, XLSX or pain.001; ``filename``'s suffix says which) |
 | ``GET /v1/disbursement/batches/{id}`` | :class:`BatchView` |
 | ``POST /v1/disbursement/batches/{id}/approve`` | :class:`BatchView`; body :class:`ApproveRequest` |
 | ``POST /v1/disbursement/batches/{id}/execute`` | :class:`ExecutionView` |
 | ``GET /v1/disbursement/batches/{id}/report?format=csv|pain002`` | the CSV result file or pain.002.001.10 |
 
-Errors: 400 bad file, totals or parameter (named); 404 not this department's; 409 state,
-maker-checker, content hash, same file again, or insufficient funds (nothing posted).
+Errors: 400 bad file, totals or parameter (named; a malformed ``content_sha256`` too); 404
+not this department's; 409 state, maker-checker, a content hash that is not the batch's,
+the same file again for the period, or insufficient funds (nothing posted).
 Uploads are limited by the API's body limit (``engine.api.routes.BODY_BYTES_MAX``): larger
 files go through ``onecard batch submit``.
 """
@@ -61,7 +62,9 @@ class RejectedLine(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class BatchView(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A batch as a department sees it (amounts in fen); ``rejected`` only on submit."""
+    """A batch as a department sees it (amounts in fen): ``lines`` in the file, of which
+    ``accepted`` (for ``accepted_minor``) and ``rejected_count`` refused by validation;
+    each line's status and reason is in the batch's ``report`` (a path of this API)."""
 
     id: int
     programme: str
@@ -72,11 +75,19 @@ class BatchView(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     lines: int
     accepted: int
     accepted_minor: int
-    rejected: list[RejectedLine] = []
+    rejected_count: int
+    report: str
+
+
+class SubmittedBatchView(BatchView, frozen=True, forbid_unknown_fields=True):
+    """The answer to a submit: the batch, and ``rejected``, every line validation refused
+    with its reason code (only here: later, the ``report`` has each line's status)."""
+
+    rejected: list[RejectedLine]
 
 
 class ApproveRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The content hash the approver reviewed (64 hex digits)."""
+    """The content hash the approver reviewed (64 hex digits, either case)."""
 
     content_sha256: str
 
@@ -91,7 +102,7 @@ class ExecutionView(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     messages: int
 
 
-WIRE_TYPES = (BatchView, ApproveRequest, ExecutionView)
+WIRE_TYPES = (BatchView, SubmittedBatchView, ApproveRequest, ExecutionView)
 
 _encoder = msgspec.json.Encoder()
 _approve = msgspec.json.Decoder(ApproveRequest)
@@ -101,10 +112,16 @@ def _json(value: object, status: int = 200) -> web.Response:
     return web.Response(body=_encoder.encode(value), status=status, content_type="application/json")
 
 
-def _view(batch: BatchRecord, rejected: list[RejectedLine] | None = None) -> BatchView:
-    return BatchView(batch.id, batch.programme_code, batch.period, batch.state.value, batch.submitted_by,
-                     batch.content_sha256, batch.lines_count, batch.accepted_count, batch.accepted_minor,
-                     rejected or [])
+def _view(batch: BatchRecord) -> BatchView:
+    return BatchView(**_view_fields(batch))
+
+
+def _view_fields(batch: BatchRecord) -> dict[str, object]:
+    return {"id": batch.id, "programme": batch.programme_code, "period": batch.period, "state": batch.state.value,
+            "submitted_by": batch.submitted_by, "content_sha256": batch.content_sha256, "lines": batch.lines_count,
+            "accepted": batch.accepted_count, "accepted_minor": batch.accepted_minor,
+            "rejected_count": batch.lines_count - batch.accepted_count,
+            "report": f"/v1/disbursement/batches/{batch.id}/report?format=csv"}
 
 
 def _store(request: web.Request) -> DisbursementStore:
@@ -166,7 +183,8 @@ async def post_batch(request: web.Request) -> web.Response:
             batch = await store.submit(code, period, request[DEVICE].device_id, summary, _now_ms(), spool)
         finally:
             spool.close()
-    return _json(_view(batch, rejected), 201)
+    assert len(rejected) == batch.lines_count - batch.accepted_count, "every refused line is listed"
+    return _json(SubmittedBatchView(**_view_fields(batch), rejected=rejected), 201)
 
 
 def _upload_name(text: str) -> str:

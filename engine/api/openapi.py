@@ -73,7 +73,8 @@ _DENY_PARAMETERS = [
 _BATCH_ID = [{"name": "batch_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}]
 _DEPARTMENT_PROBLEMS = {
     "404": _answer("no such batch or programme of the signing department", "Problem"),
-    "409": _answer("state, maker-checker, content hash, same file again, or insufficient funds", "Problem"),
+    "409": _answer("state, maker-checker, a content hash that is not the batch's, the same file again for the "
+                   "period, or insufficient funds", "Problem"),
 }
 
 
@@ -99,14 +100,20 @@ def _disbursement_paths() -> dict[str, Any]:
             "requestBody": {"required": True, "content": {
                 "text/csv": {}, "application/xml": {},
                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}},
-            "responses": {"201": _answer("validated and stored; approve next", "BatchView")}})},
+            "responses": {"201": _answer("validated and stored; approve next. `rejected` lists every line "
+                                         "validation refused, with its reason code (only in this answer)",
+                                         "SubmittedBatchView")}})},
         "/v1/disbursement/batches/{batch_id}": {"get": _department({
             "operationId": "disbursement_batch", "summary": "A batch of the department",
+            "description": "Totals only: `rejected_count` lines were refused by validation; each line's "
+                           "status and reason is in the CSV result file at `report`.",
             "parameters": _BATCH_ID, "responses": {"200": batch}})},
         "/v1/disbursement/batches/{batch_id}/approve": {"post": _department({
             "operationId": "disbursement_approve",
             "summary": "Approve (another user than the submitter) the content hash reviewed",
             "parameters": _BATCH_ID,
+            "description": "`content_sha256` is 64 hex digits, either case (anything else is a 400 naming "
+                           "it); a hash that is not the batch's is a 409.",
             "requestBody": {"required": True, "content": _content(_ref("ApproveRequest"))},
             "responses": {"200": batch}})},
         "/v1/disbursement/batches/{batch_id}/execute": {"post": _department({

@@ -24,26 +24,29 @@ import time
 from pathlib import Path
 
 from adapters.batch_file import open_batch_file
-from engine.arguments import record_id, user_name
+from engine.arguments import checked, record_id
 from engine.commands.cardholders import read_cardholders
-from engine.commands.programme import yuan_argument
+from engine.commands.programme import programme_code, yuan_argument
 from engine.config import Config
 from engine.disbursement.amount import format_minor
-from engine.disbursement.lifecycle import BatchState, LineStatus
+from engine.disbursement.lifecycle import BatchState, LineStatus, check_content_hash
 from engine.disbursement.registry import CardholderRecord, ImportResult
 from engine.disbursement.result_file import result_row, result_writer
 from engine.disbursement.results import LineResult
 from engine.disbursement.execution import execute_batch
 from engine.disbursement.lines import LineSpool
 from engine.disbursement.report import REPORT_FORMATS, write_report
-from engine.disbursement.store import open_store
+from engine.disbursement.store import BATCH_LIST_DEFAULT, BATCH_LIST_MAX, BatchRecord, open_store
+from engine.disbursement.users import normalise_user
 from engine.disbursement.validation import BatchSummary, BatchValidator, LineOutcome, ValidationContext, validate_source
 from engine.errors import UsageError
 from engine.period import check_period
-from engine.output import Progress, add_command, emit
+from engine.output import Progress, add_command, emit, table, utc_text
 from ledger.service import Ledger
 
 LARGE_FILE_BYTES = 1_000_000
+USER_HELP = "the acting user (stored and compared case-folded, NFKC: 'ＭＡＫＥＲ' is 'maker')"
+user_name = checked(normalise_user)
 
 
 def register(subparsers) -> None:
@@ -61,13 +64,19 @@ def register(subparsers) -> None:
 
     submit = add_command(commands, "submit", "validate a batch file and store it for approval; prints its id")
     submit.add_argument("file", type=Path, help="batch file: CSV, XLSX or pain.001.001.09 XML")
-    submit.add_argument("--programme", required=True)
+    submit.add_argument("--programme", required=True, type=programme_code)
     submit.add_argument("--period", required=True, metavar="YYYY-MM")
-    submit.add_argument("--as", dest="user", required=True, type=user_name, metavar="USER",
-                        help="the submitting user")
+    submit.add_argument("--as", dest="user", required=True, type=user_name, metavar="USER", help=USER_HELP)
     submit.add_argument("--encoding", help="CSV encoding (utf-8, gbk, gb18030); detected when omitted")
     submit.add_argument("--result", type=Path, metavar="OUT.csv", help="write the result file (UTF-8 with BOM)")
     submit.set_defaults(handler=_submit)
+
+    listing = add_command(commands, "list", "batches, newest first: id, state, programme, period, totals")
+    listing.add_argument("--programme", type=programme_code, metavar="CODE", help="only this programme's batches")
+    listing.add_argument("--state", choices=[s.value for s in BatchState], help="only batches in this state")
+    listing.add_argument("--limit", type=record_id, default=BATCH_LIST_DEFAULT, metavar="N",
+                         help=f"at most N batches (default {BATCH_LIST_DEFAULT}, at most {BATCH_LIST_MAX})")
+    listing.set_defaults(handler=_list)
 
     show = add_command(commands, "show", "a batch's state, totals and history")
     show.add_argument("id", type=record_id)
@@ -75,19 +84,21 @@ def register(subparsers) -> None:
 
     approve = add_command(commands, "approve", "approve a validated batch (another user than the submitter)")
     approve.add_argument("id", type=record_id)
-    approve.add_argument("--as", dest="user", required=True, type=user_name, metavar="USER")
-    approve.add_argument("--hash", metavar="SHA256", help="the content hash reviewed (default: the stored one)")
+    approve.add_argument("--as", dest="user", required=True, type=user_name, metavar="USER", help=USER_HELP)
+    approve.add_argument("--hash", type=checked(check_content_hash), metavar="SHA256",
+                         help="the content hash reviewed: 64 hex digits, either case, as batch show prints it "
+                              "(default: the stored one)")
     approve.set_defaults(handler=_approve)
 
     cancel = add_command(commands, "cancel", "cancel a batch that is not executing or final")
     cancel.add_argument("id", type=record_id)
-    cancel.add_argument("--as", dest="user", required=True, type=user_name, metavar="USER")
+    cancel.add_argument("--as", dest="user", required=True, type=user_name, metavar="USER", help=USER_HELP)
     cancel.set_defaults(handler=_cancel)
 
     execute = add_command(commands, "execute", "post an approved batch from its programme's funding account and "
                                                "queue each bank's pacs.008 (all or nothing; resumes after a crash)")
     execute.add_argument("id", type=record_id)
-    execute.add_argument("--as", dest="user", default="system", type=user_name, metavar="USER")
+    execute.add_argument("--as", dest="user", default="system", type=user_name, metavar="USER", help=USER_HELP)
     execute.set_defaults(handler=_execute)
 
     report = add_command(commands, "report", "a batch's outcome per line: pain.002.001.10 or the CSV result file")
@@ -184,6 +195,30 @@ def _submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list(args: argparse.Namespace) -> int:
+    if args.limit > BATCH_LIST_MAX:
+        raise UsageError(f"--limit: must be from 1 to {BATCH_LIST_MAX}, got {args.limit}")
+    state = BatchState(args.state) if args.state else None
+
+    async def run():
+        async with open_store(Config.from_env()) as store:
+            return await store.list_batches(programme_code=args.programme, state=state, limit=args.limit)
+
+    batches = asyncio.run(run())
+    header = ("id", "state", "programme", "period", "lines", "accepted", "yuan", "submitted by")
+    rows = [(str(b.id), b.state.value, b.programme_code, b.period, str(b.lines_count), str(b.accepted_count),
+             format_minor(b.accepted_minor), b.submitted_by) for b in batches]
+    text = table([header, *rows]) if rows else "no batches"
+    emit(args, text, [_batch_json(b) for b in batches])
+    return 0
+
+
+def _batch_json(batch: BatchRecord) -> dict[str, object]:
+    return {"id": batch.id, "state": batch.state.value, "programme": batch.programme_code, "period": batch.period,
+            "lines": batch.lines_count, "accepted": batch.accepted_count, "accepted_minor": batch.accepted_minor,
+            "content_sha256": batch.content_sha256, "submitted_by": batch.submitted_by}
+
+
 def _show(args: argparse.Namespace) -> int:
     async def run():
         async with open_store(Config.from_env()) as store:
@@ -193,11 +228,8 @@ def _show(args: argparse.Namespace) -> int:
     lines = [f"batch {batch.id}: {batch.state.value}, programme {batch.programme_code}, period {batch.period}",
              f"{batch.lines_count} lines, {batch.accepted_count} accepted, {format_minor(batch.accepted_minor)} yuan",
              f"content sha256 {batch.content_sha256}, submitted by {batch.submitted_by}"]
-    lines += [f"{h.sequence}. {h.state.value} by {h.actor} at {h.at_ms} ms" for h in history]
-    emit(args, "\n".join(lines), {
-        "id": batch.id, "state": batch.state.value, "programme": batch.programme_code, "period": batch.period,
-        "lines": batch.lines_count, "accepted": batch.accepted_count, "accepted_minor": batch.accepted_minor,
-        "content_sha256": batch.content_sha256, "submitted_by": batch.submitted_by,
+    lines += [f"{h.sequence}. {h.state.value} by {h.actor} at {utc_text(h.at_ms)}" for h in history]
+    emit(args, "\n".join(lines), _batch_json(batch) | {
         "history": [{"sequence": h.sequence, "state": h.state.value, "actor": h.actor, "at_ms": h.at_ms}
                     for h in history],
     })

@@ -98,7 +98,7 @@ async def run_batches(world: World, out: Path, lines: int, seed: int) -> dict[st
 
 
 async def _submit_and_approve(store: DisbursementStore, ledger, plan: BatchPlan, path: Path, out: Path) -> dict:
-    programme = await store.create_programme(plan.programme, plan.kind, plan.name, plan.per_person_max_minor)
+    programme, _ = await store.create_programme(plan.programme, plan.kind, plan.name, plan.per_person_max_minor)
     rows: list[tuple[str, ...]] = []
 
     def on_outcome(outcome) -> None:

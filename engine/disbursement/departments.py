@@ -14,7 +14,8 @@ import re
 
 import asyncpg
 
-from engine.errors import NotFoundError, UsageError
+from engine.disbursement.users import normalise_user
+from engine.errors import ConflictError, NotFoundError, UsageError
 from engine.taps.devices import DeviceRegistry
 
 DEPARTMENT_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -31,25 +32,49 @@ def check_department(department: str) -> str:
     return department
 
 
-async def add_user(pool: asyncpg.Pool, devices: DeviceRegistry, device_id: str, department: str) -> bytes:
-    """Register a department user (a signing device); return its secret (shown once).
+async def add_user(pool: asyncpg.Pool, devices: DeviceRegistry, device_id: str,
+                   department: str) -> tuple[str, bytes]:
+    """Register a department user (a signing device); return its id as stored and its
+    secret (shown once).
 
-    Raises ``UsageError`` (bad department) or ``ConflictError`` (the device id exists).
+    The id is the user name recorded as submitter or approver, so it is stored in the
+    normal form of :func:`engine.disbursement.users.normalise_user`: ``ＡＬＩＣＥ`` is
+    ``alice``, and is refused when ``alice`` exists. The client signs with the stored id.
+
+    Raises
+    ------
+    UsageError
+        Bad department, or ``device_id`` is not a user name.
+    ConflictError
+        The (normalised) device id exists.
     """
     check_department(department)
+    device_id = normalise_user(device_id, "device_id")
     secret = await devices.add(device_id, "department")
     await pool.execute("INSERT INTO disbursement_department_users (device_id, department) VALUES ($1, $2)",
                        device_id, department)
-    return secret
+    return device_id, secret
 
 
 async def assign_programme(pool: asyncpg.Pool, programme_code: str, department: str) -> None:
-    """Make ``department`` the owner of the programme (``NotFoundError`` if there is none)."""
+    """Make ``department`` the owner of a programme that has none (the same owner again
+    changes nothing).
+
+    Raises
+    ------
+    NotFoundError
+        No such programme.
+    ConflictError
+        The programme belongs to another department (its batches are that department's).
+    """
     check_department(department)
-    status = await pool.execute("UPDATE disbursement_programmes SET department = $2 WHERE code = $1",
-                                programme_code, department)
-    if status == "UPDATE 0":
+    owner = await pool.fetchval(
+        "UPDATE disbursement_programmes SET department = coalesce(department, $2) WHERE code = $1 "
+        "RETURNING department", programme_code, department)
+    if owner is None:
         raise NotFoundError(f"no programme {programme_code}")
+    if owner != department:
+        raise ConflictError(f"programme {programme_code} exists with a different department ({owner})")
 
 
 async def department_of(pool: asyncpg.Pool, device_id: str) -> str:

@@ -19,11 +19,18 @@ The store writes each transition as a new history row (never an update of an old
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 import msgspec
 
-from engine.errors import ConflictError
+from engine.disbursement.users import normalise_user
+from engine.errors import ConflictError, FieldError
+
+CONTENT_HASH_HEX_DIGITS = 64
+# Enough of the hash to tell two batches apart by eye, short enough for one line.
+CONTENT_HASH_SHOWN_DIGITS = 12
+CONTENT_HASH_PATTERN = re.compile(f"[0-9A-Fa-f]{{{CONTENT_HASH_HEX_DIGITS}}}")
 
 
 class BatchState(StrEnum):
@@ -65,9 +72,13 @@ LINE_TRANSITIONS: dict[LineStatus, frozenset[LineStatus]] = {
 }
 
 FINAL_STATES = frozenset(s for s, targets in BATCH_TRANSITIONS.items() if not targets)
+# Batches that no longer stand: their content may be submitted again for the same period
+# (the partial unique index of migration 0213 has the same list).
+WITHDRAWN_STATES = frozenset({BatchState.rejected, BatchState.cancelled})
 
 assert set(BATCH_TRANSITIONS) == set(BatchState) and set(LINE_TRANSITIONS) == set(LineStatus)
 assert FINAL_STATES == {BatchState.executed, BatchState.rejected, BatchState.cancelled}
+assert WITHDRAWN_STATES < FINAL_STATES
 
 
 class HistoryEntry(msgspec.Struct, frozen=True):
@@ -109,24 +120,57 @@ def check_line_transition(current: LineStatus, target: LineStatus) -> None:
         raise ConflictError(f"line is {current.value}; it cannot become {target.value}")
 
 
+def check_content_hash(text: str, field: str = "content_sha256") -> str:
+    """A batch content hash as stored: 64 lower-case hex digits (SHA-256), any case accepted.
+
+    Raises
+    ------
+    FieldError
+        Not 64 hex digits; the message names ``field`` (a malformed hash is a bad request,
+        not a batch whose content changed).
+
+    >>> check_content_hash("AB" * 32) == "ab" * 32
+    True
+    >>> check_content_hash("00", "--hash")
+    Traceback (most recent call last):
+    ...
+    engine.errors.FieldError: --hash: must be 64 hex digits (the batch's SHA-256 content hash), got 2 characters
+    """
+    if not CONTENT_HASH_PATTERN.fullmatch(text):
+        raise FieldError(field, f"must be {CONTENT_HASH_HEX_DIGITS} hex digits (the batch's SHA-256 content hash), "
+                                f"got {len(text)} characters")
+    return text.lower()
+
+
 def check_approval(submitted_by: str, approver: str, validated_sha256: str, approved_sha256: str) -> None:
     """The maker-checker rule: a different user approves exactly the content validated.
+
+    Both user names are compared in their normal form
+    (:func:`engine.disbursement.users.normalise_user`: width, case and spaces do not make
+    another user); ``approved_sha256`` must already be checked (:func:`check_content_hash`).
 
     Raises
     ------
     ConflictError
-        The approver is the submitter (compared case-insensitively, spaces stripped), or the
-        hash the approver saw differs from the validated content's hash.
+        The approver is the submitter, or the hash the approver reviewed is not the
+        batch's content hash (the message shows the first
+        :data:`CONTENT_HASH_SHOWN_DIGITS` hex digits of the batch's).
 
-    >>> check_approval("alice", "Alice ", "ab", "ab")
+    >>> check_approval("alice", "ＡＬＩＣＥ ", "ab", "ab")
     Traceback (most recent call last):
     ...
     engine.errors.ConflictError: the approver must be a different user from the submitter (alice)
+    >>> check_approval("alice", "bob", "0123456789abcdef", "fedcba9876543210")
+    Traceback (most recent call last):
+    ...
+    engine.errors.ConflictError: content_sha256 does not match the batch's content hash (0123456789ab...); review it again
     """
-    if submitted_by.strip().casefold() == approver.strip().casefold():
+    assert CONTENT_HASH_SHOWN_DIGITS < CONTENT_HASH_HEX_DIGITS
+    if normalise_user(submitted_by, "submitted_by") == normalise_user(approver, "approver"):
         raise ConflictError(f"the approver must be a different user from the submitter ({submitted_by})")
     if validated_sha256 != approved_sha256:
-        raise ConflictError("the batch content changed since it was validated; approve the current content hash")
+        raise ConflictError(f"content_sha256 does not match the batch's content hash "
+                            f"({validated_sha256[:CONTENT_HASH_SHOWN_DIGITS]}...); review it again")
 
 
 def next_history(history: list[HistoryEntry], target: BatchState, actor: str, at_ms: int) -> HistoryEntry:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import itertools
+import re
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
 import asyncpg
@@ -31,12 +32,14 @@ import msgspec
 from adapters.batch_file import BatchSource
 from engine.disbursement.bank_card import compact_pan
 from engine.disbursement.lines import LineSpool, seal_fields
-from engine.disbursement.lifecycle import BatchState, HistoryEntry, check_approval, next_history
+from engine.disbursement.lifecycle import (WITHDRAWN_STATES, BatchState, HistoryEntry, check_approval,
+                                           check_content_hash, next_history)
 from engine.disbursement.registry import CardholderRecord, CardholderRow, CardStatus, Category, ImportResult
 from engine.disbursement.resident_id import IdCheck, check_id, normalise_id
+from engine.disbursement.users import normalise_user
 from engine.disbursement.validation import BatchSummary, BatchValidator, LineOutcome, ValidationContext
 from engine.config import Config
-from engine.errors import ConflictError, NotFoundError, UsageError
+from engine.errors import ConflictError, FieldError, NotFoundError
 from hsm.service import KeyService, open_key_service
 from ledger import db
 
@@ -45,8 +48,50 @@ PAN_TOKEN_KEY = "pan-token"
 FIELD_KEY = "field-enc"
 CHUNK_LINES = 5_000
 PROGRAMME_KINDS = ("subsidy", "wage")
+# The rules of disbursement_programmes (migration 0100), checked here for every caller.
+PROGRAMME_CODE_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
+PROGRAMME_NAME_CHARACTERS_MAX = 128
+PER_PERSON_MAX_MINOR_MAX = 2**63 - 1
+BATCH_LIST_DEFAULT = 20
+BATCH_LIST_MAX = 1_000
 
 assert CHUNK_LINES > 0
+assert 1 <= BATCH_LIST_DEFAULT <= BATCH_LIST_MAX
+
+
+def check_programme_code(text: str, field: str = "code") -> str:
+    """``text`` if it is a programme code: 1 to 32 characters of ``[A-Za-z0-9_-]``.
+
+    Raises ``FieldError`` naming ``field``.
+
+    >>> check_programme_code("ELDERLY-2026")
+    'ELDERLY-2026'
+    >>> check_programme_code("高龄", "CODE")
+    Traceback (most recent call last):
+    ...
+    engine.errors.FieldError: CODE: must be 1 to 32 characters of A-Z a-z 0-9 _ -, got '高龄'
+    """
+    if not PROGRAMME_CODE_PATTERN.fullmatch(text):
+        raise FieldError(field, f"must be 1 to 32 characters of A-Z a-z 0-9 _ -, got {text[:40]!r}")
+    return text
+
+
+def check_programme_name(text: str, field: str = "name") -> str:
+    """A programme name without surrounding spaces: 1 to 128 printable characters.
+
+    Raises ``FieldError`` naming ``field``.
+
+    >>> check_programme_name(" 高龄津贴 ")
+    '高龄津贴'
+    >>> check_programme_name("  ", "--name")
+    Traceback (most recent call last):
+    ...
+    engine.errors.FieldError: --name: must be 1 to 128 printable characters, not empty
+    """
+    value = text.strip()
+    if not value or len(value) > PROGRAMME_NAME_CHARACTERS_MAX or not value.isprintable():
+        raise FieldError(field, f"must be 1 to {PROGRAMME_NAME_CHARACTERS_MAX} printable characters, not empty")
+    return value
 
 
 class Programme(msgspec.Struct, frozen=True):
@@ -72,6 +117,21 @@ class BatchRecord(msgspec.Struct, frozen=True):
     lines_count: int
     accepted_count: int
     accepted_minor: int
+
+
+_BATCH_COLUMNS = ", ".join(BatchRecord.__struct_fields__)
+
+
+def _batch_record(record: asyncpg.Record) -> BatchRecord:
+    values = dict(record)
+    values["state"] = BatchState(values["state"])
+    return BatchRecord(**values)
+
+
+def _same_content(batch_id: int | None, period: str) -> ConflictError:
+    which = f"batch {batch_id}" if batch_id is not None else "another batch"
+    return ConflictError(f"the same batch content was already submitted as {which} for period {period}; "
+                         "cancel it first to submit it again")
 
 
 def _sealed_context(id_hash: bytes) -> bytes:
@@ -166,30 +226,41 @@ class DisbursementStore:
                 programme_code, period, list(hashes))
         return {hashes[r["id_hash"]] for r in records}
 
-    async def create_programme(self, code: str, kind: str, name: str, per_person_max_minor: int) -> Programme:
-        """Create a programme; the same call again returns it, different fields are a conflict.
+    async def create_programme(self, code: str, kind: str, name: str,
+                               per_person_max_minor: int) -> tuple[Programme, bool]:
+        """Create a programme; return it and whether this call created it.
+
+        The same call again returns the stored programme and ``False`` (so a caller that
+        funds a new programme funds it once); a repeat with other fields is a conflict.
+        ``name`` is stored without surrounding spaces.
 
         Raises
         ------
         UsageError
-            ``kind`` is not subsidy or wage, or the maximum is not positive.
+            ``code`` is not 1 to 32 of ``[A-Za-z0-9_-]``, ``kind`` is not subsidy or wage,
+            ``name`` is not 1 to 128 printable characters, or the maximum is not positive
+            (each names its field).
         ConflictError
             ``code`` exists with other fields (the differing field is named).
         """
+        code = check_programme_code(code)
         if kind not in PROGRAMME_KINDS:
-            raise UsageError(f"programme kind must be subsidy or wage, got {kind!r}")
-        if per_person_max_minor <= 0:
-            raise UsageError("per-person maximum must be more than 0")
+            raise FieldError("kind", f"must be subsidy or wage, got {kind[:20]!r}")
+        name = check_programme_name(name)
+        if not 0 < per_person_max_minor <= PER_PERSON_MAX_MINOR_MAX:
+            raise FieldError("per_person_max_minor", f"must be from 1 to {PER_PERSON_MAX_MINOR_MAX} fen, "
+                                                     f"got {per_person_max_minor}")
         wanted = Programme(code, kind, name, per_person_max_minor)
         async with self._pool.acquire() as connection:
-            await connection.execute(
+            created = await connection.fetchval(
                 "INSERT INTO disbursement_programmes (code, kind, name, per_person_max_minor) "
-                "VALUES ($1, $2, $3, $4) ON CONFLICT (code) DO NOTHING", code, kind, name, per_person_max_minor)
+                "VALUES ($1, $2, $3, $4) ON CONFLICT (code) DO NOTHING RETURNING true",
+                code, kind, name, per_person_max_minor)
         stored = await self.programme(code)
         for field in Programme.__struct_fields__:
             if getattr(stored, field) != getattr(wanted, field):
                 raise ConflictError(f"programme {code} exists with a different {field}")
-        return stored
+        return stored, bool(created)
 
     async def programme(self, code: str) -> Programme:
         """The programme ``code``; ``NotFoundError`` if there is none."""
@@ -249,25 +320,38 @@ class DisbursementStore:
         """Record a validated batch: RECEIVED then VALIDATED, with both history rows, and
         the lines of ``spool`` (required to execute the batch later), in one transaction.
 
+        The same content is refused again for the same programme and period while a batch
+        with it stands (not CANCELLED or REJECTED): the same people and amounts next month,
+        or again after a cancel, are new batches. Paying a person twice in a period is
+        prevented by ``already_paid_in_period`` and the payments table, not by this check.
+
         Raises
         ------
+        UsageError
+            ``submitted_by`` is not a user name (:func:`normalise_user`).
         ConflictError
-            The programme already has a batch with this content (named by its id).
+            A standing batch of the programme and period has this content (named by its id).
         """
+        submitted_by = normalise_user(submitted_by, "submitted_by")
         async with self._pool.acquire() as connection, connection.transaction():
             existing = await connection.fetchval(
-                "SELECT id FROM disbursement_batches WHERE programme_code = $1 AND content_sha256 = $2",
-                programme_code, summary.content_sha256)
+                "SELECT id FROM disbursement_batches WHERE programme_code = $1 AND period = $2 "
+                "AND content_sha256 = $3 AND state <> ALL($4::text[])",
+                programme_code, period, summary.content_sha256, list(WITHDRAWN_STATES))
             if existing is not None:
-                raise ConflictError(f"the same batch content was already submitted as batch {existing}")
-            batch_id = await connection.fetchval(
-                """
-                INSERT INTO disbursement_batches (programme_code, period, state, submitted_by, content_sha256,
-                                                  lines_count, accepted_count, accepted_minor)
-                VALUES ($1, $2, 'received', $3, $4, $5, $6, $7) RETURNING id
-                """,
-                programme_code, period, submitted_by, summary.content_sha256, summary.lines_count,
-                summary.accepted_count, summary.accepted_minor)
+                raise _same_content(existing, period)
+            try:
+                batch_id = await connection.fetchval(
+                    """
+                    INSERT INTO disbursement_batches (programme_code, period, state, submitted_by, content_sha256,
+                                                      lines_count, accepted_count, accepted_minor)
+                    VALUES ($1, $2, 'received', $3, $4, $5, $6, $7) RETURNING id
+                    """,
+                    programme_code, period, submitted_by, summary.content_sha256, summary.lines_count,
+                    summary.accepted_count, summary.accepted_minor)
+            except asyncpg.UniqueViolationError:
+                # Another submit of the same content committed between the check and the insert.
+                raise _same_content(None, period) from None
             first = HistoryEntry(1, BatchState.received, submitted_by, at_ms, summary.content_sha256)
             await self._append(connection, batch_id, first)
             await self._append(connection, batch_id, next_history([first], BatchState.validated, "system", at_ms))
@@ -296,6 +380,30 @@ class DisbursementStore:
         async with self._pool.acquire() as connection:
             return await self._batch(connection, batch_id)
 
+    async def list_batches(self, *, programme_code: str | None = None, state: BatchState | None = None,
+                           limit: int = BATCH_LIST_DEFAULT) -> list[BatchRecord]:
+        """Batches newest first (by id), of one programme and/or in one state if given, at
+        most ``limit`` (1 to :data:`BATCH_LIST_MAX`).
+
+        Raises
+        ------
+        UsageError
+            ``limit`` out of range.
+        NotFoundError
+            No programme ``programme_code`` (a mistyped code is not an empty list).
+        """
+        if not 1 <= limit <= BATCH_LIST_MAX:
+            raise FieldError("limit", f"must be from 1 to {BATCH_LIST_MAX}, got {limit}")
+        if programme_code is not None:
+            await self.programme(programme_code)
+        async with self._pool.acquire() as connection:
+            records = await connection.fetch(
+                f"SELECT {_BATCH_COLUMNS} FROM disbursement_batches"
+                " WHERE ($1::text IS NULL OR programme_code = $1) AND ($2::text IS NULL OR state = $2)"
+                " ORDER BY id DESC LIMIT $3",
+                programme_code, state.value if state is not None else None, limit)
+        return [_batch_record(r) for r in records]
+
     async def history(self, batch_id: int) -> list[HistoryEntry]:
         """The batch's history, oldest first."""
         async with self._pool.acquire() as connection:
@@ -308,8 +416,10 @@ class DisbursementStore:
 
     async def transition_in(self, connection: asyncpg.Connection, batch_id: int, target: BatchState, actor: str,
                             at_ms: int) -> HistoryEntry:
-        """:meth:`transition` in the caller's transaction (the batch row is locked until it ends)."""
+        """:meth:`transition` in the caller's transaction (the batch row is locked until it ends);
+        ``actor`` is stored in its normal form (``UsageError`` if it is not a user name)."""
         assert connection.is_in_transaction(), "the caller's transaction holds the batch lock"
+        actor = normalise_user(actor, "actor")
         await self._batch(connection, batch_id, lock=True)
         entry = next_history(await self._history(connection, batch_id), target, actor, at_ms)
         await self._append(connection, batch_id, entry)
@@ -325,9 +435,15 @@ class DisbursementStore:
 
         Raises
         ------
+        UsageError
+            ``approver`` is not a user name, or ``content_sha256`` is not 64 hex digits
+            (either case).
         ConflictError
-            The approver submitted the batch, the hash differs, or the batch is not VALIDATED.
+            The approver submitted the batch (compared in normal form), the hash is not the
+            batch's, or the batch is not VALIDATED.
         """
+        approver = normalise_user(approver, "approver")
+        content_sha256 = check_content_hash(content_sha256)
         async with self._pool.acquire() as connection, connection.transaction():
             batch = await self._batch(connection, batch_id, lock=True)
             check_approval(batch.submitted_by, approver, batch.content_sha256, content_sha256)
@@ -337,14 +453,11 @@ class DisbursementStore:
 
     async def _batch(self, connection: asyncpg.Connection, batch_id: int, *, lock: bool = False) -> BatchRecord:
         record = await connection.fetchrow(
-            "SELECT id, programme_code, period, state, submitted_by, content_sha256, lines_count, "
-            "accepted_count, accepted_minor FROM disbursement_batches WHERE id = $1"
-            + (" FOR UPDATE" if lock else ""), batch_id)
+            f"SELECT {_BATCH_COLUMNS} FROM disbursement_batches WHERE id = $1" + (" FOR UPDATE" if lock else ""),
+            batch_id)
         if record is None:
             raise NotFoundError(f"no batch {batch_id}")
-        values = dict(record)
-        values["state"] = BatchState(values["state"])
-        return BatchRecord(**values)
+        return _batch_record(record)
 
     async def _history(self, connection: asyncpg.Connection, batch_id: int) -> list[HistoryEntry]:
         records = await connection.fetch(

@@ -60,7 +60,7 @@ async def client(pool, tmp_path, shared_data):
         await store.create_programme(code, "subsidy", code, 50_000)
         await departments.assign_programme(pool, code, department)
         await fund_programme(store, ledger, code, 100_000, bank_code="CCB")
-    secrets = {user: await departments.add_user(pool, services.devices, user, department)
+    secrets = {user: (await departments.add_user(pool, services.devices, user, department))[1]
                for user, department in (("alice", "civil"), ("bob", "civil"), ("carol", "labour"), ("dave", "labour"))}
     secrets["gate-9"] = await services.devices.add("gate-9", "admin")
     server = TestServer(create_app(services), port=0)
@@ -79,10 +79,12 @@ async def test_department_submits_approves_executes_and_reports(client):
         "validated", 3, 2, 45_000, "alice")
     assert batch["rejected"] == [{"line": 2, "reason": "amount_precision"}]
     batch_path = f"/v1/disbursement/batches/{batch['id']}"
+    assert (batch["rejected_count"], batch["report"]) == (1, batch_path + "/report?format=csv")
 
     # The same file again; another department's programme; another department's batch.
     status, problem = await client.call("bob", "POST", path, BATCH.encode("utf-8"))
-    assert (status, problem["title"]) == (409, f"the same batch content was already submitted as batch {batch['id']}")
+    assert (status, problem["title"]) == (409, f"the same batch content was already submitted as batch {batch['id']} "
+                                               "for period 2026-11; cancel it first to submit it again")
     status, _ = await client.call("carol", "POST", path, BATCH.encode("utf-8"))
     assert status == 404
     for method, suffix in (("GET", ""), ("POST", "/execute"), ("GET", "/report?format=csv")):
@@ -96,7 +98,8 @@ async def test_department_submits_approves_executes_and_reports(client):
     assert status == 409 and "different user" in problem["title"]
     status, problem = await client.call("bob", "POST", batch_path + "/approve",
                                         msgspec.json.encode({"content_sha256": "0" * 64}))
-    assert status == 409 and "content changed" in problem["title"]
+    assert (status, problem["title"]) == (409, "content_sha256 does not match the batch's content hash "
+                                               f"({batch['content_sha256'][:12]}...); review it again")
     status, approved = await client.call("bob", "POST", batch_path + "/approve", approval)
     assert (status, approved["state"]) == (200, "approved")
 

@@ -138,7 +138,7 @@ async def test_batch_from_file_to_banks_and_back(store, pool, banks, tmp_path, m
         await _submit(store, tmp_path, BATCH, "again.csv")
     with pytest.raises(ConflictError, match="different user"):
         await store.approve(batch.id, "Maker", batch.content_sha256, 2_000)
-    with pytest.raises(ConflictError, match="content changed"):
+    with pytest.raises(ConflictError, match="does not match the batch.s content hash"):
         await store.approve(batch.id, "checker", "0" * 64, 2_000)
     with pytest.raises(ConflictError, match="only an approved batch is executed"):
         await execute_batch(store, ledger, batch.id, "checker", 2_500)

@@ -50,5 +50,5 @@ def test_maker_checker():
     check_approval("maker", "checker", "h1", "h1")
     with pytest.raises(ConflictError, match="different user"):
         check_approval("maker", " MAKER", "h1", "h1")
-    with pytest.raises(ConflictError, match="content changed"):
+    with pytest.raises(ConflictError, match=r"does not match the batch's content hash \(h1\.\.\.\)"):
         check_approval("maker", "checker", "h1", "h2")

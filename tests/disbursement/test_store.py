@@ -62,8 +62,8 @@ async def test_registry_keeps_no_identity_or_card_number_in_clear(store, pool, t
 
 async def test_validate_submit_approve_with_history(store, tmp_path):
     await imported(store, tmp_path)
-    programme = await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
-    assert await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000) == programme
+    programme, created = await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
+    assert created and await store.create_programme("ELDERLY", "subsidy", " 高龄津贴 ", 50_000) == (programme, False)
     with pytest.raises(ConflictError, match="different per_person_max_minor"):
         await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 60_000)
     path = tmp_path / "batch.csv"
@@ -81,7 +81,7 @@ async def test_validate_submit_approve_with_history(store, tmp_path):
         await store.submit("ELDERLY", "2026-11", "maker", summary, at_ms=1_001)
     with pytest.raises(ConflictError, match="different user"):
         await store.approve(batch.id, "maker", summary.content_sha256, at_ms=2_000)
-    with pytest.raises(ConflictError, match="content changed"):
+    with pytest.raises(ConflictError, match="does not match the batch's content hash"):
         await store.approve(batch.id, "checker", "0" * 64, at_ms=2_000)
     await store.approve(batch.id, "checker", summary.content_sha256, at_ms=2_000)
     with pytest.raises(ConflictError, match="batch is approved; it cannot become validated"):
@@ -97,7 +97,7 @@ async def test_validate_submit_approve_with_history(store, tmp_path):
 
 async def test_already_paid_in_period_and_append_only_history(store, pool, tmp_path):
     await imported(store, tmp_path)
-    programme = await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
+    programme, _ = await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
     path = tmp_path / "batch.csv"
     path.write_bytes(BATCH.encode("utf-8"))
     summary = await store.validate(TabularBatchFile(path), programme, "2026-11", TODAY, lambda _: None)

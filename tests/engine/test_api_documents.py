@@ -41,3 +41,15 @@ async def test_openapi_documents_every_route(api):
     schemas = document["components"]["schemas"]
     assert {"Tap", "TapAnswer", "TapConflict", "TapBatchAnswer", "Problem"} <= schemas.keys()
     assert "2 arqc_invalid" in document["paths"]["/v1/taps"]["post"]["description"]
+
+
+def test_openapi_says_where_rejected_lines_are():
+    from engine.api.openapi import document
+
+    schemas, paths = document()["components"]["schemas"], document()["paths"]
+    assert "rejected" not in schemas["BatchView"]["properties"]
+    assert {"rejected_count", "report"} <= set(schemas["BatchView"]["required"])
+    assert "rejected" in schemas["SubmittedBatchView"]["required"]
+    submit = paths["/v1/disbursement/programmes/{code}/batches"]["post"]["responses"]["201"]
+    assert submit["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/SubmittedBatchView"}
+    assert "rejected_count" in paths["/v1/disbursement/batches/{batch_id}"]["get"]["description"]
