@@ -285,6 +285,10 @@ class Ledger:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self.fast_batches = 0
+        """Transfer batches committed by the server-side fast path (a statistic)."""
+        self.fast_declined = 0
+        """Batches the fast path gave back to the exact path (a limit, an account, an id)."""
 
     async def create_accounts(
         self, accounts: Sequence[Account], *, connection: asyncpg.Connection | None = None
@@ -444,13 +448,19 @@ class Ledger:
         arguments = (records, hashlib.sha256(records).digest(), time.time_ns())
         try:
             if connection is not None:
-                return await connection.fetchval(_CREATE_FAST, *arguments)
-            async with self._pool.acquire() as acquired:
-                return await acquired.fetchval(_CREATE_FAST, *arguments)
+                created = await connection.fetchval(_CREATE_FAST, *arguments)
+            else:
+                async with self._pool.acquire() as acquired:
+                    created = await acquired.fetchval(_CREATE_FAST, *arguments)
         except _RETRYABLE:
             # An id in use (unique violation) or a conflict: the exact path reads the stored
             # transfers and retries conflicts itself.
-            return False
+            created = False
+        if created:
+            self.fast_batches += 1
+        else:
+            self.fast_declined += 1
+        return created
 
     async def _create_accounts(self, connection: asyncpg.Connection, accounts: Sequence[Account], head_first: bool) -> list:
         head = await connection.fetchrow(_LOCK_HEAD) if head_first else None
