@@ -1,21 +1,45 @@
 """The ledger store: TigerBeetle-style accounts and transfers on PostgreSQL (asyncpg).
 
-:class:`Ledger` is the one place that reads and writes the ledger tables. A
-``create_transfers`` call runs as one transaction:
+:class:`Ledger` is the one place that reads and writes the ledger tables. Every write
+serializes on one row lock, the journal head (``SELECT ... FOR UPDATE`` on
+``ledger_head``): the ledger's one serialization point, as TigerBeetle's single-threaded
+state machine. A ``create_transfers`` batch takes one of two paths.
+
+**Fast path** (batches of plain transfers only, outside a caller's transaction): when no
+transfer has a flag, a pending id, a timeout or a timestamp, ids are valid and distinct
+and accounts differ (checked in Python, no I/O), the batch is encoded as the 120-byte
+canonical records of :mod:`ledger.journal` and hashed (SHA-256) before anything else,
+and sent in ONE autocommitted statement, ``ledger_create_transfers_fast`` (migration
+0003). On the server it locks the head, decodes the records, sums the batch per account,
+and checks in one set-based pass that every account exists, is open, keeps no history,
+has the transfers' ledger, and that no balance overflows or crosses its limit, testing
+each account's debits (credits) of the whole batch against its credits (debits) before
+the batch. Amounts are never negative, so if the whole batch passes, every transfer
+passes in any order and every result is ``ok``; then it inserts the transfers with
+consecutive timestamps, adds the sums to the balances, appends a journal batch of kind
+``transfers_digest`` and commits before it answers. The head is held only while the
+server works: no client round trip, no Python, no event-loop turn inside the lock. If
+anything fails the test (or a transfer id is stored already: unique violation), nothing
+is written and the batch goes to the exact path, which decides it from scratch; the test
+is conservative, never wrong.
+
+**Exact path** (everything else; :mod:`ledger.posting` holds the rules), one transaction:
 
 1. before taking any lock: check the input, encode the rows, and read the existing
    transfers whose ids the batch uses (transfers are immutable; an id inserted by
    someone else meanwhile makes the insert below fail, and the batch is retried);
-2. lock the journal head row (``SELECT ... FOR UPDATE``): the ledger's one
-   serialization point, as TigerBeetle's single-threaded state machine; then read the
-   accounts the batch names (and those of the pending transfers it posts or voids) and
-   re-read those pending transfers;
+2. lock the journal head row, then read the accounts the batch names (and those of the
+   pending transfers it posts or voids) and re-read those pending transfers;
 3. decide every item in memory (:mod:`ledger.posting`);
 4. if anything was created: assign strictly increasing nanosecond timestamps, hash the
    batch into the journal chain, binary-COPY the new transfers (small batches: inline),
    then write balances, pending states, history rows, the journal row and the new head
    in one statement; commit (``synchronous_commit`` stays on, so a returned result is
    durable).
+
+The two paths cannot disagree: the fast path only commits batches whose every result is
+``ok`` under the rules of :mod:`ledger.posting` (the model test in tests/ledger runs
+random batches through both and compares them with a reference model).
 
 Why one head lock instead of ``SELECT ... FOR UPDATE`` on the accounts in id order: the
 hash chain and commit-ordered timestamps serialize all writers at the head anyway, and
@@ -38,6 +62,11 @@ COMMITTED.
 What it cannot do: a caller's transaction holds the journal head from its first write
 until it commits, so a long caller transaction (a large disbursement) delays every other
 ledger writer until then; keep such transactions to the ledger work and commit promptly.
+The fast path needs PostgreSQL 18 (its bytea/integer casts) and does not run inside a
+caller's transaction (a stored id would abort that transaction); such batches take the
+exact path. A batch the fast path hands over costs its conservative test (about a
+tenth of the batch's server time) on top of the exact path; a batch in which a limited
+account is both funded and spent is always handed over.
 """
 
 from __future__ import annotations

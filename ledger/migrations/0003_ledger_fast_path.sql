@@ -57,16 +57,19 @@ BEGIN
               UNION ALL SELECT credit_account_id, 0, amount, ledger FROM staged) AS legs(id, debits, credits, ledger)
         GROUP BY id
     ),
+    -- One row per account of the batch: fine when no transfer can get a result but ok.
     verdict AS (
         SELECT count(a.id) = count(*) AND coalesce(bool_and(
                    a.ledger = d.ledger_min AND a.ledger = d.ledger_max
                    AND a.flags & (8 | 32) = 0  -- history, closed
-                   AND a.debits_posted + d.debits <= 9223372036854775807
-                   AND a.credits_posted + d.credits <= 9223372036854775807
-                   AND a.debits_pending + a.debits_posted + d.debits <= 9223372036854775807
-                   AND a.credits_pending + a.credits_posted + d.credits <= 9223372036854775807
-                   AND (a.flags & 2 = 0 OR a.debits_pending + a.debits_posted + d.debits <= a.credits_posted)
-                   AND (a.flags & 4 = 0 OR a.credits_pending + a.credits_posted + d.credits <= a.debits_posted)
+                   -- The sums are numeric (sum of bigint), so these additions cannot overflow.
+                   AND d.debits + a.debits_posted <= 9223372036854775807
+                   AND d.credits + a.credits_posted <= 9223372036854775807
+                   AND d.debits + a.debits_pending + a.debits_posted <= 9223372036854775807
+                   AND d.credits + a.credits_pending + a.credits_posted <= 9223372036854775807
+                   -- Limits: against the credits (debits) before the batch, see above.
+                   AND (a.flags & 2 = 0 OR d.debits + a.debits_pending + a.debits_posted <= a.credits_posted)
+                   AND (a.flags & 4 = 0 OR d.credits + a.credits_pending + a.credits_posted <= a.debits_posted)
                ), false) AS fine
         FROM deltas d LEFT JOIN ledger_accounts a ON a.id = d.id
     ),

@@ -160,21 +160,26 @@ class LedgerMachine(RuleBasedStateMachine):
         assert self.run(self.ledger.create_transfers(batch)) == expected, batch
         self.sent.extend(batch)
 
-    @rule(data=st.data(), size=st.integers(1, 6))
-    def create_plain_transfers(self, data, size):
-        # Mostly accounts that exist (the bank always does), so that whole batches succeed.
+    @rule(data=st.data(), size=st.integers(1, 6), funded=st.booleans())
+    def create_plain_transfers(self, data, size, funded):
+        # Funded batches (bank -> accounts that take credits) succeed whole: the fast path
+        # commits them. The others mostly name existing accounts, sometimes a missing one
+        # or a stored id, and cross limits: the fast path hands them to the exact rules.
         known = sorted(self.model.accounts)
+        payees = [i for i in known if i != self.offset and not self.model.accounts[i]["flags"] & AF.credits_must_not_exceed_debits]
         account = st.one_of(st.sampled_from(known), st.sampled_from(known),
                             st.integers(0, ACCOUNT_SLOTS + 1).map(lambda slot: self.offset + slot))
         batch = []
         for _ in range(size):
-            if self.sent and data.draw(st.integers(0, 9)) == 0:
+            amount = data.draw(st.integers(0, 60))
+            if funded and payees:
+                batch.append(Transfer(id=next(self.next_id), debit_account_id=self.offset,
+                                      credit_account_id=data.draw(st.sampled_from(payees)), amount=amount, ledger=1, code=1))
+            elif self.sent and data.draw(st.integers(0, 9)) == 0:
                 batch.append(data.draw(st.sampled_from(self.sent)))  # a stored (or refused) id again
-                continue
-            debit = data.draw(st.one_of(st.just(self.offset), account))  # the unlimited bank half the time
-            batch.append(Transfer(id=next(self.next_id), debit_account_id=debit,
-                                  credit_account_id=data.draw(account), amount=data.draw(st.integers(0, 60)),
-                                  ledger=1, code=1))
+            else:
+                batch.append(Transfer(id=next(self.next_id), debit_account_id=data.draw(account),
+                                      credit_account_id=data.draw(account), amount=amount, ledger=1, code=1))
         fast, declined = self.ledger.fast_batches, self.ledger.fast_declined
         expected = self.model.create_transfers(batch)
         assert self.run(self.ledger.create_transfers(batch)) == expected, batch
@@ -242,7 +247,7 @@ def _run_machine(db_url, examples, steps):
 def test_ledger_matches_model(db_url):
     PATHS.update(fast=0, declined=0)
     _run_machine(db_url, examples=60, steps=25)
-    assert PATHS["fast"] > 10 and PATHS["declined"] > 10, PATHS
+    assert PATHS["fast"] >= 10 and PATHS["declined"] >= 10, PATHS
 
 
 @pytest.mark.soak
