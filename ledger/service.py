@@ -62,9 +62,9 @@ COMMITTED.
 What it cannot do: a caller's transaction holds the journal head from its first write
 until it commits, so a long caller transaction (a large disbursement) delays every other
 ledger writer until then; keep such transactions to the ledger work and commit promptly.
-The fast path needs PostgreSQL 18 (its bytea/integer casts) and does not run inside a
-caller's transaction (a stored id would abort that transaction); such batches take the
-exact path. A batch the fast path hands over costs its conservative test (about a
+The fast path needs PostgreSQL 18 (its bytea/integer casts; on older servers every batch
+takes the exact path) and does not run inside a caller's transaction (a stored id would
+abort that transaction); such batches take the exact path. A batch the fast path hands over costs its conservative test (about a
 tenth of the batch's server time) on top of the exact path; a batch in which a limited
 account is both funded and spent is always handed over.
 """
@@ -204,6 +204,8 @@ pending AS (
 
 # Migration 0003: decides, writes and commits a batch of plain transfers server-side.
 _CREATE_FAST = "SELECT ledger_create_transfers_fast($1, $2, $3)"
+FAST_PATH_SERVER_MIN = 18
+"""Oldest PostgreSQL major version the fast path runs on (it casts bytea to integers)."""
 
 _DUE_EXPIRIES = """
 SELECT p.id, t.debit_account_id, t.credit_account_id FROM ledger_pending p
@@ -472,15 +474,19 @@ class Ledger:
         One statement in its own transaction: the server locks the journal head, decides,
         writes and commits before answering, so the head is never held across a client
         round trip. False means nothing was written and the exact path must decide: an
-        account would cross a limit (or is missing, closed, ...), or a transfer id exists.
+        account would cross a limit (or is missing, closed, ...), a transfer id exists,
+        or the server is older than PostgreSQL 18.
         """
-        arguments = (records, hashlib.sha256(records).digest(), time.time_ns())
+        if connection is not None:
+            return await self._call_fast(connection, records)
+        async with self._pool.acquire() as acquired:
+            return await self._call_fast(acquired, records)
+
+    async def _call_fast(self, connection: asyncpg.Connection, records: bytes) -> bool:
+        if connection.get_server_version().major < FAST_PATH_SERVER_MIN:
+            return False
         try:
-            if connection is not None:
-                created = await connection.fetchval(_CREATE_FAST, *arguments)
-            else:
-                async with self._pool.acquire() as acquired:
-                    created = await acquired.fetchval(_CREATE_FAST, *arguments)
+            created = await connection.fetchval(_CREATE_FAST, records, hashlib.sha256(records).digest(), time.time_ns())
         except _RETRYABLE:
             # An id in use (unique violation) or a conflict: the exact path reads the stored
             # transfers and retries conflicts itself.
