@@ -193,12 +193,16 @@ async def test_fast_path_commits_plain_batches_in_one_journal_batch(pool):
     # Debits of the limited account 2 up to exactly its credits before the batch.
     assert await ledger.create_transfers([tr(11, 2, 3, 60), tr(12, 2, 3, 40)]) == [R.ok] * 2
     assert (ledger.fast_batches, ledger.fast_declined) == (2, 0)
+    async with pool.acquire() as connection:  # a connection outside a transaction: its own commit
+        assert await ledger.create_transfers([tr(13, 1, 3, 0)], connection=connection) == [R.ok]
+        assert not connection.is_in_transaction()
+    assert ledger.fast_batches == 3
     accounts = await ledger.lookup_accounts([1, 2, 3])
     assert [(a.debits_posted, a.credits_posted) for a in accounts] == [(100, 0), (100, 100), (0, 100)]
     stamps = [t.timestamp for t in await ledger.lookup_transfers([10, 11, 12])]
     assert stamps[0] > max(a.timestamp for a in accounts) and stamps[1:] == [stamps[1], stamps[1] + 1]
     assert stamps[1] > stamps[0]
-    assert await journal_kinds(pool) == [1, 4, 4]
+    assert await journal_kinds(pool) == [1, 4, 4, 4]
     report = await audit_report(pool)
     assert report.ok, report
 
