@@ -19,8 +19,8 @@ passes in any order and every result is ``ok``; then it inserts the transfers wi
 consecutive timestamps, adds the sums to the balances, appends a journal batch of kind
 ``transfers_digest`` and commits before it answers. The head is held only while the
 server works: no client round trip, no Python, no event-loop turn inside the lock. The
-fast-path calls of one :class:`Ledger` go to the server one at a time (a waiter queued at
-the server holds a snapshot, which keeps old account rows from being pruned). If
+large fast-path calls of one :class:`Ledger` go to the server one at a time (a waiter
+queued at the server holds a snapshot, which keeps old account rows from being pruned). If
 anything fails the test (or a transfer id is stored already: unique violation), nothing
 is written and the batch goes to the exact path, which decides it from scratch; the test
 is conservative, never wrong.
@@ -78,6 +78,7 @@ account is both funded and spent is always handed over.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import random
 import time
@@ -86,7 +87,7 @@ from typing import Awaitable, Callable, Sequence, TypeVar
 import asyncpg
 
 from ledger.errors import ConflictError, InvalidRequestError
-from ledger.journal import JournalKind, batch_hash, transfer_prefixes
+from ledger.journal import TRANSFER_PREFIX_SIZE, JournalKind, batch_hash, transfer_prefixes
 from ledger.limits import BATCH_MAX, ID_MAX, LOOKUP_MAX, NANOSECONDS_PER_SECOND, RETRY_MAX
 from ledger.posting import AccountBatch, AccountState, PendingStatus, TransferBatch
 from ledger.results import CreateAccountResult, CreateTransferResult
@@ -210,6 +211,11 @@ pending AS (
 
 # Migration 0003: decides, writes and commits a batch of plain transfers server-side.
 _CREATE_FAST = "SELECT ledger_create_transfers_fast($1, $2, $3)"
+FAST_TURN_ROWS_MIN = 256
+"""Fast-path batches of at least this many transfers wait for their turn in the process.
+
+Smaller ones queue at the server: they replace few account rows, and their commits share
+WAL flushes there (one-at-a-time halved the throughput of single transfers)."""
 FAST_PATH_SERVER_MIN = 18
 """Oldest PostgreSQL major version the fast path runs on (it casts bytea to integers)."""
 
@@ -322,11 +328,11 @@ class Ledger:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        # Fast-path calls of this process go to the server one at a time. Queued at the
-        # server instead, each waiter would hold a snapshot while it waits for the head,
-        # and that keeps the previous batches' old account rows from being pruned: updates
-        # stop being HOT, the accounts table bloats, and each batch costs the server about
-        # a third more CPU (measured with 4 clients on the benchmark).
+        # Large fast-path batches of this process go to the server one at a time. Queued
+        # at the server instead, each waiter would hold a snapshot while it waits for the
+        # head, and that keeps the previous batches' old account rows from being pruned:
+        # updates stop being HOT, the accounts table bloats, and each batch costs the
+        # server about a third more CPU (measured with 4 clients on the benchmark).
         self._fast_turn = asyncio.Lock()
         self.fast_batches = 0
         """Transfer batches committed by the server-side fast path (a statistic)."""
@@ -499,7 +505,8 @@ class Ledger:
             return False
         try:
             digest = hashlib.sha256(records).digest()
-            async with self._fast_turn:
+            large = len(records) >= FAST_TURN_ROWS_MIN * TRANSFER_PREFIX_SIZE
+            async with self._fast_turn if large else contextlib.nullcontext():
                 created = await connection.fetchval(_CREATE_FAST, records, digest, time.time_ns())
         except _RETRYABLE:
             # An id in use (unique violation) or a conflict: the exact path reads the stored
