@@ -74,10 +74,10 @@ def account_record(row: tuple) -> bytes:
 def transfer_prefixes(rows: Iterable[tuple]) -> bytes:
     """The canonical records without timestamps (120 bytes each) of transfer rows.
 
-    ``rows`` are the first 12 columns of ``ledger_transfers`` (a 13th, the timestamp,
-    is ignored), in batch order.
+    ``rows`` are the first 12 columns of ``ledger_transfers`` (without the timestamp),
+    in batch order.
     """
-    return b"".join(starmap(_TRANSFER_PREFIX.pack, (row[:12] for row in rows)))
+    return b"".join(starmap(_TRANSFER_PREFIX.pack, rows))
 
 
 def digest_hash(prev_hash: bytes, timestamp_first: int, digest: bytes) -> bytes:
@@ -116,7 +116,8 @@ def batch_hash(prev_hash: bytes, kind: JournalKind, rows: Iterable[tuple]) -> by
     assert len(prev_hash) == HASH_SIZE
     if kind == JournalKind.transfers_digest:
         rows = list(rows)
-        return digest_hash(prev_hash, rows[0][12], hashlib.sha256(transfer_prefixes(rows)).digest())
+        records = transfer_prefixes(row[:12] for row in rows)
+        return digest_hash(prev_hash, rows[0][12], hashlib.sha256(records).digest())
     digest = hashlib.sha256(prev_hash)
     digest.update(bytes((kind,)))
     packer = _PACKERS.get(kind)
