@@ -86,7 +86,7 @@ from engine.settlement.outbox import LEASE_S, Payout, post_payouts
 from engine.settlement.registry import (ACCOUNT_CODE_FUNDING, ACCOUNT_CODE_WAGE, LEDGER_CNY, add_payer,
                                         attribute_accounts, get_bank)
 from engine.taps.posting import card_account
-from ledger.ids import new_id
+from ledger.ids import new_id, new_id_run
 from ledger.limits import BATCH_MAX
 from ledger.results import CreateAccountResult, CreateTransferResult
 from ledger.service import Ledger, id_bytes
@@ -164,7 +164,9 @@ def escrow_account_id(batch_id: int) -> int:
 def line_transfer_id(base_id: int, line: int) -> int:
     """The id of a line's payout transfer, escrow → card: the batch's transfer base id
     (:func:`transfer_base_id`, which is also the id of its escrow transfer) plus the line
-    number. Stable across retries, and time-ordered as the base is (``ledger.ids``), so a
+    number. The base is drawn with :func:`ledger.ids.new_id_run` reserving the batch's
+    lines, so no other id of the process (another batch's base drawn in the same
+    millisecond) falls among them. Stable across retries, and time-ordered as the base is, so a
     million postings go in at the right edge of every index keyed by transfer id or
     EndToEndId (the base-36 EndToEndId sorts as the id does) instead of all over it.
 
@@ -415,10 +417,11 @@ async def _commit_funds(store: DisbursementStore, ledger: Ledger, context: _Cont
     """Step 1 of the module docstring: payments recorded, EXECUTING, total into escrow;
     return the batch's transfer base id (fixed here, with the rest)."""
     escrow_id = escrow_account_id(context.batch_id)
-    base_id = new_id()
     async with store.pool.acquire() as connection, connection.transaction():
         await _renew(connection, context)
         batch = await store.locked_batch(connection, context.batch_id)
+        # Reserved: the escrow transfer's id and one per line number after it.
+        base_id = new_id_run(batch.lines_count + 1)
         await _require_issuing_banks(connection, context.batch_id)
         recorded = await connection.fetchval(
             "WITH recorded AS (INSERT INTO disbursement_payments (programme_code, period, id_hash, batch_id, line,"

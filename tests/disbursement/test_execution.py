@@ -374,3 +374,28 @@ async def test_cards_of_unregistered_issuing_banks_are_refused_before_anything_i
                                   "(onecard banks add); nothing was posted")
     assert await _ledger_state(pool) == before
     assert (await store.batch(batch.id)).state is BatchState.approved
+
+
+async def test_two_batches_whose_bases_are_drawn_in_one_millisecond_do_not_share_transfer_ids(
+        store, pool, banks, tmp_path, monkeypatch):
+    import ledger.ids
+    frozen_ns = ledger.ids.time.time_ns()
+    monkeypatch.setattr(ledger.ids.time, "time_ns", lambda: frozen_ns)  # every id in the same millisecond
+    ledger_ = Ledger(pool)
+    rows = list(check_cardholder_rows(cardholder_lines(_write(tmp_path / "c.csv", CARDHOLDERS)), BinTable.load(), TODAY))
+    await store.import_cardholders(rows)
+    await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
+    await fund_programme(store, ledger_, "ELDERLY", 200_000, bank_code="CCB")
+    first, _ = await _submit(store, tmp_path, BATCH, "first.csv")
+    await store.approve(first.id, "checker", first.content_sha256, 2_000)
+    done = [await execute_batch(store, ledger_, first.id, "checker", 3_000)]
+    async with pool.acquire() as connection:
+        await connection.execute("DELETE FROM disbursement_payments")  # let the same people be paid again
+        await connection.execute("UPDATE disbursement_batches SET period = '2026-10' WHERE id = $1", first.id)
+    second, _ = await _submit(store, tmp_path, BATCH, "second.csv")
+    await store.approve(second.id, "checker", second.content_sha256, 4_000)
+    done.append(await execute_batch(store, ledger_, second.id, "checker", 5_000))
+    assert [(d.lines, d.amount_minor) for d in done] == [(3, 65_000), (3, 65_000)]
+    async with pool.acquire() as connection:
+        assert await connection.fetchval("SELECT count(*) FROM settlement_payments") == 6
+        assert (await funding(connection, ledger_, "ELDERLY")).available_minor == 200_000 - 2 * 65_000
