@@ -66,9 +66,12 @@ from engine.taps.wire import TapAnswer, TapConflict
 
 
 # How far ahead of the server clock a gate's clock may run before its taps are declined
-# ``tap_in_future`` (gates keep time by NTP; minutes of drift is a broken gate).
+# ``tap_in_future`` (gates keep time by NTP; minutes of drift is a broken gate). At most 15
+# minutes: a tap accepted that far ahead moves the card into its next transit day when it
+# is dated past the day boundary, and the card's real taps of the day ending are then
+# declined ``fare_unavailable`` until the boundary passes.
 CLOCK_SKEW_MS_DEFAULT = 5 * 60 * 1000
-CLOCK_SKEW_MS_MAX = 24 * 3600 * 1000
+CLOCK_SKEW_MS_MAX = 15 * 60 * 1000
 assert 0 <= CLOCK_SKEW_MS_DEFAULT <= CLOCK_SKEW_MS_MAX
 
 

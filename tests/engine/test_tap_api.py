@@ -279,7 +279,7 @@ def test_serve_refuses_a_clock_skew_out_of_range(capsys):
     from engine import cli
 
     assert cli.main(["serve", "--port", "0", "--clock-skew-ms", "-1"]) == 2
-    assert capsys.readouterr().err == "onecard: --clock-skew-ms: must be 0 to 86400000\n"
+    assert capsys.readouterr().err == "onecard: --clock-skew-ms: must be 0 to 900000\n"
 
 
 async def test_atc_replay_clone_and_too_old(api, rider):
