@@ -43,6 +43,8 @@ RECENT_TAPS_MAX = 64
 EARTH_RADIUS_M = 6_371_008.8  # IUGG mean radius
 # Environment variables overriding one threshold each: ONECARD_ALERT_<FIELD IN CAPITALS>.
 ENV_PREFIX = "ONECARD_ALERT_"
+# Any threshold above this is a typo (a billion taps, metres, seconds or km/h).
+THRESHOLD_MAX = 10**9
 
 
 class AlertError(EngineError, ValueError):
@@ -69,8 +71,8 @@ class AlertThresholds(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def __post_init__(self) -> None:
         for name in self.__struct_fields__:
-            if getattr(self, name) <= 0:
-                raise AlertError(f"alert thresholds {name}: must be positive")
+            if not 0 < getattr(self, name) <= THRESHOLD_MAX:
+                raise AlertError(f"alert thresholds {name}: must be 1 to {THRESHOLD_MAX}")
         if self.burst_taps_max >= RECENT_TAPS_MAX:
             raise AlertError(f"alert thresholds burst_taps_max: must be below {RECENT_TAPS_MAX}")
 
@@ -81,12 +83,21 @@ class AlertThresholds(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         Raises
         ------
         AlertError
-            Bad TOML, unknown key, wrong type or a non-positive value.
+            Not UTF-8, bad TOML, no ``[alerts]`` table, unknown key, wrong type or a value
+            out of range.
         """
         try:
             document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-            return msgspec.convert(document.get("alerts", {}), cls)
-        except (tomllib.TOMLDecodeError, msgspec.ValidationError) as error:
+        except UnicodeDecodeError:
+            raise AlertError(f"{Path(path).name}: not UTF-8 text") from None
+        except tomllib.TOMLDecodeError as error:
+            raise AlertError(f"{Path(path).name}: {error}") from None
+        if not isinstance(document.get("alerts"), dict):
+            raise AlertError(f"{Path(path).name}: no [alerts] table (tables found: "
+                             f"{', '.join(sorted(document)) or 'none'})")
+        try:
+            return msgspec.convert(document["alerts"], cls)
+        except msgspec.ValidationError as error:
             raise AlertError(f"{Path(path).name} [alerts]: {error}") from None
 
     @classmethod
@@ -119,7 +130,7 @@ class AlertThresholds(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             if name is None:
                 raise AlertError(f"{variable}: unknown alert threshold (known: {', '.join(fields)})")
             text = environ[variable].strip()
-            if not text.isdigit():
+            if not (text.isascii() and text.isdigit()):
                 raise AlertError(f"{variable}: {text!r} is not a whole number")
             try:
                 thresholds = msgspec.convert(msgspec.structs.asdict(thresholds) | {name: int(text)}, cls)

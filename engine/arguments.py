@@ -10,6 +10,7 @@ with exit code 2 and the argument named (``argument id: must be ...``).
 | :func:`account_id` | a ledger account id in its one text form: 32 hex digits (any case) |
 | :func:`amount_minor` | an amount in fen from 0 to 2**63 - 1 |
 | :func:`port` | a TCP port from 0 (any free port) to 65535 |
+| :func:`integer_in` | a whole number in a given range (ASCII digits) |
 
 A value whose rule belongs to the domain gets its type from the domain's own check through
 :func:`checked`, so the CLI, the API and Python callers share one rule (user names by
@@ -38,7 +39,8 @@ ACCOUNT_ID_PATTERN = re.compile(r"[0-9A-Fa-f]{32}")
 
 PORT_MAX = 65535
 
-__all__ = ["account_id", "account_text", "amount_minor", "bounded_text", "checked", "port", "record_id"]
+__all__ = ["account_id", "account_text", "amount_minor", "bounded_text", "checked", "integer_in", "port",
+           "record_id"]
 
 
 def record_id(text: str) -> int:
@@ -93,6 +95,26 @@ def port(text: str) -> int:
     if not (text.isascii() and text.isdigit() and len(text) <= len(str(PORT_MAX)) and int(text) <= PORT_MAX):
         raise argparse.ArgumentTypeError(f"must be a TCP port from 0 to {PORT_MAX}")
     return int(text)
+
+
+def integer_in(low: int, high: int) -> Callable[[str], int]:
+    """A type for a whole number from ``low`` to ``high`` written in ASCII digits.
+
+    >>> integer_in(0, 900_000)("300000")
+    300000
+    >>> integer_in(0, 900_000)("５")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be an integer from 0 to 900000
+    """
+    assert 0 <= low <= high
+
+    def parse(text: str) -> int:
+        if not (text.isascii() and text.isdigit() and len(text) <= len(str(high)) and low <= int(text) <= high):
+            raise argparse.ArgumentTypeError(f"must be an integer from {low} to {high}")
+        return int(text)
+
+    return parse
 
 
 def bounded_text(characters_max: int):

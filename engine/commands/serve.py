@@ -7,7 +7,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from engine.arguments import port
+from engine.arguments import integer_in, port
 from engine.errors import UsageError
 
 
@@ -24,7 +24,7 @@ def register(subparsers) -> None:
                         help="worker processes (default: one per core)")
     parser.add_argument("--no-batching", action="store_true",
                         help="one database transaction per tap (for comparison)")
-    parser.add_argument("--clock-skew-ms", type=int, default=None,
+    parser.add_argument("--clock-skew-ms", type=integer_in(0, 2**31), default=None,
                         help="how far ahead of the server clock a gate may date a tap before "
                              "it is declined tap_in_future (default: 300000, 5 minutes; "
                              "offline uploads may be any age)")

@@ -98,7 +98,7 @@ def test_thresholds_from_toml(tmp_path):
     path.write_text("[alerts]\natc_jump = 20\n", encoding="utf-8")
     with pytest.raises(AlertError, match="atc_jump"):
         AlertThresholds.load(path)
-    with pytest.raises(AlertError, match="burst_taps_max: must be positive"):
+    with pytest.raises(AlertError, match="burst_taps_max: must be 1 to 1000000000"):
         AlertThresholds(burst_taps_max=0)
 
 
