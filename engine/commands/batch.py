@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from adapters.batch_file import open_batch_file
-from engine.arguments import checked, record_id
+from engine.arguments import checked, integer_in, record_id
 from engine.commands.cardholders import read_cardholders
 from engine.commands.programme import programme_code, yuan_argument
 from engine.config import Config
@@ -74,7 +74,7 @@ def register(subparsers) -> None:
     listing = add_command(commands, "list", "batches, newest first: id, state, programme, period, totals")
     listing.add_argument("--programme", type=programme_code, metavar="CODE", help="only this programme's batches")
     listing.add_argument("--state", choices=[s.value for s in BatchState], help="only batches in this state")
-    listing.add_argument("--limit", type=record_id, default=BATCH_LIST_DEFAULT, metavar="N",
+    listing.add_argument("--limit", type=integer_in(1, BATCH_LIST_MAX), default=BATCH_LIST_DEFAULT, metavar="N",
                          help=f"at most N batches (default {BATCH_LIST_DEFAULT}, at most {BATCH_LIST_MAX})")
     listing.set_defaults(handler=_list)
 
@@ -196,8 +196,6 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    if args.limit > BATCH_LIST_MAX:
-        raise UsageError(f"--limit: must be from 1 to {BATCH_LIST_MAX}, got {args.limit}")
     state = BatchState(args.state) if args.state else None
 
     async def run():

@@ -23,6 +23,7 @@ million-line batch needs no more memory than a small one and nothing invalid lea
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import tempfile
 from collections.abc import AsyncIterator
@@ -159,7 +160,12 @@ async def write_report(store: DisbursementStore, batch_id: int, report_format: s
     """
     assert report_format in REPORT_FORMATS, report_format
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as error:  # named by the path asked for, not the temporary one
+        raise type(error)(error.errno, error.strerror, str(path)) from None
     try:
         if report_format == "csv":
             with open(handle, "w", encoding="utf-8-sig", newline="") as stream:

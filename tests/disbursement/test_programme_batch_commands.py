@@ -83,7 +83,7 @@ def test_department_users_are_stored_in_normal_form(home, capsys):
         2, "", "onecard: device_id: must be a user name, not empty or only spaces\n")
 
 
-def test_list_show_approve_through_the_cli(home, capsys):
+def test_list_show_approve_through_the_cli(home, capsys, tmp_path):
     batch, cardholders = home / "b.csv", home / "c.csv"
     assert main(["synthetic", "batch", str(batch), "--lines", "5", "--cardholders", str(cardholders)]) == 0
     assert main(["cardholders", "import", str(cardholders)]) == 0
@@ -119,8 +119,16 @@ def test_list_show_approve_through_the_cli(home, capsys):
                                  "--json"])
     assert [(b["id"], b["state"], b["period"]) for b in json.loads(out)] == [(ids[2], "validated", "2026-12")]
     assert _run(capsys, ["batch", "list", "--programme", "NOPE"]) == (1, "", "onecard: no programme NOPE\n")
-    assert _run(capsys, ["batch", "list", "--limit", "1001"]) == (
-        2, "", "onecard: --limit: must be from 1 to 1000, got 1001\n")
+    for limit in ("0", "1001"):
+        with pytest.raises(SystemExit) as exited:
+            main(["batch", "list", "--limit", limit])
+        assert exited.value.code == 2
+        assert capsys.readouterr().err.endswith("argument --limit: must be an integer from 1 to 1000\n")
+    report = tmp_path / "no-such-folder" / "r.csv"
+    assert _run(capsys, ["batch", "report", str(ids[0]), "--format", "csv", "--output", str(report)]) == (
+        1, "", f"onecard: {report}: No such file or directory\n")
+    assert _run(capsys, ["batch", "report", str(ids[0]), "--format", "csv", "--output", str(tmp_path)]) == (
+        1, "", f"onecard: {tmp_path}: Is a directory\n")
 
     # Look-alike approvers are the submitter; a malformed hash is a usage error, a wrong one a conflict.
     for approver in ("ｍａｋｅｒ", "MAKER", " maker "):
