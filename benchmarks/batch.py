@@ -35,7 +35,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import asyncpg
+
 from adapters.batch_file import TabularBatchFile
+from benchmarks.ledger import server_cpu_delta_s, server_cpu_s, server_pids
 from adapters.delivery import FileDrop
 from engine.disbursement.execution import execute_batch, fund_programme
 from engine.disbursement.lines import LineSpool
@@ -56,6 +59,7 @@ REGISTRY_CHUNK = 5_000
 SEED = 2026
 TODAY = datetime.date(2026, 1, 1)
 FUNDING_BANK = "FUNDBANK"
+POOL_SIZE_MAX = 4
 STATUS_VALUES = {"正常": "active", "挂失": "lost", "注销": "closed"}
 
 
@@ -123,6 +127,28 @@ def _baseline(path: Path) -> None:
             pass
 
 
+class _Cpu:
+    """CPU seconds a stage used: this process's (``time.process_time``, every thread) and
+    its PostgreSQL server's (``benchmarks.ledger.server_cpu_s``: the pool's backends, all
+    opened beforehand so none is missed, and the background processes)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self.python_s = self.server_s = 0.0
+
+    async def __aenter__(self) -> _Cpu:
+        held = [await self._pool.acquire() for _ in range(POOL_SIZE_MAX)]
+        self._pids = await server_pids(held[0])
+        for connection in held:
+            await self._pool.release(connection)
+        self._python, self._server = time.process_time(), server_cpu_s(self._pids)
+        return self
+
+    async def __aexit__(self, *_exc) -> None:
+        self.python_s = time.process_time() - self._python
+        self.server_s = server_cpu_delta_s(self._server, server_cpu_s(self._pids)) or 0.0
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -135,7 +161,7 @@ async def run(lines: int, folder: Path) -> str:
     keys = SoftKeyService.open(keys_folder)
     for label, kind in ((ID_HASH_KEY, "bank-mac"), (PAN_TOKEN_KEY, "pan-token"), (FIELD_KEY, "field-enc")):
         await keys.generate_key(label, kind)
-    pool = await db.create_pool(url, size_max=4)
+    pool = await db.create_pool(url, size_max=POOL_SIZE_MAX)
     try:
         async with pool.acquire() as connection:
             await db.migrate(connection)
@@ -162,9 +188,16 @@ async def run(lines: int, folder: Path) -> str:
 
         figures: dict[str, float] = {}
 
-        def report(stage: str, seconds: float, count: int) -> None:
+        def report(stage: str, seconds: float, count: int, cpu: _Cpu | None = None) -> None:
             figures[stage] = count / seconds
-            print(f"{stage:<9} {seconds:7.2f} s  {count / seconds:>10,.0f} lines/s  peak RSS {_peak_rss_mb():.0f} MB")
+            used = ""
+            if cpu is not None:
+                figures[f"{stage}_python_us"] = cpu.python_s / count * 1e6
+                figures[f"{stage}_server_us"] = cpu.server_s / count * 1e6
+                used = (f"  CPU per line: Python {figures[f'{stage}_python_us']:.1f} us, "
+                        f"PostgreSQL {figures[f'{stage}_server_us']:.1f} us")
+            print(f"{stage:<9} {seconds:7.2f} s  {count / seconds:>10,.0f} lines/s  peak RSS {_peak_rss_mb():.0f} MB"
+                  + used)
 
         started = time.perf_counter()
         await asyncio.to_thread(_baseline, batch_path)
@@ -173,23 +206,25 @@ async def run(lines: int, folder: Path) -> str:
         spool = LineSpool()
         started = time.perf_counter()
         try:
-            summary = await store.validate(TabularBatchFile(batch_path), programme, "2026-11", TODAY,
-                                           lambda _: None, spool)
-            batch = await store.submit("BENCH", "2026-11", "maker", summary, 1, spool)
+            async with _Cpu(pool) as submit_cpu:
+                summary = await store.validate(TabularBatchFile(batch_path), programme, "2026-11", TODAY,
+                                               lambda _: None, spool)
+                batch = await store.submit("BENCH", "2026-11", "maker", summary, 1, spool)
         finally:
             spool.close()
         submit_s = time.perf_counter() - started
-        report("submit", submit_s, lines)
+        report("submit", submit_s, lines, submit_cpu)
 
         started = time.perf_counter()
         await store.approve(batch.id, "checker", batch.content_sha256, 2)
         approve_s = time.perf_counter() - started
         print(f"approve   {approve_s * 1000:7.1f} ms")
 
-        started = time.perf_counter()
-        done = await execute_batch(store, ledger, batch.id, "checker", 3)
-        execute_s = time.perf_counter() - started
-        report("execute", execute_s, lines)
+        async with _Cpu(pool) as execute_cpu:
+            started = time.perf_counter()
+            done = await execute_batch(store, ledger, batch.id, "checker", 3)
+            execute_s = time.perf_counter() - started
+        report("execute", execute_s, lines, execute_cpu)
         assert done.lines == batch.accepted_count
 
         transports = {code: FileTransport(FileDrop(drops / code)) for code in bank_codes}
@@ -211,6 +246,8 @@ async def run(lines: int, folder: Path) -> str:
         db.stop_embedded(home)
     return (f"lines={lines} accepted={batch.accepted_count} baseline_lines_per_s={figures['baseline']:.0f} "
             f"submit_lines_per_s={figures['submit']:.0f} execute_lines_per_s={figures['execute']:.0f} "
+            f"submit_python_us={figures['submit_python_us']:.1f} submit_server_us={figures['submit_server_us']:.1f} "
+            f"execute_python_us={figures['execute_python_us']:.1f} execute_server_us={figures['execute_server_us']:.1f} "
             f"deliver_lines_per_s={figures['deliver']:.0f} total_s={total_s:.1f} pacs008_messages={done.messages} "
             f"pacs008_files={files} peak_rss_mb={peak_mb:.0f}")
 
