@@ -40,7 +40,7 @@ import asyncpg
 from adapters.batch_file import TabularBatchFile
 from benchmarks.ledger import server_cpu_delta_s, server_cpu_s, server_pids
 from adapters.delivery import FileDrop
-from engine.disbursement.execution import execute_batch, fund_programme
+from engine.disbursement.execution import execute_batch, fund_programme, open_registered_card_accounts
 from engine.disbursement.lines import LineSpool
 from engine.disbursement.results import LineResult
 from engine.disbursement.store import FIELD_KEY, ID_HASH_KEY, PAN_TOKEN_KEY, DisbursementStore
@@ -183,6 +183,10 @@ async def run(lines: int, folder: Path) -> str:
         for code in [*bank_codes, FUNDING_BANK]:
             await registry.add_bank(pool, ledger, code, code, delivery="file", endpoint=str(drops / code))
         store = DisbursementStore(pool, keys)
+        # As `onecard cardholders import` does once the banks are registered.
+        started = time.perf_counter()
+        opened = await open_registered_card_accounts(pool, ledger)
+        print(f"card accounts of the registry: {opened:,} opened in {time.perf_counter() - started:.1f} s")
         programme, _ = await store.create_programme("BENCH", "subsidy", "benchmark subsidy", PER_PERSON_MAX_MINOR)
         await fund_programme(store, ledger, "BENCH", lines * PER_PERSON_MAX_MINOR, bank_code=FUNDING_BANK)
 

@@ -68,7 +68,7 @@ import contextlib
 import dataclasses
 import hashlib
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 import asyncpg
@@ -113,6 +113,10 @@ assert set(PURPOSES) == set(PAYER_KINDS) and LEASE_S > 0 and CHUNKS_IN_FLIGHT >=
 assert 1 <= POST_LINES <= min(CHUNK_LINES, BATCH_MAX, TRANSACTIONS_PER_MESSAGE_MAX)
 
 _ACCOUNTS_DONE = (CreateAccountResult.ok, CreateAccountResult.exists)
+# card_account_id as a PostgreSQL expression of a pan_token column (the 16 bytes of the id),
+# so one query finds the cards whose account is not opened yet: an opened card account is
+# attributed to its bank in settlement_accounts in the same transaction.
+CARD_ACCOUNT_ID_SQL = "substr(sha256(convert_to('onecard card account:' || {pan_token}, 'UTF8')), 1, 16)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +146,8 @@ def _derived_id(text: str) -> int:
 
 
 def card_account_id(pan_token: str) -> int:
-    """The ledger account id (128 bits) of the card with this token.
+    """The ledger account id (128 bits) of the card with this token (in SQL:
+    :data:`CARD_ACCOUNT_ID_SQL`).
 
     >>> card_account_id("0" * 32) == card_account_id("0" * 32) != card_account_id("1" * 32)
     True
@@ -464,14 +469,19 @@ async def _post_chunk(store: DisbursementStore, ledger: Ledger, context: _Contex
     of :data:`POST_LINES`, each its own transaction; the last part's marks the chunk posted."""
     async with store.pool.acquire() as connection:
         rows = await connection.fetch(
-            "SELECT line, amount_minor, pan_token, bank_code, name FROM disbursement_lines WHERE batch_id = $1"
-            " AND result = 0 AND line >= $2 AND line < $3 ORDER BY line", context.batch_id, first_line, end_line)
+            "SELECT l.line, l.amount_minor, l.pan_token, l.bank_code, l.name, a.account_id IS NULL AS unopened"
+            " FROM disbursement_lines l LEFT JOIN settlement_accounts a"
+            f" ON a.account_id = {CARD_ACCOUNT_ID_SQL.format(pan_token='l.pan_token')}"
+            " WHERE l.batch_id = $1 AND l.result = 0 AND l.line >= $2 AND l.line < $3 ORDER BY l.line",
+            context.batch_id, first_line, end_line)
         payouts = await _payouts(store, connection, context, chunk, first_line, rows) if rows else []
+        # Cards registered through `onecard cardholders import` have their accounts already.
+        await open_card_accounts(connection, ledger, {p.card_account_id: p.bank_code
+                                                      for p, r in zip(payouts, rows) if r["unopened"]})
         parts = [range(start, min(start + POST_LINES, len(rows))) for start in range(0, len(rows), POST_LINES)]
         # One pacs.008 per issuing bank and part (module assertions).
         messages = sum(len({rows[index]["bank_code"] for index in part}) for part in parts)
         for number, part in enumerate(parts or [range(0)], 1):
-            await _open_card_accounts(connection, ledger, [rows[index] for index in part])
             async with connection.transaction():
                 await _renew(connection, context)
                 if number == max(len(parts), 1):
@@ -508,13 +518,38 @@ async def _payouts(store: DisbursementStore, connection: asyncpg.Connection, con
     return payouts
 
 
-async def _open_card_accounts(connection: asyncpg.Connection, ledger: Ledger, rows: list[asyncpg.Record]) -> None:
-    """The card accounts of ``rows``, attributed to their issuing banks (own short transaction;
-    opening one again changes nothing)."""
-    if not rows:
-        return
-    cards = {card_account_id(r["pan_token"]): r["bank_code"] for r in rows}
-    async with connection.transaction():
-        await attribute_accounts(connection, [(a, bank, "card") for a, bank in cards.items()])
-        results = await ledger.create_accounts([card_account(a) for a in cards], connection=connection)
-    assert all(r in _ACCOUNTS_DONE for r in results), f"card accounts refused: {set(results)}"
+async def open_card_accounts(connection: asyncpg.Connection, ledger: Ledger, cards: Mapping[int, str]) -> None:
+    """Open the card accounts ``cards`` (ledger account id → issuing bank code), attributed
+    to their banks, in transactions of :data:`POST_LINES` accounts (the ledger write holds
+    the journal head); opening one again changes nothing.
+
+    Raises ``engine.settlement.errors.UnknownParticipantError`` for a bank not registered.
+    """
+    assert not connection.is_in_transaction(), "each part is its own short transaction"
+    items = list(cards.items())
+    for start in range(0, len(items), POST_LINES):
+        part = items[start:start + POST_LINES]
+        async with connection.transaction():
+            await attribute_accounts(connection, [(account_id, bank, "card") for account_id, bank in part])
+            results = await ledger.create_accounts([card_account(account_id) for account_id, _ in part],
+                                                   connection=connection)
+        assert all(r in _ACCOUNTS_DONE for r in results), f"card accounts refused: {set(results)}"
+
+
+async def open_registered_card_accounts(pool: asyncpg.Pool, ledger: Ledger) -> int:
+    """Open the card account of every active cardholder that has none yet and whose issuing
+    bank is registered (``onecard cardholders import`` calls this, so executing a batch
+    later need not); return how many were opened. Needs two connections of ``pool``."""
+    opened = 0
+    async with pool.acquire() as reader, reader.transaction():
+        cursor = await reader.cursor(
+            f"SELECT {CARD_ACCOUNT_ID_SQL.format(pan_token='c.pan_token')} AS account_id, c.bank_code"
+            " FROM disbursement_cardholders c JOIN settlement_banks USING (bank_code)"
+            f" WHERE c.status = 'active' AND NOT EXISTS (SELECT 1 FROM settlement_accounts a"
+            f" WHERE a.account_id = {CARD_ACCOUNT_ID_SQL.format(pan_token='c.pan_token')})")
+        async with pool.acquire() as writer:
+            while rows := await cursor.fetch(POST_LINES):
+                await open_card_accounts(writer, ledger, {int.from_bytes(r["account_id"], "big"): r["bank_code"]
+                                                          for r in rows})
+                opened += len(rows)
+    return opened
