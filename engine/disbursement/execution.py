@@ -274,6 +274,8 @@ class _Context:
     payer_kind: str
     payer_code: int
     base_id: int
+    # The transfer ids were drawn by this run (it committed the funds): none can be posted yet.
+    fresh: bool = False
 
 
 async def execute_batch(store: DisbursementStore, ledger: Ledger, batch_id: int, actor: str, at_ms: int, *,
@@ -338,7 +340,8 @@ async def _execute(store: DisbursementStore, ledger: Ledger, batch_id: int, hold
     context, state = await _start(store, ledger, batch_id, holder)
     chunks = await _chunks(store.pool, batch_id)
     if state is BatchState.approved:
-        context = dataclasses.replace(context, base_id=await _commit_funds(store, ledger, context, actor, at_ms))
+        context = dataclasses.replace(context, base_id=await _commit_funds(store, ledger, context, actor, at_ms),
+                                      fresh=True)
     await _post_chunks(store, ledger, context, chunks, on_lines)
     async with store.pool.acquire() as connection, connection.transaction():
         await _renew(connection, context)
@@ -491,11 +494,11 @@ async def _post_chunk(store: DisbursementStore, ledger: Ledger, context: _Contex
                         context.batch_id, chunk, messages)
                     assert marked == "UPDATE 1", "the lease keeps other runs off this chunk"
                 if part:
-                    # Parts posted by an interrupted run are looked up and skipped. The ledger
-                    # write is post_payouts' last step: the journal head is held for one part's
-                    # postings and the commit.
+                    # Parts posted by an interrupted run are looked up and skipped (a run that
+                    # drew the ids itself need not look). The ledger write is post_payouts'
+                    # last step: the journal head is held for one part's postings and the commit.
                     await post_payouts(connection, ledger, [payouts[index] for index in part],
-                                       engine_code=ENGINE_CODE)
+                                       engine_code=ENGINE_CODE, new=context.fresh)
 
 
 async def _payouts(store: DisbursementStore, connection: asyncpg.Connection, context: _Context, chunk: int,
