@@ -472,10 +472,9 @@ async def _post_chunk(store: DisbursementStore, ledger: Ledger, context: _Contex
     of :data:`POST_LINES`, each its own transaction; the last part's marks the chunk posted."""
     async with store.pool.acquire() as connection:
         rows = await connection.fetch(
-            "SELECT l.line, l.amount_minor, l.pan_token, l.bank_code, l.name, a.account_id IS NULL AS unopened"
-            " FROM disbursement_lines l LEFT JOIN settlement_accounts a"
-            f" ON a.account_id = {CARD_ACCOUNT_ID_SQL.format(pan_token='l.pan_token')}"
-            " WHERE l.batch_id = $1 AND l.result = 0 AND l.line >= $2 AND l.line < $3 ORDER BY l.line",
+            "SELECT l.line, l.amount_minor, l.bank_code, l.name, c.card_account, a.account_id IS NULL AS unopened"
+            f" FROM disbursement_lines l, LATERAL (SELECT {CARD_ACCOUNT_ID_SQL.format(pan_token='l.pan_token')}"
+            " AS card_account) c LEFT JOIN settlement_accounts a ON a.account_id = c.card_account WHERE l.batch_id = $1 AND l.result = 0 AND l.line >= $2 AND l.line < $3 ORDER BY l.line",
             context.batch_id, first_line, end_line)
         payouts = await _payouts(store, connection, context, chunk, first_line, rows) if rows else []
         # Cards registered through `onecard cardholders import` have their accounts already.
@@ -513,7 +512,7 @@ async def _payouts(store: DisbursementStore, connection: asyncpg.Connection, con
         transfer_id = line_transfer_id(context.base_id, r["line"])
         payouts.append(Payout(
             transfer_id=transfer_id, payer_account_id=context.payer.account_id,
-            card_account_id=card_account_id(r["pan_token"]), amount_minor=r["amount_minor"],
+            card_account_id=int.from_bytes(r["card_account"], "big"), amount_minor=r["amount_minor"],
             bank_code=r["bank_code"], creditor_name=r["name"],
             creditor_account=compact_pan(fields[r["line"] - first_line][3]), payer_name=context.programme_name,
             remittance_information=f"{context.programme_code} {context.period} line {r['line']}",
