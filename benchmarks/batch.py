@@ -5,7 +5,10 @@
 On a fresh embedded PostgreSQL (temporary folder) with the soft key service, a child
 process writes a synthetic GBK batch (``engine.synthetic``, 0.1% bad lines of each kind)
 and its registry, and loads the registry (COPY; tokens and hashes from the key service);
-its memory does not count. Then this process runs issue 6's flow and times each stage:
+its memory does not count. Once the banks are registered, the registry's card accounts
+are opened as ``onecard cardholders import`` opens them
+(:func:`engine.disbursement.execution.open_registered_card_accounts`; timed apart). Then
+this process runs issue 6's flow and times each stage:
 
 - ``baseline``: ``csv.reader`` over the decoded file (the floor of any reader);
 - ``submit``: read, validate against the registry (chunked prefetch), spool and store the
@@ -18,7 +21,9 @@ its memory does not count. Then this process runs issue 6's flow and times each 
 
 Issue 6's target for 1,000,000 lines: validated, approved and executed in <= 60 s with
 <= 500 MB peak RSS on 2 cores. Prints lines/s per stage and peak RSS (``ru_maxrss`` of this
-process), and ends with one ``key=value`` line.
+process), the CPU per line of submit and execute (this process's, all threads, and its
+PostgreSQL server's: figures that a shared, busy machine disturbs less than wall times), and
+ends with one ``key=value`` line.
 """
 
 from __future__ import annotations

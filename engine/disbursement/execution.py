@@ -20,13 +20,20 @@ of :data:`POST_LINES` lines:
    is posted and the batch stays APPROVED. Once it commits, the money is the batch's: no
    other spending from the payer account can take it away.
 2. Post, per stored chunk (:data:`engine.disbursement.store.CHUNK_LINES` lines, their own
-   fields opened once) and within it per part of :data:`POST_LINES` accepted lines: the
-   part's card accounts (own short transaction), then one transaction that calls
+   fields opened once): first the card accounts not opened yet, found by the query that
+   reads the chunk's lines (an opened card account is attributed to its bank in
+   ``settlement_accounts``; :data:`CARD_ACCOUNT_ID_SQL`), in short transactions of their
+   own. Cards registered through ``onecard cardholders import`` have theirs already
+   (:func:`open_registered_card_accounts`), so a batch of registered cards opens none.
+   Then per part of :data:`POST_LINES` accepted lines one transaction that calls
    :func:`engine.settlement.outbox.post_payouts`: the pacs.008.001.08 of each issuing bank
    written to the outbox, then (last, so the head is held for the postings and the commit
-   only) one posted transfer per line, escrow → card account. The payer stays the pacs.008
-   debtor and is what a rejection or return credits: a return reverses to the funding
-   account. The last part's transaction also marks the chunk posted (``posted_messages``).
+   only) one posted transfer per line, escrow → card account (plain transfers: no pending
+   or linked flags). A run that drew the transfer ids itself (step 1) tells
+   ``post_payouts`` they are new, saving it a lookup; a resumed run has them looked up.
+   The payer stays the pacs.008 debtor and is what a rejection or return credits: a
+   return reverses to the funding account. The last part's transaction also marks the
+   chunk posted (``posted_messages``).
 3. EXECUTED, once the escrow is back to zero (every line posted).
 
 Per line that is one ledger transfer (it was a pending reservation and its post before):
@@ -50,11 +57,12 @@ the line: :func:`line_end_to_end_id`), which the bank API moves with pacs.002 an
 rejection or return reverses the posting to the funding account), so lines need no status
 column of their own.
 
-Throughput (``python -m benchmarks.batch``, README): per line about 60 us of Python (a
-third of it libxml2 parsing and validating the pacs.008 it is in) and 60 us of PostgreSQL
-(the ledger's transfer and card account, the payment row, the card's attribution, the
-period's payment record) on the shared 2-core machine; 1,000,000 lines are still far from
-issue 6's 60 s there.
+Throughput (``python -m benchmarks.batch``, README): per line about 38 us of Python (about
+40% the ledger's own, a fifth libxml2 parsing and validating the pacs.008 it is in, in
+validator threads) and 47 us of PostgreSQL (the ledger's transfer and balances, the
+payment row, the period's payment record) on the shared 2-core machine, for cards whose
+accounts were opened at import; 1,000,000 lines take about 120 s there, twice issue 6's
+60 s.
 
 What it does not do: card accounts are derived from the card's token
 (:func:`card_account_id`); a card also enrolled for transit under another account id gets a
