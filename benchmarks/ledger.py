@@ -9,6 +9,10 @@ has N concurrent clients (one connection each) post card -> operator transfers t
 run it measures the naive baseline: one transaction per transfer, row locks taken one
 statement at a time (lock debit, lock credit, check id, insert, update, update, commit).
 
+The transfers of each phase are generated before it is timed (ids, random cards and
+operators): the figures measure the ledger, not the generator. Batches of these plain
+transfers take the ledger's server-side fast path (ledger/service.py).
+
 Because the machine may be shared, each ledger line also gives the CPU time per batch:
 this process's (``time.process_time``) and the PostgreSQL server's (user + system time
 of its backends and background processes, read from ``/proc`` when the server runs on

@@ -10,6 +10,7 @@ Python are checked by the ledger calls, which raise
 
 from __future__ import annotations
 
+import functools
 import operator
 import typing
 from enum import IntFlag
@@ -186,6 +187,8 @@ def check_batch(name: str, items: object, kind: type, limit: int) -> None:
     if len(items) > limit:
         raise InvalidRequestError(f"{name}: at most {limit} items per call, got {len(items)}")
     fields, maxima, flags_all = _LIMITS[kind]
+    if _all_plain(items, kind, maxima, flags_all):
+        return
     for index, item in enumerate(items):
         if type(item) is not kind:
             raise InvalidRequestError(f"{name}[{index}]: must be {kind.__name__}, got {type(item).__name__}")
@@ -201,6 +204,21 @@ def check_batch(name: str, items: object, kind: type, limit: int) -> None:
 _PLAIN_INT = frozenset((int,))
 
 
+def _all_plain(items: list | tuple, kind: type, maxima: tuple, flags_all: int) -> bool:
+    """Whether every item is a ``kind`` of plain ints in range with known flags.
+
+    The common case, checked column by column with C-level passes (a few ms for 8,000
+    transfers); anything else is checked item by item, which names what is wrong.
+    """
+    if not items or set(map(type, items)) != {kind}:
+        return False
+    columns = list(zip(*map(msgspec.structs.astuple, items)))
+    for column, maximum in zip(columns, maxima):
+        if not _PLAIN_INT.issuperset(map(type, column)) or min(column) < 0 or max(column) > maximum:
+            return False
+    return not functools.reduce(operator.or_, set(columns[_FLAGS_INDEX[kind]])) & ~flags_all
+
+
 def _check_fields(name: str, index: int, fields: tuple, values: tuple, maxima: tuple) -> None:
     for field, value, maximum in zip(fields, values, maxima):
         # int subclasses such as IntFlag members are fine; bool is not a number here.
@@ -213,6 +231,8 @@ def _field_limits(kind: type) -> tuple[tuple[str, ...], tuple[int, ...]]:
     maxima = tuple(typing.get_args(hints[field])[1].le for field in kind.__struct_fields__)
     return kind.__struct_fields__, maxima
 
+
+_FLAGS_INDEX = {kind: kind.__struct_fields__.index("flags") for kind in (Account, Transfer)}
 
 _LIMITS = {
     Account: (*_field_limits(Account), ACCOUNT_FLAGS_ALL),

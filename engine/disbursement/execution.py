@@ -435,6 +435,7 @@ async def _commit_funds(store: DisbursementStore, ledger: Ledger, context: _Cont
     async with store.pool.acquire() as connection, connection.transaction():
         await _renew(connection, context)
         batch = await store.locked_batch(connection, context.batch_id)
+        await _require_issuing_banks(connection, context.batch_id)
         recorded = await connection.fetchval(
             "WITH recorded AS (INSERT INTO disbursement_payments (programme_code, period, id_hash, batch_id, line,"
             " amount_minor) SELECT $2, $3, c.id_hash, l.batch_id, l.line, l.amount_minor FROM disbursement_lines l"
@@ -472,6 +473,19 @@ async def _commit_funds(store: DisbursementStore, ledger: Ledger, context: _Cont
             raise ConflictError(f"batch {context.batch_id}: moving its total to escrow was refused by the ledger "
                                 f"({result.name}); nothing was posted")
     return base_id
+
+
+async def _require_issuing_banks(connection: asyncpg.Connection, batch_id: int) -> None:
+    """Refuse, before anything is posted, a batch paying cards of banks the engine does not
+    settle with (each issuing bank receives its lines' pacs.008)."""
+    missing = await connection.fetch(
+        "SELECT DISTINCT c.bank_code FROM disbursement_lines l JOIN disbursement_cardholders c USING (pan_token)"
+        " WHERE l.batch_id = $1 AND l.result = 0"
+        " AND NOT EXISTS (SELECT 1 FROM settlement_banks b WHERE b.bank_code = c.bank_code) ORDER BY 1", batch_id)
+    if missing:
+        codes = ", ".join(row["bank_code"] for row in missing)
+        raise ConflictError(f"batch {batch_id}: the cards' issuing banks {codes} are not registered "
+                            "(onecard banks add); nothing was posted")
 
 
 async def _post_chunk(store: DisbursementStore, ledger: Ledger, context: _Context, chunk: int, first_line: int,

@@ -173,15 +173,18 @@ async def attribute_accounts(connection: asyncpg.Connection, accounts: Sequence[
     for index, (_, bank_code, kind) in enumerate(accounts):
         if kind not in ACCOUNT_KINDS:
             raise ParticipantError(f"accounts[{index}].kind {kind!r}: must be one of {', '.join(ACCOUNT_KINDS)}")
-    try:
-        rows = await connection.fetch(
-            "INSERT INTO settlement_accounts (account_id, bank_code, kind)"
-            " SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[])"
-            " ON CONFLICT (account_id) DO UPDATE SET account_id = EXCLUDED.account_id"
-            " RETURNING account_id, bank_code, kind",
-            [id_bytes(a) for a, _, _ in accounts], [b for _, b, _ in accounts], [k for _, _, k in accounts])
-    except asyncpg.ForeignKeyViolationError:
-        raise UnknownParticipantError("bank_code: no such bank among the accounts attributed") from None
+    missing = await connection.fetchval(
+        "SELECT array_agg(DISTINCT code ORDER BY code) FROM unnest($1::text[]) AS code"
+        " WHERE NOT EXISTS (SELECT 1 FROM settlement_banks b WHERE b.bank_code = code)",
+        [b for _, b, _ in accounts])
+    if missing:
+        raise UnknownParticipantError(f"bank_code {', '.join(map(repr, missing))}: no such bank")
+    rows = await connection.fetch(
+        "INSERT INTO settlement_accounts (account_id, bank_code, kind)"
+        " SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[])"
+        " ON CONFLICT (account_id) DO UPDATE SET account_id = EXCLUDED.account_id"
+        " RETURNING account_id, bank_code, kind",
+        [id_bytes(a) for a, _, _ in accounts], [b for _, b, _ in accounts], [k for _, _, k in accounts])
     stored = {row["account_id"]: (row["bank_code"], row["kind"]) for row in rows}
     for account_id, bank_code, kind in accounts:
         if stored[id_bytes(account_id)] != (bank_code, kind):

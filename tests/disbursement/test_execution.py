@@ -374,3 +374,21 @@ async def test_cardholders_card_accounts_are_opened_at_registration_once(store, 
         attributed = {int.from_bytes(r["account_id"], "big"): r["bank_code"] for r in await connection.fetch(
             "SELECT account_id, bank_code FROM settlement_accounts WHERE kind = 'card'")}
     assert attributed == expected
+
+
+async def test_cards_of_unregistered_issuing_banks_are_refused_before_anything_is_posted(store, pool, tmp_path):
+    ledger = Ledger(pool)
+    await registry.add_bank(pool, ledger, "CCB", "CCB bank")  # the payer's bank; no card's issuer
+    rows = list(check_cardholder_rows(cardholder_lines(_write(tmp_path / "c.csv", CARDHOLDERS)), BinTable.load(), TODAY))
+    await store.import_cardholders(rows)
+    await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
+    await fund_programme(store, ledger, "ELDERLY", 100_000, bank_code="CCB")
+    batch, _ = await _submit(store, tmp_path, BATCH, "batch.csv")
+    await store.approve(batch.id, "checker", batch.content_sha256, 2_000)
+    before = await _ledger_state(pool)
+    with pytest.raises(ConflictError) as refused:
+        await execute_batch(store, ledger, batch.id, "checker", 3_000)
+    assert str(refused.value) == ("batch 1: the cards' issuing banks BOC, ICBC are not registered "
+                                  "(onecard banks add); nothing was posted")
+    assert await _ledger_state(pool) == before
+    assert (await store.batch(batch.id)).state is BatchState.approved

@@ -29,6 +29,10 @@ async def populated(pool) -> Ledger:
     assert results == [R.ok] * 5
     [hold] = await ledger.lookup_transfers([11])
     assert await ledger.expire_pending_transfers(now_ns=hold.timestamp + 2 * 10**9) == 1
+    # Plain transfers alone: committed by the fast path, journaled by digest (kind 4).
+    assert await ledger.create_transfers([Transfer(id=15, debit_account_id=4, credit_account_id=3, amount=8, ledger=2, code=1),
+                                          Transfer(id=16, debit_account_id=4, credit_account_id=3, amount=9, ledger=2, code=1)]) == [R.ok] * 2
+    assert ledger.fast_batches == 1
     return ledger
 
 
@@ -42,8 +46,8 @@ async def test_honest_ledger_passes(pool):
         report = await audit(connection)
     assert report.ok, report
     assert [c.examined for c in report.checks] == [
-        "2 ledgers", "4 accounts against 5 transfers", "1 accounts with a balance limit",
-        "3 journal batches covering 10 rows"]
+        "2 ledgers", "4 accounts against 7 transfers", "1 accounts with a balance limit",
+        "4 journal batches covering 12 rows"]
 
 
 @pytest.mark.parametrize(("tamper", "failing"), [
@@ -57,6 +61,11 @@ async def test_honest_ledger_passes(pool):
     ("DELETE FROM ledger_expiries", {"balances_match_transfers", "hash_chain_intact"}),
     ("UPDATE ledger_journal SET hash = prev_hash WHERE sequence = 2", {"hash_chain_intact"}),
     ("UPDATE ledger_accounts SET code = 9 WHERE ledger = 2", {"hash_chain_intact"}),
+    ("UPDATE ledger_transfers SET user_data_64 = 1 WHERE amount = 9", {"hash_chain_intact"}),
+    ("UPDATE ledger_transfers SET amount = 10 WHERE amount = 9", {"balances_match_transfers", "hash_chain_intact"}),
+    ("UPDATE ledger_transfers SET timestamp = timestamp + 1 WHERE amount = 8", {"hash_chain_intact"}),
+    ("UPDATE ledger_journal SET timestamp_first = timestamp_first - 1, timestamp_last = timestamp_last - 1 "
+     "WHERE kind = 4", {"hash_chain_intact"}),
 ])
 async def test_tampering_is_detected(pool, tamper, failing):
     await populated(pool)
@@ -78,7 +87,7 @@ async def test_cli_audit_exit_codes(pool, db_url):
     passed = run_cli(db_url, "audit")
     assert passed.returncode == 0, passed.stderr
     assert passed.stdout.splitlines()[-1] == "audit passed"
-    assert "ok     hash_chain_intact: 3 journal batches covering 10 rows" in passed.stdout
+    assert "ok     hash_chain_intact: 4 journal batches covering 12 rows" in passed.stdout
     async with pool.acquire() as connection:
         await connection.execute("UPDATE ledger_transfers SET amount = 99 WHERE amount = 100")
     failed = run_cli(db_url, "audit", "--json")

@@ -6,7 +6,7 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.journal import GENESIS_HASH, RECORDERS, JournalKind, batch_hash
+from ledger.journal import GENESIS_HASH, RECORDERS, JournalKind, batch_hash, transfer_prefixes
 
 _U64 = st.integers(0, 2**63 - 1)
 _KEY = st.binary(min_size=16, max_size=16)
@@ -33,3 +33,13 @@ def test_batch_hash_is_the_hash_of_the_records(rows, prev_hash):
     records = b"".join(map(RECORDERS[JournalKind.transfers], rows))
     expected = hashlib.sha256(prev_hash + bytes((JournalKind.transfers,)) + records).digest()
     assert batch_hash(prev_hash, JournalKind.transfers, rows) == expected
+
+
+@given(st.lists(_TRANSFER_ROW, min_size=1, max_size=20), st.binary(min_size=32, max_size=32))
+def test_digest_batch_hash_covers_the_records_and_the_first_timestamp(rows, prev_hash):
+    records = transfer_prefixes(row[:12] for row in rows)
+    assert records == b"".join(RECORDERS[JournalKind.transfers](row)[:120] for row in rows)
+    digest = hashlib.sha256(records).digest()
+    first = struct.pack(">q", rows[0][12])
+    expected = hashlib.sha256(prev_hash + bytes((JournalKind.transfers_digest,)) + first + digest).digest()
+    assert batch_hash(prev_hash, JournalKind.transfers_digest, rows) == expected

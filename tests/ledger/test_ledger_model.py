@@ -4,6 +4,9 @@ The reference model below is written independently of :mod:`ledger.posting`, for
 operations the generator can produce (accounts with and without limits; plain, pending,
 post, void transfers; linked chains; resends with the same and a different body). After
 every step the per-item results and every account's four balances must match exactly.
+Batches of plain transfers alone exercise the server-side fast path of
+``create_transfers`` and its hand-over to the exact rules (limits crossed, missing
+accounts, stored ids); the test checks that both happened.
 """
 
 import asyncio
@@ -24,6 +27,7 @@ from ledger.service import Ledger
 from ledger.types import Account, AccountFlags as AF, Transfer, TransferFlags as F
 
 ACCOUNT_SLOTS = 5  # ids offset+1 .. offset+5; offset+0 is an unlimited bank account
+PATHS = {"fast": 0, "declined": 0}  # batches the server-side fast path committed / handed over
 ACCOUNT_FLAGS = st.sampled_from([0, AF.debits_must_not_exceed_credits, AF.credits_must_not_exceed_debits])
 _examples = itertools.count(1)
 
@@ -156,6 +160,33 @@ class LedgerMachine(RuleBasedStateMachine):
         assert self.run(self.ledger.create_transfers(batch)) == expected, batch
         self.sent.extend(batch)
 
+    @rule(data=st.data(), size=st.integers(1, 6), funded=st.booleans())
+    def create_plain_transfers(self, data, size, funded):
+        # Funded batches (bank -> accounts that take credits) succeed whole: the fast path
+        # commits them. The others mostly name existing accounts, sometimes a missing one
+        # or a stored id, and cross limits: the fast path hands them to the exact rules.
+        known = sorted(self.model.accounts)
+        payees = [i for i in known if i != self.offset and not self.model.accounts[i]["flags"] & AF.credits_must_not_exceed_debits]
+        account = st.one_of(st.sampled_from(known), st.sampled_from(known),
+                            st.integers(0, ACCOUNT_SLOTS + 1).map(lambda slot: self.offset + slot))
+        batch = []
+        for _ in range(size):
+            amount = data.draw(st.integers(0, 60))
+            if funded and payees:
+                batch.append(Transfer(id=next(self.next_id), debit_account_id=self.offset,
+                                      credit_account_id=data.draw(st.sampled_from(payees)), amount=amount, ledger=1, code=1))
+            elif self.sent and data.draw(st.integers(0, 9)) == 0:
+                batch.append(data.draw(st.sampled_from(self.sent)))  # a stored (or refused) id again
+            else:
+                batch.append(Transfer(id=next(self.next_id), debit_account_id=data.draw(account),
+                                      credit_account_id=data.draw(account), amount=amount, ledger=1, code=1))
+        fast, declined = self.ledger.fast_batches, self.ledger.fast_declined
+        expected = self.model.create_transfers(batch)
+        assert self.run(self.ledger.create_transfers(batch)) == expected, batch
+        PATHS["fast"] += self.ledger.fast_batches - fast
+        PATHS["declined"] += self.ledger.fast_declined - declined
+        self.sent.extend(batch)
+
     def _draw_transfer(self, data) -> Transfer:
         linked = F.linked if data.draw(st.booleans()) else 0
         kind = data.draw(st.sampled_from(["plain", "plain", "pending", "post", "void", "resend", "changed"]))
@@ -214,7 +245,10 @@ def _run_machine(db_url, examples, steps):
 
 
 def test_ledger_matches_model(db_url):
+    PATHS.update(fast=0, declined=0)
     _run_machine(db_url, examples=60, steps=25)
+    # Both paths ran (typically dozens of batches each; the counts vary with the examples).
+    assert PATHS["fast"] > 0 and PATHS["declined"] > 0, PATHS
 
 
 @pytest.mark.soak

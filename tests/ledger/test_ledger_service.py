@@ -180,3 +180,71 @@ async def test_two_caller_transactions_with_the_same_id_need_no_retry(pool):
             await outer.commit()
             assert await racing == [R.exists_with_different_debit_account_id]
     assert await count(pool, "ledger_transfers") == 1
+
+
+async def journal_kinds(pool):
+    async with pool.acquire() as connection:
+        return [row[0] for row in await connection.fetch("SELECT kind FROM ledger_journal ORDER BY sequence")]
+
+
+async def test_fast_path_commits_plain_batches_in_one_journal_batch(pool):
+    ledger = await setup(pool, 0, AF.debits_must_not_exceed_credits, 0)
+    assert await ledger.create_transfers([tr(10, 1, 2, 100)]) == [R.ok]
+    # Debits of the limited account 2 up to exactly its credits before the batch.
+    assert await ledger.create_transfers([tr(11, 2, 3, 60), tr(12, 2, 3, 40)]) == [R.ok] * 2
+    assert (ledger.fast_batches, ledger.fast_declined) == (2, 0)
+    async with pool.acquire() as connection:  # a connection outside a transaction: its own commit
+        assert await ledger.create_transfers([tr(13, 1, 3, 0)], connection=connection) == [R.ok]
+        assert not connection.is_in_transaction()
+    assert ledger.fast_batches == 3
+    accounts = await ledger.lookup_accounts([1, 2, 3])
+    assert [(a.debits_posted, a.credits_posted) for a in accounts] == [(100, 0), (100, 100), (0, 100)]
+    stamps = [t.timestamp for t in await ledger.lookup_transfers([10, 11, 12])]
+    assert stamps[0] > max(a.timestamp for a in accounts) and stamps[1:] == [stamps[1], stamps[1] + 1]
+    assert stamps[1] > stamps[0]
+    assert await journal_kinds(pool) == [1, 4, 4, 4]
+    report = await audit_report(pool)
+    assert report.ok, report
+
+
+async def audit_report(pool):
+    from ledger.audit import audit
+
+    async with pool.acquire() as connection:
+        return await audit(connection)
+
+
+@pytest.mark.parametrize("batch, expected", [
+    # Account 2 (debit-limited) is funded by the first transfer: the exact rules pass it in
+    # order, while the fast path's whole-batch test (debits against credits before the
+    # batch) cannot tell, so it hands the batch over.
+    ([tr(10, 1, 2, 100), tr(11, 2, 3, 60)], [R.ok, R.ok]),
+    ([tr(10, 2, 3, 1), tr(11, 1, 2, 5)], [R.exceeds_credits, R.ok]),
+    ([tr(10, 1, 3, 5), tr(11, 1, 9, 5)], [R.ok, R.credit_account_not_found]),
+    ([tr(10, 1, 3, 5), tr(11, 1, 4, 5)], [R.ok, R.accounts_must_have_the_same_ledger]),
+    ([tr(10, 1, 3, 5), tr(11, 1, 5, 5)], [R.ok, R.ok]),  # a history account: rows below
+])
+async def test_fast_path_hands_over_what_it_cannot_decide(pool, batch, expected):
+    ledger = await setup(pool, 0, AF.debits_must_not_exceed_credits, 0)
+    assert await ledger.create_accounts([Account(id=4, ledger=2, code=1), Account(id=5, ledger=1, code=1, flags=AF.history)]) == [A.ok] * 2
+    assert await ledger.create_transfers(batch) == expected
+    assert (ledger.fast_batches, ledger.fast_declined) == (0, 1)
+    assert await journal_kinds(pool) == [1, 1, 2]  # accounts, accounts, one exact transfer batch
+    if batch[-1].credit_account_id == 5:
+        assert len(await ledger.get_account_balances(AccountFilter(account_id=5))) == 1
+    report = await audit_report(pool)
+    assert report.ok, report
+
+
+async def test_fast_path_hands_over_a_stored_id_and_skips_what_it_need_not_try(pool):
+    ledger = await setup(pool, 0, 0)
+    assert await ledger.create_transfers([tr(10, 1, 2, 5)]) == [R.ok]
+    # The stored id fails the fast path's insert (unique violation): the exact path answers.
+    assert await ledger.create_transfers([tr(11, 1, 2, 5), tr(10, 1, 2, 5)]) == [R.ok, R.exists]
+    assert (ledger.fast_batches, ledger.fast_declined) == (1, 1)
+    # Flags, a repeated id or equal accounts never reach the server's fast path.
+    for batch in ([tr(12, 1, 2, 5, flags=F.pending)], [tr(13, 1, 2, 5), tr(13, 1, 2, 5)], [tr(14, 1, 1, 5)]):
+        await ledger.create_transfers(batch)
+    assert (ledger.fast_batches, ledger.fast_declined) == (1, 1)
+    [debit] = await ledger.lookup_accounts([1])
+    assert (debit.debits_pending, debit.debits_posted) == (5, 15)

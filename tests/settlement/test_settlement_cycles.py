@@ -196,3 +196,10 @@ async def test_a_scheduled_close_happens_once_across_processes(pool):
     assert sorted([first is None, second is None]) == [False, True]
     assert await cycles.close_and_issue(scheduled_at=due) is None
     assert [c.state for c in await cycles.list()] == ["OPEN", "PENDING_SETTLEMENT"]
+
+
+async def test_attributing_accounts_to_unknown_banks_names_them(pool):
+    async with pool.acquire() as connection, connection.transaction():
+        with pytest.raises(registry.UnknownParticipantError) as refused:
+            await registry.attribute_accounts(connection, [(1, "PSBC", "card"), (2, "BOC", "card"), (3, "PSBC", "card")])
+    assert str(refused.value) == "bank_code 'BOC', 'PSBC': no such bank"
