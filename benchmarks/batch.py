@@ -256,7 +256,8 @@ async def run(lines: int, folder: Path) -> str:
     return (f"lines={lines} accepted={batch.accepted_count} baseline_lines_per_s={figures['baseline']:.0f} "
             f"submit_lines_per_s={figures['submit']:.0f} execute_lines_per_s={figures['execute']:.0f} "
             f"submit_python_us={figures['submit_python_us']:.1f} submit_server_us={figures['submit_server_us']:.1f} "
-            f"execute_python_us={figures['execute_python_us']:.1f} execute_server_us={figures['execute_server_us']:.1f} "
+            f"execute_python_us={figures['execute_python_us']:.1f} "
+            f"execute_server_us={figures['execute_server_us']:.1f} "
             f"deliver_lines_per_s={figures['deliver']:.0f} total_s={total_s:.1f} pacs008_messages={done.messages} "
             f"pacs008_files={files} peak_rss_mb={peak_mb:.0f}")
 

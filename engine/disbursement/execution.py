@@ -496,7 +496,8 @@ async def _post_chunk(store: DisbursementStore, ledger: Ledger, context: _Contex
         rows = await connection.fetch(
             "SELECT l.line, l.amount_minor, l.bank_code, l.name, c.card_account, a.account_id IS NULL AS unopened"
             f" FROM disbursement_lines l, LATERAL (SELECT {CARD_ACCOUNT_ID_SQL.format(pan_token='l.pan_token')}"
-            " AS card_account) c LEFT JOIN settlement_accounts a ON a.account_id = c.card_account WHERE l.batch_id = $1 AND l.result = 0 AND l.line >= $2 AND l.line < $3 ORDER BY l.line",
+            " AS card_account) c LEFT JOIN settlement_accounts a ON a.account_id = c.card_account"
+            " WHERE l.batch_id = $1 AND l.result = 0 AND l.line >= $2 AND l.line < $3 ORDER BY l.line",
             context.batch_id, first_line, end_line)
         payouts = await _payouts(store, connection, context, chunk, first_line, rows) if rows else []
         # Cards registered through `onecard cardholders import` have their accounts already.

@@ -106,9 +106,10 @@ async def post_payouts(connection: asyncpg.Connection, ledger: Ledger, payouts: 
     Returns one result per payout. Only payouts new to the ledger get an instruction: a
     payout resent after a crash answers ``exists`` and its instruction is already in the
     outbox. ``new``: the caller knows none of the transfer ids was ever posted (ids it just
-    drew), so they are not looked up first; one that was is then refused like any other. The instructions are written first and the ledger last, so the ledger's journal
-    head (locked from the ledger write until the caller commits) is held only for the
-    postings; the caller should commit soon after.
+    drew), so they are not looked up first; one that was is then refused like any other. The
+    instructions are written first and the ledger last, so the ledger's journal head (locked
+    from the ledger write until the caller commits) is held only for the postings; the
+    caller should commit soon after.
 
     Raises
     ------
