@@ -479,9 +479,10 @@ async def _require_issuing_banks(connection: asyncpg.Connection, batch_id: int) 
     """Refuse, before anything is posted, a batch paying cards of banks the engine does not
     settle with (each issuing bank receives its lines' pacs.008)."""
     missing = await connection.fetch(
-        "SELECT DISTINCT c.bank_code FROM disbursement_lines l JOIN disbursement_cardholders c USING (pan_token)"
-        " WHERE l.batch_id = $1 AND l.result = 0"
-        " AND NOT EXISTS (SELECT 1 FROM settlement_banks b WHERE b.bank_code = c.bank_code) ORDER BY 1", batch_id)
+        # The lines' own bank codes (those their pacs.008 go to), without joining a million
+        # lines to the registry.
+        "SELECT DISTINCT l.bank_code FROM disbursement_lines l WHERE l.batch_id = $1 AND l.result = 0"
+        " AND NOT EXISTS (SELECT 1 FROM settlement_banks b WHERE b.bank_code = l.bank_code) ORDER BY 1", batch_id)
     if missing:
         codes = ", ".join(row["bank_code"] for row in missing)
         raise ConflictError(f"batch {batch_id}: the cards' issuing banks {codes} are not registered "
