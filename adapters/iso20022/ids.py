@@ -18,6 +18,7 @@ fails the check character.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import time
@@ -51,7 +52,12 @@ def _step(check: int, value: int) -> int:
 _PAIR_STEPS = [_step(_step(check, pair // _RADIX), pair % _RADIX)
                for check in range(_RADIX) for pair in range(_RADIX**2)]
 _PAIRS = [a + b for a in ALPHABET for b in ALPHABET]
-assert (DIGITS - 1) % 2 == 0
+_PAIR_RANGE = _RADIX**2
+# An id's lowest digit pairs are encoded each time, the rest (_head) cached.
+_TAIL_PAIRS = 4
+_TAIL = _PAIR_RANGE**_TAIL_PAIRS
+_HEADS_CACHED = 256
+assert (DIGITS - 1) % 2 == 0 and 0 < _TAIL_PAIRS < (DIGITS - 1) // 2
 
 
 def end_to_end_id(transfer_id: int) -> str:
@@ -113,20 +119,37 @@ def new_message_id(kind: str) -> str:
 def _encode(prefix: str, number: int) -> str:
     if type(number) is not int or not 0 <= number < 2**ID_BITS:
         raise IdentifierError(f"id {number!r} must be an int in 0..2**128-1")
+    high, low = divmod(number, _TAIL)
+    head, check = _head(prefix, high)
+    # The tail's four digit pairs, unrolled: this runs once per payment of a batch.
+    pair_3, low = divmod(low, _PAIR_RANGE**3)
+    pair_2, low = divmod(low, _PAIR_RANGE**2)
+    pair_1, pair_0 = divmod(low, _PAIR_RANGE)
+    check = _PAIR_STEPS[check * _PAIR_RANGE + pair_3]
+    check = _PAIR_STEPS[check * _PAIR_RANGE + pair_2]
+    check = _PAIR_STEPS[check * _PAIR_RANGE + pair_1]
+    check = _PAIR_STEPS[check * _PAIR_RANGE + pair_0]
+    return (head + _PAIRS[pair_3] + _PAIRS[pair_2] + _PAIRS[pair_1] + _PAIRS[pair_0]
+            + ALPHABET[(1 - (check or _RADIX) * 2 % (_RADIX + 1)) % _RADIX])
+
+
+@functools.lru_cache(maxsize=_HEADS_CACHED)
+def _head(prefix: str, high: int) -> tuple[str, int]:
+    """The text and check state of ``prefix`` and the digits above the tail: ids made in a
+    row (a batch's transfers, base id + line; MsgIds of one millisecond) share them."""
     pairs = []
-    for _ in range((DIGITS - 1) // 2):
-        number, remainder = divmod(number, _RADIX**2)
+    for _ in range((DIGITS - 1) // 2 - _TAIL_PAIRS):
+        high, remainder = divmod(high, _PAIR_RANGE)
         pairs.append(remainder)
-    assert number < _RADIX, "128 bits fit in 25 base-36 digits"
+    assert high < _RADIX, "128 bits fit in 25 base-36 digits"
     check = _CHECK_START
-    for ch in prefix + ALPHABET[number]:
+    for ch in prefix + ALPHABET[high]:
         check = _step(check, ALPHABET.index(ch))
-    parts = [prefix, ALPHABET[number]]
+    parts = [prefix, ALPHABET[high]]
     for pair in reversed(pairs):
-        check = _PAIR_STEPS[check * _RADIX**2 + pair]
+        check = _PAIR_STEPS[check * _PAIR_RANGE + pair]
         parts.append(_PAIRS[pair])
-    parts.append(ALPHABET[(1 - (check or _RADIX) * 2 % (_RADIX + 1)) % _RADIX])
-    return "".join(parts)
+    return "".join(parts), check
 
 
 def _decode(prefix: str, text: str, field: str) -> int:

@@ -17,10 +17,12 @@ from pathlib import Path
 
 from adapters.cardholder_file import cardholder_lines
 from engine.disbursement.bank_card import BinTable
+from engine.disbursement.execution import open_registered_card_accounts
 from engine.config import Config
 from engine.disbursement.registry import CardholderRow, ImportResult, check_cardholder_rows
 from engine.disbursement.store import open_store
 from engine.output import add_command, emit
+from ledger.service import Ledger
 
 
 def register(subparsers) -> None:
@@ -65,6 +67,10 @@ def _import(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         async with open_store(Config.from_env()) as store:
-            return await store.import_cardholders(rows)
+            stored = await store.import_cardholders(rows)
+            # Their card accounts now rather than at each one's first payout (a batch's
+            # execution opens those of banks registered later).
+            await open_registered_card_accounts(store.pool, Ledger(store.pool))
+            return stored
 
     return _report(args, rows, asyncio.run(run()))

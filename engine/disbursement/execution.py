@@ -20,13 +20,20 @@ of :data:`POST_LINES` lines:
    is posted and the batch stays APPROVED. Once it commits, the money is the batch's: no
    other spending from the payer account can take it away.
 2. Post, per stored chunk (:data:`engine.disbursement.store.CHUNK_LINES` lines, their own
-   fields opened once) and within it per part of :data:`POST_LINES` accepted lines: the
-   part's card accounts (own short transaction), then one transaction that calls
+   fields opened once): first the card accounts not opened yet, found by the query that
+   reads the chunk's lines (an opened card account is attributed to its bank in
+   ``settlement_accounts``; :data:`CARD_ACCOUNT_ID_SQL`), in short transactions of their
+   own. Cards registered through ``onecard cardholders import`` have theirs already
+   (:func:`open_registered_card_accounts`), so a batch of registered cards opens none.
+   Then per part of :data:`POST_LINES` accepted lines one transaction that calls
    :func:`engine.settlement.outbox.post_payouts`: the pacs.008.001.08 of each issuing bank
    written to the outbox, then (last, so the head is held for the postings and the commit
-   only) one posted transfer per line, escrow → card account. The payer stays the pacs.008
-   debtor and is what a rejection or return credits: a return reverses to the funding
-   account. The last part's transaction also marks the chunk posted (``posted_messages``).
+   only) one posted transfer per line, escrow → card account (plain transfers: no pending
+   or linked flags). A run that drew the transfer ids itself (step 1) tells
+   ``post_payouts`` they are new, saving it a lookup; a resumed run has them looked up.
+   The payer stays the pacs.008 debtor and is what a rejection or return credits: a
+   return reverses to the funding account. The last part's transaction also marks the
+   chunk posted (``posted_messages``).
 3. EXECUTED, once the escrow is back to zero (every line posted).
 
 Per line that is one ledger transfer (it was a pending reservation and its post before):
@@ -50,11 +57,12 @@ the line: :func:`line_end_to_end_id`), which the bank API moves with pacs.002 an
 rejection or return reverses the posting to the funding account), so lines need no status
 column of their own.
 
-Throughput (``python -m benchmarks.batch``, README): per line about 60 us of Python (a
-third of it libxml2 parsing and validating the pacs.008 it is in) and 60 us of PostgreSQL
-(the ledger's transfer and card account, the payment row, the card's attribution, the
-period's payment record) on the shared 2-core machine; 1,000,000 lines are still far from
-issue 6's 60 s there.
+Throughput (``python -m benchmarks.batch``, README): per line about 38 us of Python (about
+40% the ledger's own, a fifth libxml2 parsing and validating the pacs.008 it is in, in
+validator threads) and 47 us of PostgreSQL (the ledger's transfer and balances, the
+payment row, the period's payment record) on the shared 2-core machine, for cards whose
+accounts were opened at import; 1,000,000 lines take about 120 s there, twice issue 6's
+60 s.
 
 What it does not do: card accounts are derived from the card's token
 (:func:`card_account_id`); a card also enrolled for transit under another account id gets a
@@ -68,7 +76,7 @@ import contextlib
 import dataclasses
 import hashlib
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 import asyncpg
@@ -113,6 +121,10 @@ assert set(PURPOSES) == set(PAYER_KINDS) and LEASE_S > 0 and CHUNKS_IN_FLIGHT >=
 assert 1 <= POST_LINES <= min(CHUNK_LINES, BATCH_MAX, TRANSACTIONS_PER_MESSAGE_MAX)
 
 _ACCOUNTS_DONE = (CreateAccountResult.ok, CreateAccountResult.exists)
+# card_account_id as a PostgreSQL expression of a pan_token column (the 16 bytes of the id),
+# so one query finds the cards whose account is not opened yet: an opened card account is
+# attributed to its bank in settlement_accounts in the same transaction.
+CARD_ACCOUNT_ID_SQL = "substr(sha256(convert_to('onecard card account:' || {pan_token}, 'UTF8')), 1, 16)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +154,8 @@ def _derived_id(text: str) -> int:
 
 
 def card_account_id(pan_token: str) -> int:
-    """The ledger account id (128 bits) of the card with this token.
+    """The ledger account id (128 bits) of the card with this token (in SQL:
+    :data:`CARD_ACCOUNT_ID_SQL`).
 
     >>> card_account_id("0" * 32) == card_account_id("0" * 32) != card_account_id("1" * 32)
     True
@@ -271,6 +284,8 @@ class _Context:
     payer_kind: str
     payer_code: int
     base_id: int
+    # The transfer ids were drawn by this run (it committed the funds): none can be posted yet.
+    fresh: bool = False
 
 
 async def execute_batch(store: DisbursementStore, ledger: Ledger, batch_id: int, actor: str, at_ms: int, *,
@@ -335,7 +350,8 @@ async def _execute(store: DisbursementStore, ledger: Ledger, batch_id: int, hold
     context, state = await _start(store, ledger, batch_id, holder)
     chunks = await _chunks(store.pool, batch_id)
     if state is BatchState.approved:
-        context = dataclasses.replace(context, base_id=await _commit_funds(store, ledger, context, actor, at_ms))
+        context = dataclasses.replace(context, base_id=await _commit_funds(store, ledger, context, actor, at_ms),
+                                      fresh=True)
     await _post_chunks(store, ledger, context, chunks, on_lines)
     async with store.pool.acquire() as connection, connection.transaction():
         await _renew(connection, context)
@@ -466,9 +482,10 @@ async def _require_issuing_banks(connection: asyncpg.Connection, batch_id: int) 
     """Refuse, before anything is posted, a batch paying cards of banks the engine does not
     settle with (each issuing bank receives its lines' pacs.008)."""
     missing = await connection.fetch(
-        "SELECT DISTINCT c.bank_code FROM disbursement_lines l JOIN disbursement_cardholders c USING (pan_token)"
-        " WHERE l.batch_id = $1 AND l.result = 0"
-        " AND NOT EXISTS (SELECT 1 FROM settlement_banks b WHERE b.bank_code = c.bank_code) ORDER BY 1", batch_id)
+        # The lines' own bank codes (those their pacs.008 go to), without joining a million
+        # lines to the registry.
+        "SELECT DISTINCT l.bank_code FROM disbursement_lines l WHERE l.batch_id = $1 AND l.result = 0"
+        " AND NOT EXISTS (SELECT 1 FROM settlement_banks b WHERE b.bank_code = l.bank_code) ORDER BY 1", batch_id)
     if missing:
         codes = ", ".join(row["bank_code"] for row in missing)
         raise ConflictError(f"batch {batch_id}: the cards' issuing banks {codes} are not registered "
@@ -481,14 +498,19 @@ async def _post_chunk(store: DisbursementStore, ledger: Ledger, context: _Contex
     of :data:`POST_LINES`, each its own transaction; the last part's marks the chunk posted."""
     async with store.pool.acquire() as connection:
         rows = await connection.fetch(
-            "SELECT line, amount_minor, pan_token, bank_code, name FROM disbursement_lines WHERE batch_id = $1"
-            " AND result = 0 AND line >= $2 AND line < $3 ORDER BY line", context.batch_id, first_line, end_line)
+            "SELECT l.line, l.amount_minor, l.bank_code, l.name, c.card_account, a.account_id IS NULL AS unopened"
+            f" FROM disbursement_lines l, LATERAL (SELECT {CARD_ACCOUNT_ID_SQL.format(pan_token='l.pan_token')}"
+            " AS card_account) c LEFT JOIN settlement_accounts a ON a.account_id = c.card_account"
+            " WHERE l.batch_id = $1 AND l.result = 0 AND l.line >= $2 AND l.line < $3 ORDER BY l.line",
+            context.batch_id, first_line, end_line)
         payouts = await _payouts(store, connection, context, chunk, first_line, rows) if rows else []
+        # Cards registered through `onecard cardholders import` have their accounts already.
+        await open_card_accounts(connection, ledger, {p.card_account_id: p.bank_code
+                                                      for p, r in zip(payouts, rows) if r["unopened"]})
         parts = [range(start, min(start + POST_LINES, len(rows))) for start in range(0, len(rows), POST_LINES)]
         # One pacs.008 per issuing bank and part (module assertions).
         messages = sum(len({rows[index]["bank_code"] for index in part}) for part in parts)
         for number, part in enumerate(parts or [range(0)], 1):
-            await _open_card_accounts(connection, ledger, [rows[index] for index in part])
             async with connection.transaction():
                 await _renew(connection, context)
                 if number == max(len(parts), 1):
@@ -498,11 +520,11 @@ async def _post_chunk(store: DisbursementStore, ledger: Ledger, context: _Contex
                         context.batch_id, chunk, messages)
                     assert marked == "UPDATE 1", "the lease keeps other runs off this chunk"
                 if part:
-                    # Parts posted by an interrupted run are looked up and skipped. The ledger
-                    # write is post_payouts' last step: the journal head is held for one part's
-                    # postings and the commit.
+                    # Parts posted by an interrupted run are looked up and skipped (a run that
+                    # drew the ids itself need not look). The ledger write is post_payouts'
+                    # last step: the journal head is held for one part's postings and the commit.
                     await post_payouts(connection, ledger, [payouts[index] for index in part],
-                                       engine_code=ENGINE_CODE)
+                                       engine_code=ENGINE_CODE, new=context.fresh)
 
 
 async def _payouts(store: DisbursementStore, connection: asyncpg.Connection, context: _Context, chunk: int,
@@ -517,7 +539,7 @@ async def _payouts(store: DisbursementStore, connection: asyncpg.Connection, con
         transfer_id = line_transfer_id(context.base_id, r["line"])
         payouts.append(Payout(
             transfer_id=transfer_id, payer_account_id=context.payer.account_id,
-            card_account_id=card_account_id(r["pan_token"]), amount_minor=r["amount_minor"],
+            card_account_id=int.from_bytes(r["card_account"], "big"), amount_minor=r["amount_minor"],
             bank_code=r["bank_code"], creditor_name=r["name"],
             creditor_account=compact_pan(fields[r["line"] - first_line][3]), payer_name=context.programme_name,
             remittance_information=f"{context.programme_code} {context.period} line {r['line']}",
@@ -525,13 +547,38 @@ async def _payouts(store: DisbursementStore, connection: asyncpg.Connection, con
     return payouts
 
 
-async def _open_card_accounts(connection: asyncpg.Connection, ledger: Ledger, rows: list[asyncpg.Record]) -> None:
-    """The card accounts of ``rows``, attributed to their issuing banks (own short transaction;
-    opening one again changes nothing)."""
-    if not rows:
-        return
-    cards = {card_account_id(r["pan_token"]): r["bank_code"] for r in rows}
-    async with connection.transaction():
-        await attribute_accounts(connection, [(a, bank, "card") for a, bank in cards.items()])
-        results = await ledger.create_accounts([card_account(a) for a in cards], connection=connection)
-    assert all(r in _ACCOUNTS_DONE for r in results), f"card accounts refused: {set(results)}"
+async def open_card_accounts(connection: asyncpg.Connection, ledger: Ledger, cards: Mapping[int, str]) -> None:
+    """Open the card accounts ``cards`` (ledger account id → issuing bank code), attributed
+    to their banks, in transactions of :data:`POST_LINES` accounts (the ledger write holds
+    the journal head); opening one again changes nothing.
+
+    Raises ``engine.settlement.errors.UnknownParticipantError`` for a bank not registered.
+    """
+    assert not connection.is_in_transaction(), "each part is its own short transaction"
+    items = list(cards.items())
+    for start in range(0, len(items), POST_LINES):
+        part = items[start:start + POST_LINES]
+        async with connection.transaction():
+            await attribute_accounts(connection, [(account_id, bank, "card") for account_id, bank in part])
+            results = await ledger.create_accounts([card_account(account_id) for account_id, _ in part],
+                                                   connection=connection)
+        assert all(r in _ACCOUNTS_DONE for r in results), f"card accounts refused: {set(results)}"
+
+
+async def open_registered_card_accounts(pool: asyncpg.Pool, ledger: Ledger) -> int:
+    """Open the card account of every active cardholder that has none yet and whose issuing
+    bank is registered (``onecard cardholders import`` calls this, so executing a batch
+    later need not); return how many were opened. Needs two connections of ``pool``."""
+    opened = 0
+    async with pool.acquire() as reader, reader.transaction():
+        cursor = await reader.cursor(
+            f"SELECT {CARD_ACCOUNT_ID_SQL.format(pan_token='c.pan_token')} AS account_id, c.bank_code"
+            " FROM disbursement_cardholders c JOIN settlement_banks USING (bank_code)"
+            f" WHERE c.status = 'active' AND NOT EXISTS (SELECT 1 FROM settlement_accounts a"
+            f" WHERE a.account_id = {CARD_ACCOUNT_ID_SQL.format(pan_token='c.pan_token')})")
+        async with pool.acquire() as writer:
+            while rows := await cursor.fetch(POST_LINES):
+                await open_card_accounts(writer, ledger, {int.from_bytes(r["account_id"], "big"): r["bank_code"]
+                                                          for r in rows})
+                opened += len(rows)
+    return opened

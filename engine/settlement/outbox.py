@@ -100,14 +100,16 @@ class Applied:
 
 
 async def post_payouts(connection: asyncpg.Connection, ledger: Ledger, payouts: Sequence[Payout], *,
-                       engine_code: str = "ONECARD") -> list[CreateTransferResult]:
+                       engine_code: str = "ONECARD", new: bool = False) -> list[CreateTransferResult]:
     """Post ``payouts`` and write their pacs.008 instructions, in the caller's transaction.
 
     Returns one result per payout. Only payouts new to the ledger get an instruction: a
     payout resent after a crash answers ``exists`` and its instruction is already in the
-    outbox. The instructions are written first and the ledger last, so the ledger's journal
-    head (locked from the ledger write until the caller commits) is held only for the
-    postings; the caller should commit soon after.
+    outbox. ``new``: the caller knows none of the transfer ids was ever posted (ids it just
+    drew), so they are not looked up first; one that was is then refused like any other. The
+    instructions are written first and the ledger last, so the ledger's journal head (locked
+    from the ledger write until the caller commits) is held only for the postings; the
+    caller should commit soon after.
 
     Raises
     ------
@@ -119,7 +121,8 @@ async def post_payouts(connection: asyncpg.Connection, ledger: Ledger, payouts: 
         one meanwhile; the caller rolls back.
     """
     assert connection.is_in_transaction(), "post_payouts runs inside the caller's transaction"
-    known = {t.id for t in await ledger.lookup_transfers([p.transfer_id for p in payouts], connection=connection)}
+    known = set() if new else {
+        t.id for t in await ledger.lookup_transfers([p.transfer_id for p in payouts], connection=connection)}
     # Rendering and XSD validation take a while for thousands of payouts: in a thread, so
     # the event loop goes on serving other work (e.g. another chunk's database round trips).
     instructions = await asyncio.to_thread(_instructions, [p for p in payouts if p.transfer_id not in known],

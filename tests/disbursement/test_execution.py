@@ -358,6 +358,24 @@ def _write(path, text):
     return path
 
 
+async def test_cardholders_card_accounts_are_opened_at_registration_once(store, pool, banks, tmp_path):
+    ledger = Ledger(pool)
+    rows = list(check_cardholder_rows(cardholder_lines(_write(tmp_path / "c.csv", CARDHOLDERS)), BinTable.load(), TODAY))
+    await store.import_cardholders(rows)
+    # Three active cardholders; the lost card (王五) gets no account.
+    assert await execution.open_registered_card_accounts(pool, ledger) == 3
+    assert await execution.open_registered_card_accounts(pool, ledger) == 0
+    holders = await store.cardholders(["510121195803142150", "51340119720505003X", "510112198711023688",
+                                       "11010519491231002X"])
+    expected = {card_account_id(h.pan_token): h.bank_code for h in holders.values() if h.status.value == "active"}
+    assert len(expected) == 3
+    assert {a.id for a in await ledger.lookup_accounts(list(expected))} == set(expected)
+    async with pool.acquire() as connection:
+        attributed = {int.from_bytes(r["account_id"], "big"): r["bank_code"] for r in await connection.fetch(
+            "SELECT account_id, bank_code FROM settlement_accounts WHERE kind = 'card'")}
+    assert attributed == expected
+
+
 async def test_cards_of_unregistered_issuing_banks_are_refused_before_anything_is_posted(store, pool, tmp_path):
     ledger = Ledger(pool)
     await registry.add_bank(pool, ledger, "CCB", "CCB bank")  # the payer's bank; no card's issuer

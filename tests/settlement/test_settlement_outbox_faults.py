@@ -187,6 +187,10 @@ async def test_a_refused_payout_raises_after_its_instruction_was_written(pool):
     # Resent: the ledger answers exists, nothing is written a second time.
     async with pool.acquire() as connection, connection.transaction():
         assert [r.name for r in await post_payouts(connection, world.ledger, [payout])] == ["exists"]
+    # Resent by a caller that wrongly claims the id is new: refused, nothing written.
+    with pytest.raises(PayoutRefusedError, match="another writer"):
+        async with pool.acquire() as connection, connection.transaction():
+            await post_payouts(connection, world.ledger, [payout], new=True)
     # Over the funds: the ledger refuses after the instruction was written; rolled back.
     with pytest.raises(PayoutRefusedError, match="exceeds_credits") as refused:
         async with pool.acquire() as connection, connection.transaction():
