@@ -112,7 +112,7 @@ class AlertThresholds(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         >>> AlertThresholds.configured(environ={"ONECARD_ALERT_BURST_WINDOW_S": "0"})
         Traceback (most recent call last):
         ...
-        engine.alerts.AlertError: ONECARD_ALERT_BURST_WINDOW_S: alert thresholds burst_window_s: must be positive
+        engine.alerts.AlertError: ONECARD_ALERT_BURST_WINDOW_S: alert thresholds burst_window_s: must be 1 to 1000000000
 
         Raises
         ------
