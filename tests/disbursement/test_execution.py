@@ -276,8 +276,7 @@ async def test_batch_from_file_to_banks_and_back(store, pool, banks, tmp_path, m
 
 async def test_wage_programme_pays_from_the_wage_escrow_with_purpose_sala(store, pool, banks, tmp_path):
     ledger = Ledger(pool)
-    rows = list(check_cardholder_rows(cardholder_lines(_write(tmp_path / "c.csv", CARDHOLDERS)), BinTable.load(), TODAY))
-    await store.import_cardholders(rows)
+    await _register_cardholders(store, tmp_path)
     await store.create_programme("ELDERLY", "wage", "建筑工资", 1_000_000)
     funded = await fund_programme(store, ledger, "ELDERLY", 300_000, bank_code="ICBC")
     async with pool.acquire() as connection:
@@ -297,8 +296,7 @@ async def test_wage_programme_pays_from_the_wage_escrow_with_purpose_sala(store,
 
 async def test_two_concurrent_executions_one_is_refused(store, pool, banks, tmp_path):
     ledger = Ledger(pool)
-    rows = list(check_cardholder_rows(cardholder_lines(_write(tmp_path / "c.csv", CARDHOLDERS)), BinTable.load(), TODAY))
-    await store.import_cardholders(rows)
+    await _register_cardholders(store, tmp_path)
     await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
     await fund_programme(store, ledger, "ELDERLY", 100_000, bank_code="CCB")
     batch, _ = await _submit(store, tmp_path, BATCH, "batch.csv")
@@ -317,8 +315,7 @@ async def test_two_concurrent_executions_one_is_refused(store, pool, banks, tmp_
 async def test_a_crash_between_two_parts_of_a_chunk_resumes_without_paying_twice(store, pool, banks, tmp_path,
                                                                                  monkeypatch):
     ledger = Ledger(pool)
-    rows = list(check_cardholder_rows(cardholder_lines(_write(tmp_path / "c.csv", CARDHOLDERS)), BinTable.load(), TODAY))
-    await store.import_cardholders(rows)
+    await _register_cardholders(store, tmp_path)
     await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
     await fund_programme(store, ledger, "ELDERLY", 100_000, bank_code="CCB")
     # Four lines per stored chunk, one line per posting transaction: the first chunk's two
@@ -353,6 +350,11 @@ async def test_a_crash_between_two_parts_of_a_chunk_resumes_without_paying_twice
     assert (escrow.credits_posted, escrow.debits_posted) == (65_000, 65_000)
 
 
+async def _register_cardholders(store, tmp_path):
+    rows = list(check_cardholder_rows(cardholder_lines(_write(tmp_path / "c.csv", CARDHOLDERS)), BinTable.load(), TODAY))
+    await store.import_cardholders(rows)
+
+
 def _write(path, text):
     path.write_text(text, encoding="utf-8")
     return path
@@ -360,8 +362,7 @@ def _write(path, text):
 
 async def test_cardholders_card_accounts_are_opened_at_registration_once(store, pool, banks, tmp_path):
     ledger = Ledger(pool)
-    rows = list(check_cardholder_rows(cardholder_lines(_write(tmp_path / "c.csv", CARDHOLDERS)), BinTable.load(), TODAY))
-    await store.import_cardholders(rows)
+    await _register_cardholders(store, tmp_path)
     # Three active cardholders; the lost card (王五) gets no account.
     assert await execution.open_registered_card_accounts(pool, ledger) == 3
     assert await execution.open_registered_card_accounts(pool, ledger) == 0
@@ -379,8 +380,7 @@ async def test_cardholders_card_accounts_are_opened_at_registration_once(store, 
 async def test_cards_of_unregistered_issuing_banks_are_refused_before_anything_is_posted(store, pool, tmp_path):
     ledger = Ledger(pool)
     await registry.add_bank(pool, ledger, "CCB", "CCB bank")  # the payer's bank; no card's issuer
-    rows = list(check_cardholder_rows(cardholder_lines(_write(tmp_path / "c.csv", CARDHOLDERS)), BinTable.load(), TODAY))
-    await store.import_cardholders(rows)
+    await _register_cardholders(store, tmp_path)
     await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
     await fund_programme(store, ledger, "ELDERLY", 100_000, bank_code="CCB")
     batch, _ = await _submit(store, tmp_path, BATCH, "batch.csv")
@@ -400,8 +400,7 @@ async def test_two_batches_whose_bases_are_drawn_in_one_millisecond_do_not_share
     frozen_ns = ledger.ids.time.time_ns()
     monkeypatch.setattr(ledger.ids.time, "time_ns", lambda: frozen_ns)  # every id in the same millisecond
     ledger_ = Ledger(pool)
-    rows = list(check_cardholder_rows(cardholder_lines(_write(tmp_path / "c.csv", CARDHOLDERS)), BinTable.load(), TODAY))
-    await store.import_cardholders(rows)
+    await _register_cardholders(store, tmp_path)
     await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
     await fund_programme(store, ledger_, "ELDERLY", 200_000, bank_code="CCB")
     first, _ = await _submit(store, tmp_path, BATCH, "first.csv")
