@@ -53,14 +53,7 @@ def test_unreadable_file_is_a_clear_refusal(tmp_path, capsys):
     assert "not valid UTF-8" in capsys.readouterr().err
 
 
-def test_import_programme_submit_approve_through_the_cli(db_url, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("ONECARD_DATABASE_URL", db_url)
-    monkeypatch.setenv("ONECARD_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("ONECARD_HSM_BACKEND", raising=False)
-    assert main(["keys", "init"]) == 0
-    for label, key_type in [("cardholder-id-hash", "bank-mac"), ("pan-token", "pan-token"),
-                            ("field-enc", "field-enc")]:
-        assert main(["keys", "generate", "--label", label, "--type", key_type]) == 0
+def test_import_programme_submit_approve_through_the_cli(cli_home, db_url, tmp_path, capsys):
     batch, cardholders = tmp_path / "b.csv", tmp_path / "c.csv"
     assert main(["synthetic", "batch", str(batch), "--lines", "25", "--encoding", "gbk",
                  "--bad", "name_mismatch=2", "--cardholders", str(cardholders)]) == 0

@@ -296,11 +296,7 @@ async def test_wage_programme_pays_from_the_wage_escrow_with_purpose_sala(store,
 
 async def test_two_concurrent_executions_one_is_refused(store, pool, banks, tmp_path):
     ledger = Ledger(pool)
-    await _register_cardholders(store, tmp_path)
-    await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
-    await fund_programme(store, ledger, "ELDERLY", 100_000, bank_code="CCB")
-    batch, _ = await _submit(store, tmp_path, BATCH, "batch.csv")
-    await store.approve(batch.id, "checker", batch.content_sha256, 2_000)
+    batch = await _approved_batch(store, ledger, tmp_path, 100_000)
     outcomes = await asyncio.gather(*(execute_batch(store, ledger, batch.id, user, 3_000) for user in ("a", "b")),
                                     return_exceptions=True)
     refused = [o for o in outcomes if isinstance(o, ConflictError)]
@@ -315,15 +311,11 @@ async def test_two_concurrent_executions_one_is_refused(store, pool, banks, tmp_
 async def test_a_crash_between_two_parts_of_a_chunk_resumes_without_paying_twice(store, pool, banks, tmp_path,
                                                                                  monkeypatch):
     ledger = Ledger(pool)
-    await _register_cardholders(store, tmp_path)
-    await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
-    await fund_programme(store, ledger, "ELDERLY", 100_000, bank_code="CCB")
     # Four lines per stored chunk, one line per posting transaction: the first chunk's two
     # accepted lines (1 and 3) are posted in two parts.
     monkeypatch.setattr(store_module, "CHUNK_LINES", 4)
     monkeypatch.setattr(execution, "POST_LINES", 1)
-    batch, _ = await _submit(store, tmp_path, BATCH, "batch.csv")
-    await store.approve(batch.id, "checker", batch.content_sha256, 2_000)
+    batch = await _approved_batch(store, ledger, tmp_path, 100_000)
     real_post = execution.post_payouts
 
     async def crash_on_second_part(connection, ledger_, payouts, **options):
@@ -348,6 +340,17 @@ async def test_a_crash_between_two_parts_of_a_chunk_resumes_without_paying_twice
         assert (await funding(connection, ledger, "ELDERLY")).available_minor == 35_000
     (escrow,) = await ledger.lookup_accounts([execution.escrow_account_id(batch.id)])
     assert (escrow.credits_posted, escrow.debits_posted) == (65_000, 65_000)
+
+
+async def _approved_batch(store, ledger, tmp_path, fund_minor):
+    """The cardholders registered, programme ELDERLY (subsidy, 500 yuan per person) funded
+    with ``fund_minor`` at CCB, and :data:`BATCH` submitted by maker and approved by checker."""
+    await _register_cardholders(store, tmp_path)
+    await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
+    await fund_programme(store, ledger, "ELDERLY", fund_minor, bank_code="CCB")
+    batch, _ = await _submit(store, tmp_path, BATCH, "batch.csv")
+    await store.approve(batch.id, "checker", batch.content_sha256, 2_000)
+    return batch
 
 
 async def _register_cardholders(store, tmp_path):
@@ -380,11 +383,7 @@ async def test_cardholders_card_accounts_are_opened_at_registration_once(store, 
 async def test_cards_of_unregistered_issuing_banks_are_refused_before_anything_is_posted(store, pool, tmp_path):
     ledger = Ledger(pool)
     await registry.add_bank(pool, ledger, "CCB", "CCB bank")  # the payer's bank; no card's issuer
-    await _register_cardholders(store, tmp_path)
-    await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
-    await fund_programme(store, ledger, "ELDERLY", 100_000, bank_code="CCB")
-    batch, _ = await _submit(store, tmp_path, BATCH, "batch.csv")
-    await store.approve(batch.id, "checker", batch.content_sha256, 2_000)
+    batch = await _approved_batch(store, ledger, tmp_path, 100_000)
     before = await _ledger_state(pool)
     with pytest.raises(ConflictError) as refused:
         await execute_batch(store, ledger, batch.id, "checker", 3_000)
@@ -400,11 +399,7 @@ async def test_two_batches_whose_bases_are_drawn_in_one_millisecond_do_not_share
     frozen_ns = ledger.ids.time.time_ns()
     monkeypatch.setattr(ledger.ids.time, "time_ns", lambda: frozen_ns)  # every id in the same millisecond
     ledger_ = Ledger(pool)
-    await _register_cardholders(store, tmp_path)
-    await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
-    await fund_programme(store, ledger_, "ELDERLY", 200_000, bank_code="CCB")
-    first, _ = await _submit(store, tmp_path, BATCH, "first.csv")
-    await store.approve(first.id, "checker", first.content_sha256, 2_000)
+    first = await _approved_batch(store, ledger_, tmp_path, 200_000)
     done = [await execute_batch(store, ledger_, first.id, "checker", 3_000)]
     async with pool.acquire() as connection:
         await connection.execute("DELETE FROM disbursement_payments")  # let the same people be paid again

@@ -10,17 +10,10 @@ from engine.cli import main
 
 
 @pytest.fixture
-def home(db_url, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("ONECARD_DATABASE_URL", db_url)
-    monkeypatch.setenv("ONECARD_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("ONECARD_HSM_BACKEND", raising=False)
-    assert main(["keys", "init"]) == 0
-    for label, key_type in [("cardholder-id-hash", "bank-mac"), ("pan-token", "pan-token"),
-                            ("field-enc", "field-enc")]:
-        assert main(["keys", "generate", "--label", label, "--type", key_type]) == 0
+def home(cli_home, capsys):
     assert main(["banks", "add", "CCB", "--name", "中国建设银行"]) == 0
     capsys.readouterr()
-    return tmp_path
+    return cli_home
 
 
 def _run(capsys, argv):
