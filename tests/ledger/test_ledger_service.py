@@ -248,3 +248,71 @@ async def test_fast_path_hands_over_a_stored_id_and_skips_what_it_need_not_try(p
     assert (ledger.fast_batches, ledger.fast_declined) == (1, 1)
     [debit] = await ledger.lookup_accounts([1])
     assert (debit.debits_pending, debit.debits_posted) == (5, 15)
+
+
+@pytest.mark.parametrize("before, batch, expected, balances", [
+    # The batch's debits of account 1 add up past AMOUNT_MAX: declined before the head is
+    # taken (the sums do not fit a bigint); the exact rules stop at the second transfer.
+    ([], [tr(10, 1, 3, AMOUNT_MAX), tr(11, 1, 2, 1)], [R.ok, R.overflows_debits_posted], [(AMOUNT_MAX, 0), (0, 0), (0, AMOUNT_MAX)]),
+    # Stored balance + batch overflows: declined by the balance update under the head.
+    ([tr(9, 1, 3, AMOUNT_MAX - 1)], [tr(10, 1, 2, 1), tr(11, 1, 2, 1)], [R.ok, R.overflows_debits_posted],
+     [(AMOUNT_MAX, 0), (0, 1), (0, AMOUNT_MAX - 1)]),
+    # Pending + posted + batch overflows, though posted + batch alone would not.
+    ([tr(9, 1, 3, AMOUNT_MAX - 1, flags=F.pending)], [tr(10, 1, 2, 1), tr(11, 1, 2, 1)], [R.ok, R.overflows_debits],
+     [(1, 0), (0, 1), (0, 0)]),
+    # A limited account spending one more than its credits, its debits pending and posted.
+    ([tr(8, 1, 2, 10), tr(9, 2, 3, 4, flags=F.pending)], [tr(10, 2, 3, 5), tr(11, 2, 3, 2)], [R.ok, R.exceeds_credits],
+     [(10, 0), (5, 10), (0, 5)]),
+])
+async def test_fast_path_declines_overflows_and_limits_with_exact_results(pool, before, batch, expected, balances):
+    ledger = await setup(pool, 0, AF.debits_must_not_exceed_credits, 0)
+    if before:
+        assert await ledger.create_transfers(before) == [R.ok] * len(before)
+    declined = ledger.fast_declined
+    assert await ledger.create_transfers(batch) == expected
+    assert ledger.fast_declined == declined + 1
+    accounts = await ledger.lookup_accounts([1, 2, 3])
+    assert [(a.debits_posted, a.credits_posted) for a in accounts] == balances
+    report = await audit_report(pool)
+    assert report.ok, report
+
+
+async def test_fast_path_function_in_a_caller_transaction_declines_with_its_sqlstate(pool):
+    import hashlib
+
+    import asyncpg
+
+    from ledger.service import FAST_DECLINED, _CREATE_FAST, _fast_records
+
+    ledger = await setup(pool, 0, AF.debits_must_not_exceed_credits, 0)
+    good, bad = _fast_records([tr(10, 1, 2, 7)]), _fast_records([tr(11, 2, 3, 8)])
+    async with pool.acquire() as connection, connection.transaction():
+        assert await connection.fetchval(_CREATE_FAST, good, hashlib.sha256(good).digest(), 1) is True
+        with pytest.raises(asyncpg.PostgresError) as declined:
+            async with connection.transaction():  # a savepoint: only the declined call rolls back
+                await connection.fetchval(_CREATE_FAST, bad, hashlib.sha256(bad).digest(), 1)
+        assert declined.value.sqlstate == FAST_DECLINED
+    accounts = await ledger.lookup_accounts([1, 2, 3])
+    assert [(a.debits_posted, a.credits_posted) for a in accounts] == [(7, 0), (0, 7), (0, 0)]
+    assert await journal_kinds(pool) == [1, 4]
+    report = await audit_report(pool)
+    assert report.ok, report
+
+
+async def test_fast_path_waits_for_a_caller_transaction_holding_the_head(pool):
+    ledger = await setup(pool, 0, 0, 0)
+    async with pool.acquire() as connection:
+        outer = connection.transaction()
+        await outer.start()
+        assert await ledger.create_transfers([tr(10, 1, 2, 5, flags=F.pending)], connection=connection) == [R.ok]
+        # The exact path holds the head's row lock; the fast path's LOCK TABLE waits for it.
+        fast = asyncio.create_task(ledger.create_transfers([tr(11, 1, 3, 6)]))
+        await asyncio.sleep(0.2)
+        assert not fast.done()
+        await outer.commit()
+    assert await fast == [R.ok]
+    assert ledger.fast_batches == 1
+    first, second = await ledger.lookup_transfers([10, 11])
+    assert second.timestamp > first.timestamp
+    report = await audit_report(pool)
+    assert report.ok, report
