@@ -1,11 +1,12 @@
 -- The fast path of create_transfers (migration 0003) with a shorter critical section: the
--- batch's per-account sums are made before the journal head is taken, the account check
--- is part of the balance UPDATE, and the balance arithmetic is bigint, not numeric.
--- Autocommitted callers use the procedure ledger_post_transfers_fast, which waits for the
--- head without holding a snapshot (see there); callers inside a transaction use the
--- function ledger_create_transfers_fast, whose contract changes in one way: a batch it
--- declines after taking the head raises SQLSTATE OCF01 instead of returning false (nothing
--- is written either way; the caller runs the exact rules).
+-- batch's per-account sums are made, and its transfers inserted, before the journal head
+-- is taken; under the head only the balances (the account check is part of their UPDATE,
+-- in bigint arithmetic, not numeric), the journal row and the head are written.
+-- Autocommitted callers use the procedure ledger_post_transfers_fast (see there); callers
+-- inside a transaction use the function ledger_create_transfers_fast, which takes the
+-- head first, and whose contract changes in one way: a batch it declines after taking the
+-- head raises SQLSTATE OCF01 instead of returning false (nothing is written either way;
+-- the caller runs the exact rules).
 --
 -- records: as in 0003, canonical records without timestamps, 120 bytes each, every one a
 -- plain transfer (flags, pending_id, timeout_s and timestamp zero, ids valid and
@@ -36,26 +37,51 @@ LANGUAGE sql IMMUTABLE STRICT AS $$
           GROUP BY id) AS d
 $$;
 
--- Posts the batch; the caller holds the journal head. First adds the sums to the balances
--- of the accounts that pass every test (exists, same ledger, open, no history, no
--- overflow, limits against the balances before the batch, as in 0003); if any account
--- fails, raises OCF01 so the statement, and with it the transaction or savepoint, rolls
--- back. Then inserts the transfers with consecutive timestamps, the journal row (kind 4)
--- and the new head. The arithmetic cannot overflow: every sum and balance is in
--- 0 .. 2^63-1 and each step below stays within -(2^63-1) .. 2^63-1.
-CREATE FUNCTION ledger_fast_apply(records bytea, digest bytea, now_ns bigint, account_ids bytea[], debits bigint[],
-                                  credits bigint[], ledgers bigint[]) RETURNS void
+-- Inserts the batch's transfers with consecutive timestamps in batch order, from just
+-- after the last committed batch (or now_ns, if later); returns the first. Run before the
+-- journal head is taken, ledger_fast_post checks under the head that no batch committed
+-- meanwhile took these timestamps (or any later ones).
+CREATE FUNCTION ledger_fast_insert(records bytea, now_ns bigint) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
-    count_ integer := length(records) / 120;
+    first_ bigint := greatest(now_ns, (SELECT timestamp_last + 1 FROM ledger_head));
+BEGIN
+    INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, pending_id, user_data_128,
+                                  user_data_64, user_data_32, timeout_s, ledger, code, flags, timestamp)
+    SELECT substring(records FROM o + 1 FOR 16), substring(records FROM o + 17 FOR 16),
+           substring(records FROM o + 33 FOR 16), substring(records FROM o + 57 FOR 8)::bigint,
+           '\x00000000000000000000000000000000'::bytea, substring(records FROM o + 81 FOR 16),
+           substring(records FROM o + 97 FOR 8)::bigint,
+           ('\x00000000'::bytea || substring(records FROM o + 105 FOR 4))::bigint, 0,
+           ('\x00000000'::bytea || substring(records FROM o + 113 FOR 4))::bigint,
+           ('\x0000'::bytea || substring(records FROM o + 117 FOR 2))::integer, 0, first_ + o / 120
+    FROM generate_series(0, length(records) - 120, 120) AS o;
+    RETURN first_;
+END
+$$;
+
+-- Completes the batch inserted by ledger_fast_insert at first_; the caller holds the
+-- journal head. Raises OCF02 if a batch committed since took timestamps from first_ on
+-- (the caller tries again with fresh ones). Adds the sums to the balances of the accounts
+-- that pass every test (exists, same ledger, open, no history, no overflow, limits
+-- against the balances before the batch, as in 0003); if any account fails, raises
+-- OCF01. Either error rolls the statement back, and with it the transaction or savepoint.
+-- Then appends the journal row (kind 4) and moves the head. The arithmetic cannot
+-- overflow: every sum and balance is in 0 .. 2^63-1 and each step below stays within
+-- -(2^63-1) .. 2^63-1.
+CREATE FUNCTION ledger_fast_post(records bytea, digest bytea, first_ bigint, account_ids bytea[], debits bigint[],
+                                 credits bigint[], ledgers bigint[]) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    last_ bigint := first_ + length(records) / 120 - 1;
     head ledger_head%ROWTYPE;
-    first_ bigint;
     hash_ bytea;
     updated integer;
 BEGIN
     SELECT * INTO head FROM ledger_head;
-    first_ := greatest(now_ns, head.timestamp_last + 1);
-    hash_ := sha256(head.hash || '\x04'::bytea || first_::bytea || digest);
+    IF head.timestamp_last >= first_ THEN
+        RAISE EXCEPTION 'ledger fast path: a batch committed meanwhile; new timestamps needed' USING ERRCODE = 'OCF02';
+    END IF;
     -- Dynamic, so it is planned for the batch's real number of accounts.
     EXECUTE $update$
         UPDATE ledger_accounts a SET debits_posted = a.debits_posted + d.debits, credits_posted = a.credits_posted + d.credits
@@ -75,19 +101,10 @@ BEGIN
     IF updated <> cardinality(account_ids) THEN
         RAISE EXCEPTION 'ledger fast path: the batch needs the exact rules' USING ERRCODE = 'OCF01';
     END IF;
-    INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, pending_id, user_data_128,
-                                  user_data_64, user_data_32, timeout_s, ledger, code, flags, timestamp)
-    SELECT substring(records FROM o + 1 FOR 16), substring(records FROM o + 17 FOR 16),
-           substring(records FROM o + 33 FOR 16), substring(records FROM o + 57 FOR 8)::bigint,
-           '\x00000000000000000000000000000000'::bytea, substring(records FROM o + 81 FOR 16),
-           substring(records FROM o + 97 FOR 8)::bigint,
-           ('\x00000000'::bytea || substring(records FROM o + 105 FOR 4))::bigint, 0,
-           ('\x00000000'::bytea || substring(records FROM o + 113 FOR 4))::bigint,
-           ('\x0000'::bytea || substring(records FROM o + 117 FOR 2))::integer, 0, first_ + o / 120
-    FROM generate_series(0, length(records) - 120, 120) AS o;
+    hash_ := sha256(head.hash || '\x04'::bytea || first_::bytea || digest);
     INSERT INTO ledger_journal (sequence, kind, timestamp_first, timestamp_last, prev_hash, hash)
-    VALUES (head.sequence + 1, 4, first_, first_ + count_ - 1, head.hash, hash_);
-    UPDATE ledger_head SET sequence = head.sequence + 1, timestamp_last = first_ + count_ - 1, hash = hash_;
+    VALUES (head.sequence + 1, 4, first_, last_, head.hash, hash_);
+    UPDATE ledger_head SET sequence = head.sequence + 1, timestamp_last = last_, hash = hash_;
 END
 $$;
 
@@ -116,23 +133,28 @@ BEGIN
         RETURN false;
     END IF;
     PERFORM 1 FROM ledger_head FOR UPDATE;
-    PERFORM ledger_fast_apply(records, digest, now_ns, sums.account_ids, sums.debits, sums.credits, sums.ledgers);
+    PERFORM ledger_fast_post(records, digest, ledger_fast_insert(records, now_ns), sums.account_ids, sums.debits,
+                             sums.credits, sums.ledgers);
     RETURN true;
 END
 $$;
 
 -- Autocommitted (CALL outside a transaction block): created is true when every transfer
 -- was created and committed, false (nothing written) when the sums already decline;
--- raises OCF01 when the accounts decline. It sums the batch in a first transaction,
--- commits that, and only then waits for the head, with LOCK TABLE: a statement that
--- takes no snapshot, so a waiting caller does not hold back the pruning of the account
--- rows the running batch replaces (a waiting SELECT ... FOR UPDATE would). EXCLUSIVE
--- conflicts with the row lock of the exact path (ROW SHARE) and with itself, not with
--- readers. The posting runs in a second transaction, committed before CALL returns.
+-- raises OCF01 when the accounts decline, OCF02 when its timestamps were overtaken (try
+-- again). It sums the batch in a first transaction and commits that; in a second it
+-- inserts the transfers, then waits for the journal head with LOCK TABLE, and under the
+-- head posts the balances, the journal row and the head, and commits before CALL
+-- returns: the head is held for the balance update and the commit only. EXCLUSIVE
+-- conflicts with the exact path's row lock (ROW SHARE) and with itself, not with readers.
+-- A waiting call keeps the snapshot of its insert (a procedure keeps its first snapshot
+-- after COMMIT until the transaction ends), which keeps the account rows the running
+-- batch replaces from being pruned until it proceeds: callers keep few calls waiting.
 CREATE PROCEDURE ledger_post_transfers_fast(records bytea, digest bytea, now_ns bigint, INOUT created boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
     sums record;
+    first_ bigint;
 BEGIN
     PERFORM ledger_fast_check(records, digest);
     sums := ledger_fast_sums(records);
@@ -141,8 +163,9 @@ BEGIN
         RETURN;
     END IF;
     COMMIT;
+    SELECT ledger_fast_insert(records, now_ns) INTO first_;
     LOCK TABLE ledger_head IN EXCLUSIVE MODE;
-    PERFORM ledger_fast_apply(records, digest, now_ns, sums.account_ids, sums.debits, sums.credits, sums.ledgers);
+    PERFORM ledger_fast_post(records, digest, first_, sums.account_ids, sums.debits, sums.credits, sums.ledgers);
     created := true;
 END
 $$;

@@ -316,3 +316,28 @@ async def test_fast_path_waits_for_a_caller_transaction_holding_the_head(pool):
     assert second.timestamp > first.timestamp
     report = await audit_report(pool)
     assert report.ok, report
+
+
+async def test_fast_path_overtaken_by_a_commit_tries_again_with_later_timestamps(pool):
+    ledger = await setup(pool, 0, 0, 0)
+    async with pool.acquire() as connection:
+        outer = connection.transaction()
+        await outer.start()
+        await connection.execute("SELECT 1 FROM ledger_head FOR UPDATE")  # the head is held
+        # The fast path inserts its transfer, stamped after the last commit, and waits...
+        fast = asyncio.create_task(ledger.create_transfers([tr(11, 1, 3, 6)]))
+        await asyncio.sleep(0.3)
+        assert not fast.done()
+        # ...while the head's holder writes later timestamps and commits first.
+        assert await ledger.create_transfers([tr(10, 1, 2, 5, flags=F.pending)], connection=connection) == [R.ok]
+        await outer.commit()
+    assert await fast == [R.ok]
+    assert (ledger.fast_batches, ledger.fast_overtaken, ledger.fast_declined) == (1, 1, 0)
+    first, second = await ledger.lookup_transfers([10, 11])
+    assert second.timestamp > first.timestamp
+    assert await count(pool, "ledger_transfers") == 2
+    accounts = await ledger.lookup_accounts([1, 2, 3])
+    assert [(a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted) for a in accounts] == [
+        (5, 6, 0, 0), (0, 0, 5, 0), (0, 0, 0, 6)]
+    report = await audit_report(pool)
+    assert report.ok, report
