@@ -1,29 +1,39 @@
 """The ledger store: TigerBeetle-style accounts and transfers on PostgreSQL (asyncpg).
 
 :class:`Ledger` is the one place that reads and writes the ledger tables. Every write
-serializes on one row lock, the journal head (``SELECT ... FOR UPDATE`` on
-``ledger_head``): the ledger's one serialization point, as TigerBeetle's single-threaded
+serializes on one lock, the journal head (``SELECT ... FOR UPDATE`` on ``ledger_head``,
+or the fast path's table lock on it, which conflicts with that): the ledger's one
+serialization point, as TigerBeetle's single-threaded
 state machine. A ``create_transfers`` batch takes one of two paths.
 
 **Fast path** (batches of plain transfers only, outside a caller's transaction): when no
 transfer has a flag, a pending id, a timeout or a timestamp, ids are valid and distinct
 and accounts differ (checked in Python, no I/O), the batch is encoded as the 120-byte
 canonical records of :mod:`ledger.journal` and hashed (SHA-256) before anything else,
-and sent in ONE autocommitted statement, ``ledger_create_transfers_fast`` (migration
-0003). On the server it locks the head, decodes the records, sums the batch per account,
-and checks in one set-based pass that every account exists, is open, keeps no history,
-has the transfers' ledger, and that no balance overflows or crosses its limit, testing
-each account's debits (credits) of the whole batch against its credits (debits) before
-the batch. Amounts are never negative, so if the whole batch passes, every transfer
-passes in any order and every result is ``ok``; then it inserts the transfers with
-consecutive timestamps, adds the sums to the balances, appends a journal batch of kind
-``transfers_digest`` and commits before it answers. The head is held only while the
-server works: no client round trip, no Python, no event-loop turn inside the lock. The
-large fast-path calls of one :class:`Ledger` go to the server one at a time (a waiter
-queued at the server holds a snapshot, which keeps old account rows from being pruned). If
-anything fails the test (or a transfer id is stored already: unique violation), nothing
-is written and the batch goes to the exact path, which decides it from scratch; the test
-is conservative, never wrong.
+and sent in ONE autocommitted call, ``CALL ledger_post_transfers_fast`` (migrations 0003
+and 0004). On the server it first sums the batch per account (no lock; a sum that does
+not fit a bigint, or an account whose transfers differ in ledger, hands the batch over
+at once), then inserts the transfers with consecutive timestamps from just after the
+last committed batch, and only then takes the journal head (``LOCK TABLE ledger_head IN
+EXCLUSIVE MODE``, which conflicts with the exact path's row lock). Under the head it
+adds the sums to the balances in one UPDATE that also checks every account: it exists,
+is open, keeps no history, has the transfers' ledger, and no balance overflows or
+crosses its limit, testing each account's debits (credits) of the whole batch against
+its credits (debits) before the batch. Amounts are never negative, so if the whole
+batch passes, every transfer passes in any order and every result is ``ok``; then it
+appends a journal batch of kind ``transfers_digest``, moves the head and commits before
+it answers. The head is held for the balance update and the commit only (about a third
+of the batch's server time): no client round trip, no Python, no event-loop turn, no
+insert inside the lock. If a batch committed meanwhile took timestamps at or after the
+inserted ones (another writer got the head first), the call rolls back (SQLSTATE
+``OCF02``) and is sent again with fresh ones, so timestamps still increase in commit
+order. Two large fast-path calls of one :class:`Ledger` are in flight at once: while
+one holds the head, the next inserts and waits (a waiting call holds a snapshot, which
+keeps the account rows the running batch replaces from being pruned; more waiters
+would cost more than they overlap). If any account fails the test (SQLSTATE ``OCF01``)
+or a transfer id is stored already (unique violation), nothing is written and the batch
+goes to the exact path, which decides it from scratch; the test is conservative, never
+wrong.
 
 **Exact path** (everything else; :mod:`ledger.posting` holds the rules), one transaction:
 
@@ -71,7 +81,8 @@ the server, each holding a snapshot while it waits for the head, which holds bac
 of the account rows the running batch replaces: one writing process per database (with
 a :class:`ledger.batcher.GroupCommitBatcher`) is the fast set-up. A batch the fast path
 hands over costs its conservative test (about a
-tenth of the batch's server time) on top of the exact path; a batch in which a limited
+tenth of the batch's server time; a third if the accounts decline it, after its insert)
+on top of the exact path; a batch in which a limited
 account is both funded and spent is always handed over.
 """
 
