@@ -229,8 +229,8 @@ FAST_DECLINED = "OCF01"
 """SQLSTATE of a batch the fast path hands to the exact rules after taking the head."""
 FAST_OVERTAKEN = "OCF02"
 """SQLSTATE of a fast-path call whose timestamps a batch committed meanwhile took: retried."""
-FAST_TURNS = 2
-"""Large fast-path batches of one :class:`Ledger` in flight at once (see ``Ledger``)."""
+FAST_INSERTED = "OCF03"
+"""SQLSTATE of the notice a fast-path call sends once its transfers are inserted."""
 FAST_TURN_ROWS_MIN = 256
 """Fast-path batches of at least this many transfers wait for their turn in the process.
 
@@ -348,13 +348,15 @@ class Ledger:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        # Large fast-path batches of this process go to the server FAST_TURNS at a time:
-        # while one holds the journal head, the next ones are sent, summed and inserted,
-        # and wait for the head without a snapshot (migration 0004). More in flight would
-        # only queue at the server, holding memory and CPU; a waiter that held a snapshot
-        # would keep the running batch's old account rows from being pruned (updates stop
-        # being HOT: measured a third more server CPU per batch with 4 waiters).
-        self._fast_turn = asyncio.Semaphore(FAST_TURNS)
+        # Large fast-path batches of this process insert one at a time: a call holds the
+        # turn until its server says its transfers are inserted (notice FAST_INSERTED), so
+        # the next one inserts while it waits for or holds the journal head, and the two
+        # take the head in the order of their timestamps. Two calls inserting at once would
+        # often take the head in the other order: the later-stamped first, and the other,
+        # overtaken, would insert again. More calls waiting at the server would each hold
+        # a snapshot that keeps the running batch's old account rows from being pruned
+        # (updates stop being HOT: measured a third more server CPU per batch with 4).
+        self._fast_turn = asyncio.Lock()
         self.fast_batches = 0
         """Transfer batches committed by the server-side fast path (a statistic)."""
         self.fast_declined = 0
@@ -531,15 +533,14 @@ class Ledger:
         call = _CREATE_FAST if connection.is_in_transaction() else _POST_FAST
         created = False
         try:
-            async with self._fast_turn if large else contextlib.nullcontext():
-                for _ in range(RETRY_MAX):
-                    try:
-                        created = await connection.fetchval(call, records, digest, time.time_ns())
-                        break
-                    except asyncpg.PostgresError as error:
-                        if error.sqlstate != FAST_OVERTAKEN:
-                            raise
-                        self.fast_overtaken += 1
+            for _ in range(RETRY_MAX):
+                try:
+                    created = await self._send_fast(connection, call, (records, digest, time.time_ns()), large)
+                    break
+                except asyncpg.PostgresError as error:
+                    if error.sqlstate != FAST_OVERTAKEN:
+                        raise
+                    self.fast_overtaken += 1
         except _RETRYABLE:
             # An id in use (unique violation) or a conflict: the exact path reads the stored
             # transfers and retries conflicts itself.
@@ -552,6 +553,26 @@ class Ledger:
         else:
             self.fast_declined += 1
         return created
+
+    async def _send_fast(self, connection: asyncpg.Connection, call: str, args: tuple, large: bool) -> bool:
+        """One fast-path call; a large one holds the process's turn until its transfers
+        are inserted (the server's FAST_INSERTED notice) or, failing that, until it ends."""
+        if not large:
+            return await connection.fetchval(call, *args)
+        await self._fast_turn.acquire()
+        turn = [self._fast_turn]  # emptied when released
+
+        def inserted(_: asyncpg.Connection, message: asyncpg.PostgresLogMessage) -> None:
+            if message.sqlstate == FAST_INSERTED and turn:
+                turn.pop().release()
+
+        connection.add_log_listener(inserted)
+        try:
+            return await connection.fetchval(call, *args)
+        finally:
+            connection.remove_log_listener(inserted)
+            if turn:
+                turn.pop().release()
 
     async def _create_accounts(self, connection: asyncpg.Connection, accounts: Sequence[Account], head_first: bool) -> list:
         head = await connection.fetchrow(_LOCK_HEAD) if head_first else None

@@ -143,13 +143,15 @@ $$;
 -- was created and committed, false (nothing written) when the sums already decline;
 -- raises OCF01 when the accounts decline, OCF02 when its timestamps were overtaken (try
 -- again). It sums the batch in a first transaction and commits that; in a second it
--- inserts the transfers, then waits for the journal head with LOCK TABLE, and under the
--- head posts the balances, the journal row and the head, and commits before CALL
--- returns: the head is held for the balance update and the commit only. EXCLUSIVE
--- conflicts with the exact path's row lock (ROW SHARE) and with itself, not with readers.
--- A waiting call keeps the snapshot of its insert (a procedure keeps its first snapshot
--- after COMMIT until the transaction ends), which keeps the account rows the running
--- batch replaces from being pruned until it proceeds: callers keep few calls waiting.
+-- inserts the transfers, sends the notice OCF03 (the client may start its next call: the
+-- next insert then finds this one waiting for the head, so the two take it in timestamp
+-- order), waits for the journal head with LOCK TABLE, and under the head posts the
+-- balances, the journal row and the head, and commits before CALL returns: the head is
+-- held for the balance update and the commit only. EXCLUSIVE conflicts with the exact
+-- path's row lock (ROW SHARE) and with itself, not with readers. A waiting call keeps the
+-- snapshot of its insert (a procedure keeps its first snapshot after COMMIT until the
+-- transaction ends), which keeps the account rows the running batch replaces from being
+-- pruned until it proceeds: callers keep few calls waiting.
 CREATE PROCEDURE ledger_post_transfers_fast(records bytea, digest bytea, now_ns bigint, INOUT created boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -164,6 +166,7 @@ BEGIN
     END IF;
     COMMIT;
     SELECT ledger_fast_insert(records, now_ns) INTO first_;
+    RAISE NOTICE 'ledger fast path: inserted, waiting for the journal head' USING ERRCODE = 'OCF03';
     LOCK TABLE ledger_head IN EXCLUSIVE MODE;
     PERFORM ledger_fast_post(records, digest, first_, sums.account_ids, sums.debits, sums.credits, sums.ledgers);
     created := true;
