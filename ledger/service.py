@@ -27,10 +27,11 @@ of the batch's server time): no client round trip, no Python, no event-loop turn
 insert inside the lock. If a batch committed meanwhile took timestamps at or after the
 inserted ones (another writer got the head first), the call rolls back (SQLSTATE
 ``OCF02``) and is sent again with fresh ones, so timestamps still increase in commit
-order. Two large fast-path calls of one :class:`Ledger` are in flight at once: while
-one holds the head, the next inserts and waits (a waiting call holds a snapshot, which
-keeps the account rows the running batch replaces from being pruned; more waiters
-would cost more than they overlap). If any account fails the test (SQLSTATE ``OCF01``)
+order. Large fast-path calls of one :class:`Ledger` insert one at a time: the next is
+sent when the server's notice (SQLSTATE ``OCF03``) says the previous one's transfers are
+in, so it inserts while the previous one waits for or holds the head, and they take the
+head in timestamp order. (With ``client_min_messages`` above ``notice`` the notice does
+not come and the calls run one after another.) If any account fails the test (SQLSTATE ``OCF01``)
 or a transfer id is stored already (unique violation), nothing is written and the batch
 goes to the exact path, which decides it from scratch; the test is conservative, never
 wrong.

@@ -341,3 +341,24 @@ async def test_fast_path_overtaken_by_a_commit_tries_again_with_later_timestamps
         (5, 6, 0, 0), (0, 0, 5, 0), (0, 0, 0, 6)]
     report = await audit_report(pool)
     assert report.ok, report
+
+
+async def test_concurrent_large_fast_path_batches_take_turns_and_commit_in_timestamp_order(pool):
+    from ledger.service import FAST_TURN_ROWS_MIN
+
+    ledger = await setup(pool, 0, 0, 0)
+    size = FAST_TURN_ROWS_MIN
+    batches = [[tr(1000 * (b + 1) + i, 1, 2 + b % 2, 1) for i in range(size)] for b in range(3)]
+    results = await asyncio.gather(*(ledger.create_transfers(batch) for batch in batches))
+    assert results == [[R.ok] * size] * 3
+    assert (ledger.fast_batches, ledger.fast_declined) == (3, 0)
+    assert not ledger._fast_turn.locked()  # every turn given back
+    accounts = await ledger.lookup_accounts([1, 2, 3])
+    assert [(a.debits_posted, a.credits_posted) for a in accounts] == [(3 * size, 0), (0, 2 * size), (0, size)]
+    async with pool.acquire() as connection:
+        # Commit order (journal sequence) is timestamp order.
+        rows = await connection.fetch("SELECT timestamp_first, timestamp_last FROM ledger_journal WHERE kind = 4 ORDER BY sequence")
+    assert [r[1] - r[0] + 1 for r in rows] == [size] * 3
+    assert all(a[1] < b[0] for a, b in zip(rows, rows[1:]))
+    report = await audit_report(pool)
+    assert report.ok, report
