@@ -300,45 +300,69 @@ async def test_fast_path_function_in_a_caller_transaction_declines_with_its_sqls
 
 
 async def test_fast_path_waits_for_a_caller_transaction_holding_the_head(pool):
+    from ledger.service import FAST_TURN_ROWS_MIN
+
     ledger = await setup(pool, 0, 0, 0)
+    large = [tr(100 + i, 1, 3, 1) for i in range(FAST_TURN_ROWS_MIN)]  # the procedure's size
     async with pool.acquire() as connection:
         outer = connection.transaction()
         await outer.start()
         assert await ledger.create_transfers([tr(10, 1, 2, 5, flags=F.pending)], connection=connection) == [R.ok]
         # The exact path holds the head's row lock; the fast path's LOCK TABLE waits for it.
-        fast = asyncio.create_task(ledger.create_transfers([tr(11, 1, 3, 6)]))
-        await asyncio.sleep(0.2)
+        fast = asyncio.create_task(ledger.create_transfers(large))
+        await asyncio.sleep(0.3)
         assert not fast.done()
         await outer.commit()
-    assert await fast == [R.ok]
+    assert await fast == [R.ok] * len(large)
     assert ledger.fast_batches == 1
-    first, second = await ledger.lookup_transfers([10, 11])
+    first, second = await ledger.lookup_transfers([10, 100])
     assert second.timestamp > first.timestamp
     report = await audit_report(pool)
     assert report.ok, report
 
 
 async def test_fast_path_overtaken_by_a_commit_tries_again_with_later_timestamps(pool):
+    from ledger.service import FAST_TURN_ROWS_MIN
+
     ledger = await setup(pool, 0, 0, 0)
+    large = [tr(100 + i, 1, 3, 1) for i in range(FAST_TURN_ROWS_MIN)]
     async with pool.acquire() as connection:
         outer = connection.transaction()
         await outer.start()
         await connection.execute("SELECT 1 FROM ledger_head FOR UPDATE")  # the head is held
-        # The fast path inserts its transfer, stamped after the last commit, and waits...
-        fast = asyncio.create_task(ledger.create_transfers([tr(11, 1, 3, 6)]))
+        # The fast path inserts its transfers, stamped after the last commit, and waits...
+        fast = asyncio.create_task(ledger.create_transfers(large))
         await asyncio.sleep(0.3)
         assert not fast.done()
         # ...while the head's holder writes later timestamps and commits first.
         assert await ledger.create_transfers([tr(10, 1, 2, 5, flags=F.pending)], connection=connection) == [R.ok]
         await outer.commit()
-    assert await fast == [R.ok]
+    assert await fast == [R.ok] * len(large)
     assert (ledger.fast_batches, ledger.fast_overtaken, ledger.fast_declined) == (1, 1, 0)
-    first, second = await ledger.lookup_transfers([10, 11])
+    first, second = await ledger.lookup_transfers([10, 100])
     assert second.timestamp > first.timestamp
-    assert await count(pool, "ledger_transfers") == 2
+    assert await count(pool, "ledger_transfers") == 1 + len(large)
     accounts = await ledger.lookup_accounts([1, 2, 3])
     assert [(a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted) for a in accounts] == [
-        (5, 6, 0, 0), (0, 0, 5, 0), (0, 0, 0, 6)]
+        (5, len(large), 0, 0), (0, 0, 5, 0), (0, 0, 0, len(large))]
+    report = await audit_report(pool)
+    assert report.ok, report
+
+
+async def test_large_fast_path_batch_declined_under_the_head_gets_exact_results(pool):
+    from ledger.service import FAST_TURN_ROWS_MIN
+
+    ledger = await setup(pool, 0, AF.debits_must_not_exceed_credits, 0)
+    assert await ledger.create_transfers([tr(10, 1, 2, 100)]) == [R.ok]
+    # 256 debits of 1 from an account with 100 credits: the procedure inserts them, then its
+    # balance update declines the batch (OCF01) and the exact rules decide each transfer.
+    large = [tr(100 + i, 2, 3, 1) for i in range(FAST_TURN_ROWS_MIN)]
+    assert await ledger.create_transfers(large) == [R.ok] * 100 + [R.exceeds_credits] * (len(large) - 100)
+    assert (ledger.fast_batches, ledger.fast_declined) == (1, 1)
+    accounts = await ledger.lookup_accounts([1, 2, 3])
+    assert [(a.debits_posted, a.credits_posted) for a in accounts] == [(100, 0), (100, 100), (0, 100)]
+    assert await count(pool, "ledger_transfers") == 101
+    assert await journal_kinds(pool) == [1, 4, 2]
     report = await audit_report(pool)
     assert report.ok, report
 
