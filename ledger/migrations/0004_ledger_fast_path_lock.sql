@@ -108,6 +108,7 @@ BEGIN
 END
 $$;
 
+-- Refuses malformed arguments (22023) before anything is read or written.
 CREATE FUNCTION ledger_fast_check(records bytea, digest bytea) RETURNS void
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
@@ -142,7 +143,8 @@ $$;
 -- Autocommitted (CALL outside a transaction block): created is true when every transfer
 -- was created and committed, false (nothing written) when the sums already decline;
 -- raises OCF01 when the accounts decline, OCF02 when its timestamps were overtaken (try
--- again). It sums the batch in a first transaction and commits that; in a second it
+-- again). It sums the batch in a first transaction and commits that (so the snapshot it
+-- waits with is its insert's, not the older one of the call); in a second it
 -- inserts the transfers, sends the notice OCF03 (the client may start its next call: the
 -- next insert then finds this one waiting for the head, so the two take it in timestamp
 -- order), waits for the journal head with LOCK TABLE, and under the head posts the
