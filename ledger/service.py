@@ -90,7 +90,6 @@ account is both funded and spent is always handed over.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import random
 import time
