@@ -5,12 +5,14 @@ serializes on one row lock, the journal head (``SELECT ... FOR UPDATE`` on
 ``ledger_head``): the ledger's one serialization point, as TigerBeetle's single-threaded
 state machine. A ``create_transfers`` batch takes one of two paths.
 
-**Fast path** (batches of plain transfers only, outside a caller's transaction): when no
+**Fast path** (batches of plain transfers only; inside a caller's transaction, batches of
+at least ``FAST_NESTED_ROWS_MIN`` transfers): when no
 transfer has a flag, a pending id, a timeout or a timestamp, ids are valid and distinct
 and accounts differ (checked in Python, no I/O), the batch is encoded as the 120-byte
 canonical records of :mod:`ledger.journal` and hashed (SHA-256) before anything else,
 and sent in ONE autocommitted statement, ``ledger_create_transfers_fast`` (migration
-0003). On the server it locks the head, decodes the records, sums the batch per account,
+0003); inside a caller's transaction the same statement runs under a savepoint and the
+head stays locked until the caller commits, as with the exact path. On the server it locks the head, decodes the records, sums the batch per account,
 and checks in one set-based pass that every account exists, is open, keeps no history,
 has the transfers' ledger, and that no balance overflows or crosses its limit, testing
 each account's debits (credits) of the whole batch against its credits (debits) before
@@ -57,16 +59,18 @@ so a timestamp is a consistent cut (used by settlement cycles).
 
 Id races (two batches inserting the same new id) and serialization failures are retried
 up to ``RETRY_MAX`` times. Inside a caller's transaction (``connection=``) the head is
-locked first, so no race can happen there and no savepoint is used; an error (a bug, a
-lost connection) aborts the caller's transaction. Caller transactions must use READ
-COMMITTED.
+locked first, so no race can happen there and the exact path uses no savepoint; the fast
+path's one savepoint takes back only a stored id's unique violation (the exact path then
+answers ``exists``), any other error (a bug, a lost connection) aborts the caller's
+transaction. Caller transactions must use READ COMMITTED and be started with
+``connection.transaction()``.
 
 What it cannot do: a caller's transaction holds the journal head from its first write
 until it commits, so a long caller transaction (a large disbursement) delays every other
 ledger writer until then; keep such transactions to the ledger work and commit promptly.
 The fast path needs PostgreSQL 18 (its bytea/integer casts; on older servers every batch
-takes the exact path) and does not run inside a caller's transaction (a stored id would
-abort that transaction); such batches take the exact path. Writers in other processes (or other :class:`Ledger` objects) still queue at
+takes the exact path); inside a caller's transaction it skips the process's one-at-a-time
+turn (that transaction may hold the head already). Writers in other processes (or other :class:`Ledger` objects) still queue at
 the server, each holding a snapshot while it waits for the head, which holds back pruning
 of the account rows the running batch replaces: one writing process per database (with
 a :class:`ledger.batcher.GroupCommitBatcher`) is the fast set-up. A batch the fast path
@@ -216,6 +220,15 @@ FAST_TURN_ROWS_MIN = 256
 
 Smaller ones queue at the server: they replace few account rows, and their commits share
 WAL flushes there (one-at-a-time halved the throughput of single transfers)."""
+FAST_NESTED_ROWS_MIN = 128
+"""Inside a caller's transaction, batches of at least this many transfers take the fast path.
+
+There it runs under a savepoint (``Ledger._call_fast_nested``): two more round trips and a
+subtransaction. Measured with ``python -m benchmarks.taps --quick`` (tap flushes of a few
+to a few hundred transfers), even single-digit batches were no slower that way; the bound
+is for callers that write many small batches in one transaction (a pacs.002 rejecting
+hundreds of payments reverses each in its own call): past 64 subtransactions a
+transaction's snapshot entry overflows and every reader of the database pays for it."""
 FAST_PATH_SERVER_MIN = 18
 """Oldest PostgreSQL major version the fast path runs on (it casts bytea to integers)."""
 
@@ -374,7 +387,8 @@ class Ledger:
         if not transfers:
             return []
         await _let_writers_run(len(transfers))
-        if connection is None or not connection.is_in_transaction():
+        nested = connection is not None and connection.is_in_transaction()
+        if not nested or len(transfers) >= FAST_NESTED_ROWS_MIN:
             records = _fast_records(transfers)
             if records is not None and await self._create_fast(connection, records):
                 return [CreateTransferResult.ok] * len(transfers)
@@ -471,8 +485,8 @@ class Ledger:
         if connection is not None and connection.is_in_transaction():
             # Inside the caller's transaction the journal head is locked before anything is
             # read, so no other writer can interleave and nothing needs a retry. (No
-            # savepoint either: hundreds of them in one long disbursement transaction
-            # would slow every reader of the database down.)
+            # savepoint either: hundreds of them in one long transaction would slow every
+            # reader of the database down.)
             return await work(connection, True)
         for attempt in range(RETRY_MAX):
             try:
@@ -503,20 +517,42 @@ class Ledger:
     async def _call_fast(self, connection: asyncpg.Connection, records: bytes) -> bool:
         if connection.get_server_version().major < FAST_PATH_SERVER_MIN:
             return False
-        try:
-            digest = hashlib.sha256(records).digest()
-            large = len(records) >= FAST_TURN_ROWS_MIN * TRANSFER_PREFIX_SIZE
-            async with self._fast_turn if large else contextlib.nullcontext():
-                created = await connection.fetchval(_CREATE_FAST, records, digest, time.time_ns())
-        except _RETRYABLE:
-            # An id in use (unique violation) or a conflict: the exact path reads the stored
-            # transfers and retries conflicts itself.
-            created = False
+        digest = hashlib.sha256(records).digest()
+        if connection.is_in_transaction():
+            created = await self._call_fast_nested(connection, records, digest)
+        else:
+            try:
+                large = len(records) >= FAST_TURN_ROWS_MIN * TRANSFER_PREFIX_SIZE
+                async with self._fast_turn if large else contextlib.nullcontext():
+                    created = await connection.fetchval(_CREATE_FAST, records, digest, time.time_ns())
+            except _RETRYABLE:
+                # An id in use (unique violation) or a conflict: the exact path reads the stored
+                # transfers and retries conflicts itself.
+                created = False
         if created:
             self.fast_batches += 1
         else:
             self.fast_declined += 1
         return created
+
+    @staticmethod
+    async def _call_fast_nested(connection: asyncpg.Connection, records: bytes, digest: bytes) -> bool:
+        """The fast path inside the caller's transaction, under a savepoint.
+
+        A declined batch wrote nothing, so the exact path may follow in the same
+        transaction; but a stored transfer id raises a unique violation, which would abort
+        the caller's transaction: the savepoint takes only the call back (and the head lock
+        the call took; the exact path takes it again). Any other error is the caller's
+        (a verdict other than ``false`` from a newer server function included).
+        No turn in the process here: this transaction may hold the head from an earlier
+        write already, and waiting for a turn held by a call that waits for the head at the
+        server would never end.
+        """
+        try:
+            async with connection.transaction():
+                return await connection.fetchval(_CREATE_FAST, records, digest, time.time_ns())
+        except asyncpg.exceptions.UniqueViolationError:
+            return False
 
     async def _create_accounts(self, connection: asyncpg.Connection, accounts: Sequence[Account], head_first: bool) -> list:
         head = await connection.fetchrow(_LOCK_HEAD) if head_first else None
