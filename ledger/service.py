@@ -543,7 +543,7 @@ class Ledger:
         transaction; but a stored transfer id raises a unique violation, which would abort
         the caller's transaction: the savepoint takes only the call back (and the head lock
         the call took; the exact path takes it again). Any other error is the caller's
-        (a verdict other than ``false`` from a newer server function included).
+        (one the server raises to decline included).
         No turn in the process here: this transaction may hold the head from an earlier
         write already, and waiting for a turn held by a call that waits for the head at the
         server would never end.

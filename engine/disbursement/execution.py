@@ -90,7 +90,8 @@ from engine.disbursement.lifecycle import BatchState
 from engine.disbursement.lines import open_fields
 from engine.disbursement.store import CHUNK_LINES, DisbursementStore
 from engine.errors import ConflictError, NotFoundError, UsageError
-from engine.settlement.outbox import LEASE_S, Payout, post_payouts
+from engine.settlement.outbox import (LEASE_S, Payout, PreparedPayouts, create_payout_transfers, prepare_payouts,
+                                      write_instructions)
 from engine.settlement.registry import (ACCOUNT_CODE_FUNDING, ACCOUNT_CODE_WAGE, LEDGER_CNY, add_payer,
                                         attribute_accounts, get_bank)
 from engine.taps.posting import card_account
@@ -432,23 +433,39 @@ async def _commit_funds(store: DisbursementStore, ledger: Ledger, context: _Cont
                         at_ms: int) -> int:
     """Step 1 of the module docstring: payments recorded, EXECUTING, total into escrow;
     return the batch's transfer base id (fixed here, with the rest)."""
+    async with store.pool.acquire() as connection:
+        try:
+            return await _commit_funds_in(connection, store, ledger, context, actor, at_ms)
+        except asyncpg.UniqueViolationError as error:
+            if error.constraint_name != "disbursement_payments_pkey":
+                raise
+            # Rolled back; counted afterwards, as the error path can afford.
+            paid = await connection.fetchval(
+                "SELECT count(*) FROM disbursement_lines l JOIN disbursement_cardholders c USING (pan_token)"
+                " JOIN disbursement_payments p ON p.programme_code = $2 AND p.period = $3 AND p.id_hash = c.id_hash"
+                " WHERE l.batch_id = $1 AND l.result = 0", context.batch_id, context.programme_code, context.period)
+            raise ConflictError(f"batch {context.batch_id}: {paid} person(s) were paid in the period by another "
+                                "batch since validation; nothing was posted, submit a corrected file") from None
+
+
+async def _commit_funds_in(connection: asyncpg.Connection, store: DisbursementStore, ledger: Ledger,
+                           context: _Context, actor: str, at_ms: int) -> int:
     escrow_id = escrow_account_id(context.batch_id)
-    async with store.pool.acquire() as connection, connection.transaction():
+    async with connection.transaction():
         await _renew(connection, context)
         batch = await store.locked_batch(connection, context.batch_id)
         # Reserved: the escrow transfer's id and one per line number after it.
         base_id = new_id_run(batch.lines_count + 1)
         await _require_issuing_banks(connection, context.batch_id)
-        recorded = await connection.fetchval(
-            "WITH recorded AS (INSERT INTO disbursement_payments (programme_code, period, id_hash, batch_id, line,"
-            " amount_minor) SELECT $2, $3, c.id_hash, l.batch_id, l.line, l.amount_minor FROM disbursement_lines l"
+        # A person paid in the period meanwhile is a unique violation (the caller reports
+        # it). A plain insert costs a third less than ON CONFLICT's speculative one, and in
+        # key order it appends to the primary key's pages instead of touching them at random.
+        recorded = await connection.execute(
+            "INSERT INTO disbursement_payments (programme_code, period, id_hash, batch_id, line, amount_minor)"
+            " SELECT $2, $3, c.id_hash, l.batch_id, l.line, l.amount_minor FROM disbursement_lines l"
             " JOIN disbursement_cardholders c USING (pan_token) WHERE l.batch_id = $1 AND l.result = 0"
-            " ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM recorded",
-            context.batch_id, context.programme_code, context.period)
-        if recorded != batch.accepted_count:
-            raise ConflictError(f"batch {context.batch_id}: {batch.accepted_count - recorded} person(s) "
-                                "were paid in the period by another batch since validation; nothing was posted, "
-                                "submit a corrected file")
+            " ORDER BY c.id_hash", context.batch_id, context.programme_code, context.period)
+        assert recorded == f"INSERT 0 {batch.accepted_count}", "every accepted line has its registered cardholder"
         await store.transition_in(connection, context.batch_id, BatchState.executing, actor, at_ms)
         await connection.execute("UPDATE disbursement_batches SET execution_base_id = $2 WHERE id = $1",
                                  context.batch_id, id_bytes(base_id))
@@ -507,24 +524,42 @@ async def _post_chunk(store: DisbursementStore, ledger: Ledger, context: _Contex
         # Cards registered through `onecard cardholders import` have their accounts already.
         await open_card_accounts(connection, ledger, {p.card_account_id: p.bank_code
                                                       for p, r in zip(payouts, rows) if r["unopened"]})
-        parts = [range(start, min(start + POST_LINES, len(rows))) for start in range(0, len(rows), POST_LINES)]
+        parts = [payouts[start:start + POST_LINES] for start in range(0, len(payouts), POST_LINES)]
         # One pacs.008 per issuing bank and part (module assertions).
-        messages = sum(len({rows[index]["bank_code"] for index in part}) for part in parts)
-        for number, part in enumerate(parts or [range(0)], 1):
-            async with connection.transaction():
-                await _renew(connection, context)
-                if number == max(len(parts), 1):
-                    marked = await connection.execute(
-                        "UPDATE disbursement_line_fields SET posted_messages = $3"
-                        " WHERE batch_id = $1 AND chunk = $2 AND posted_messages IS NULL",
-                        context.batch_id, chunk, messages)
-                    assert marked == "UPDATE 1", "the lease keeps other runs off this chunk"
-                if part:
-                    # Parts posted by an interrupted run are looked up and skipped (a run that
-                    # drew the ids itself need not look). The ledger write is post_payouts'
-                    # last step: the journal head is held for one part's postings and the commit.
-                    await post_payouts(connection, ledger, [payouts[index] for index in part],
-                                       engine_code=ENGINE_CODE, new=context.fresh)
+        messages = sum(len({p.bank_code for p in part}) for part in parts)
+
+        async def prepare(part: list[Payout]) -> PreparedPayouts:
+            # Parts posted by an interrupted run are looked up and skipped (a run that drew
+            # the ids itself need not look).
+            return await prepare_payouts(connection, ledger, part, engine_code=ENGINE_CODE, new=context.fresh)
+
+        upcoming: asyncio.Future | None = None
+        try:
+            for number, part in enumerate(parts or [[]], 1):
+                prepared = await (upcoming or prepare(part)) if part else None
+                upcoming = None
+                if context.fresh and number < len(parts):
+                    # The next part's pacs.008 are rendered and validated (in a thread; new ids
+                    # need no lookup, so the connection stays free) while this part posts.
+                    upcoming = asyncio.ensure_future(prepare(parts[number]))
+                async with connection.transaction():
+                    if number == max(len(parts), 1):
+                        marked = await connection.execute(
+                            "UPDATE disbursement_line_fields SET posted_messages = $3"
+                            " WHERE batch_id = $1 AND chunk = $2 AND posted_messages IS NULL",
+                            context.batch_id, chunk, messages)
+                        assert marked == "UPDATE 1", "the lease keeps other runs off this chunk"
+                    if prepared is not None:
+                        await write_instructions(connection, prepared)
+                    # The lease row and then the journal head stay locked until the commit:
+                    # both come last, so the chunk in flight beside this one waits for them
+                    # only while this part posts.
+                    await _renew(connection, context)
+                    if prepared is not None:
+                        await create_payout_transfers(connection, ledger, prepared)
+        finally:
+            if upcoming is not None:
+                upcoming.cancel()
 
 
 async def _payouts(store: DisbursementStore, connection: asyncpg.Connection, context: _Context, chunk: int,

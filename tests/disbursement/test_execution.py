@@ -316,14 +316,15 @@ async def test_a_crash_between_two_parts_of_a_chunk_resumes_without_paying_twice
     monkeypatch.setattr(store_module, "CHUNK_LINES", 4)
     monkeypatch.setattr(execution, "POST_LINES", 1)
     batch = await _approved_batch(store, ledger, tmp_path, 100_000)
-    real_post = execution.post_payouts
+    real_post = execution.create_payout_transfers
 
-    async def crash_on_second_part(connection, ledger_, payouts, **options):
-        if any(p.remittance_information.endswith(" line 3") for p in payouts):
+    async def crash_on_second_part(connection, ledger_, prepared):
+        # After the part's instructions were written: the crash must take them back too.
+        if any(p.remittance_information.endswith(" line 3") for p in prepared.payouts):
             raise RuntimeError("crash")
-        return await real_post(connection, ledger_, payouts, **options)
+        return await real_post(connection, ledger_, prepared)
 
-    monkeypatch.setattr(execution, "post_payouts", crash_on_second_part)
+    monkeypatch.setattr(execution, "create_payout_transfers", crash_on_second_part)
     with pytest.raises(RuntimeError):
         await execute_batch(store, ledger, batch.id, "checker", 3_000)
     async with pool.acquire() as connection:
@@ -331,7 +332,7 @@ async def test_a_crash_between_two_parts_of_a_chunk_resumes_without_paying_twice
         posted = {r[0] for r in await connection.fetch("SELECT end_to_end_id FROM settlement_payments")}
         base_id = await execution.transfer_base_id(connection, batch.id)
     assert posted == {execution.line_end_to_end_id(base_id, line) for line in (1, 7)}
-    monkeypatch.setattr(execution, "post_payouts", real_post)
+    monkeypatch.setattr(execution, "create_payout_transfers", real_post)
     done = await execute_batch(store, ledger, batch.id, "checker", 4_000)
     assert (done.lines, done.amount_minor, done.messages) == (3, 65_000, 3)
     async with pool.acquire() as connection:
