@@ -412,3 +412,24 @@ async def test_two_batches_whose_bases_are_drawn_in_one_millisecond_do_not_share
     async with pool.acquire() as connection:
         assert await connection.fetchval("SELECT count(*) FROM settlement_payments") == 6
         assert (await funding(connection, ledger_, "ELDERLY")).available_minor == 200_000 - 2 * 65_000
+
+
+@pytest.mark.parametrize("anti_join_lines_min", [1, 10**9])  # the hash anti-join, and the planner's choice
+async def test_execution_opens_the_card_accounts_not_opened_yet(store, pool, banks, tmp_path, monkeypatch,
+                                                                anti_join_lines_min):
+    monkeypatch.setattr(execution, "HASH_ANTI_JOIN_LINES_MIN", anti_join_lines_min)
+    ledger = Ledger(pool)
+    batch = await _approved_batch(store, ledger, tmp_path, 100_000)
+    holders = await store.cardholders(["510121195803142150", "510112198711023688", "11010519491231002X"])
+    cards = {holders[number].name: card_account_id(holders[number].pan_token) for number in holders}
+    # 张三's account was opened at import; 李四's and 赵七's were not (their bank came later).
+    async with pool.acquire() as connection:
+        await execution.open_card_accounts(connection, ledger, {cards["张三"]: holders["510121195803142150"].bank_code})
+    done = await execute_batch(store, ledger, batch.id, "checker", 3_000)
+    assert (done.lines, done.amount_minor) == (3, 65_000)
+    accounts = {a.id: (a.debits_posted, a.credits_posted) for a in await ledger.lookup_accounts(list(cards.values()))}
+    assert accounts == {cards["张三"]: (0, 30_000), cards["李四"]: (0, 20_000), cards["赵七"]: (0, 15_000)}
+    async with pool.acquire() as connection:
+        attributed = {int.from_bytes(r["account_id"], "big"): r["bank_code"] for r in await connection.fetch(
+            "SELECT account_id, bank_code FROM settlement_accounts WHERE kind = 'card'")}
+    assert attributed == {cards[h.name]: h.bank_code for h in holders.values()}
