@@ -414,10 +414,10 @@ async def test_two_batches_whose_bases_are_drawn_in_one_millisecond_do_not_share
         assert (await funding(connection, ledger_, "ELDERLY")).available_minor == 200_000 - 2 * 65_000
 
 
-@pytest.mark.parametrize("anti_join_lines_min", [1, 10**9])  # the hash anti-join, and the planner's choice
+@pytest.mark.parametrize("analyze_lines_min", [1, 10**9])  # with the lines' statistics refreshed, and without
 async def test_execution_opens_the_card_accounts_not_opened_yet(store, pool, banks, tmp_path, monkeypatch,
-                                                                anti_join_lines_min):
-    monkeypatch.setattr(execution, "HASH_ANTI_JOIN_LINES_MIN", anti_join_lines_min)
+                                                                analyze_lines_min):
+    monkeypatch.setattr(execution, "ANALYZE_LINES_MIN", analyze_lines_min)
     ledger = Ledger(pool)
     batch = await _approved_batch(store, ledger, tmp_path, 100_000)
     holders = await store.cardholders(["510121195803142150", "510112198711023688", "11010519491231002X"])
