@@ -19,21 +19,24 @@ of :data:`POST_LINES` lines:
    rolls everything back and :class:`InsufficientFundsError` names the shortfall; nothing
    is posted and the batch stays APPROVED. Once it commits, the money is the batch's: no
    other spending from the payer account can take it away.
-2. Post, per stored chunk (:data:`engine.disbursement.store.CHUNK_LINES` lines, their own
-   fields opened once): first the card accounts not opened yet, found by the query that
-   reads the chunk's lines (an opened card account is attributed to its bank in
+2. Post. First the card accounts not opened yet, found by one set-based query over the
+   batch's accepted lines (an opened card account is attributed to its bank in
    ``settlement_accounts``; :data:`CARD_ACCOUNT_ID_SQL`), in short transactions of their
    own. Cards registered through ``onecard cardholders import`` have theirs already
    (:func:`open_registered_card_accounts`), so a batch of registered cards opens none.
-   Then per part of :data:`POST_LINES` accepted lines one transaction that calls
-   :func:`engine.settlement.outbox.post_payouts`: the pacs.008.001.08 of each issuing bank
-   written to the outbox, then (last, so the head is held for the postings and the commit
-   only) one posted transfer per line, escrow → card account (plain transfers: no pending
-   or linked flags). A run that drew the transfer ids itself (step 1) tells
-   ``post_payouts`` they are new, saving it a lookup; a resumed run has them looked up.
-   The payer stays the pacs.008 debtor and is what a rejection or return credits: a
-   return reverses to the funding account. The last part's transaction also marks the
-   chunk posted (``posted_messages``).
+   Then per stored chunk (:data:`engine.disbursement.store.CHUNK_LINES` lines, their own
+   fields opened once) and per part of :data:`POST_LINES` accepted lines: the part's
+   pacs.008.001.08, one per issuing bank, rendered and validated
+   (:func:`engine.settlement.outbox.prepare_payouts`) before its transaction starts (the
+   next part's while this one posts), then one transaction that writes them to the outbox
+   with their payment rows, renews the lease and, last (so the lease row and the journal
+   head are held for the postings and the commit only), posts one transfer per line,
+   escrow → card account (plain transfers: no pending or linked flags, so the ledger
+   decides the part server-side in one statement, its fast path). A run that drew the
+   transfer ids itself (step 1) knows they are new and looks nothing up; a resumed run
+   looks each part's up and skips those posted. The payer stays the pacs.008 debtor and is
+   what a rejection or return credits: a return reverses to the funding account. The last
+   part's transaction also marks the chunk posted (``posted_messages``).
 3. EXECUTED, once the escrow is back to zero (every line posted).
 
 Per line that is one ledger transfer (it was a pending reservation and its post before):
@@ -50,19 +53,19 @@ lost its lease stops at its next step.
 
 Transfer ids are fixed at step 1 (:func:`line_transfer_id`), so running ``execute`` again
 after a crash at any point resumes: posted chunks are skipped, and in a chunk cut short the parts
-already posted are found by their transfer ids (``post_payouts`` skips them). An EXECUTED
+already posted are found by their transfer ids (``prepare_payouts`` leaves them out). An EXECUTED
 batch is refused. Each line's bank outcome is the status of its payment
 (``settlement_payments``, by the EndToEndId derived from the batch's transfer base id and
 the line: :func:`line_end_to_end_id`), which the bank API moves with pacs.002 and pacs.004 (a
 rejection or return reverses the posting to the funding account), so lines need no status
 column of their own.
 
-Throughput (``python -m benchmarks.batch``, README): per line about 38 us of Python (about
-40% the ledger's own, a fifth libxml2 parsing and validating the pacs.008 it is in, in
-validator threads) and 47 us of PostgreSQL (the ledger's transfer and balances, the
-payment row, the period's payment record) on the shared 2-core machine, for cards whose
-accounts were opened at import; 1,000,000 lines take about 120 s there, twice issue 6's
-60 s.
+Throughput (``python -m benchmarks.batch``, README): per line about 28-31 us of Python (half
+of it rendering, parsing and validating the pacs.008, the parsing and validating in
+validator threads) and 30 us (100,000 lines) to 40 us (1,000,000) of PostgreSQL (the
+ledger's transfer and balances, the payment row, the outbox, the period's payment record),
+measured on the shared 2-core machine under load 2-4, for cards whose accounts were
+opened at import; it was 38 + 47 us.
 
 What it does not do: card accounts are derived from the card's token
 (:func:`card_account_id`); a card also enrolled for transit under another account id gets a

@@ -7,7 +7,10 @@ per (issuing bank, payer) in ``settlement_outbox`` and one ``settlement_payments
 transaction. If the transaction rolls back, neither the money nor the message exists; if
 it commits, both do, whatever happens to the process afterwards. The messages are written
 before the ledger write, because from that write until the caller commits the ledger's
-journal head stays locked and taps wait on it.
+journal head stays locked and taps wait on it. A caller posting many payouts renders and
+validates them before its transaction (:func:`prepare_payouts`) and then writes them
+(:func:`write_instructions`, :func:`create_payout_transfers`), so no lock is held while
+Python works.
 
 Delivering: :class:`Dispatcher` claims due messages (``FOR UPDATE SKIP LOCKED``, a lease
 of ``lease_s`` so a dispatcher that dies mid-delivery is taken over), sends each through
