@@ -363,10 +363,19 @@ async def _execute(store: DisbursementStore, ledger: Ledger, batch_id: int, hold
     if context.accepted_count >= ANALYZE_LINES_MIN:
         async with store.pool.acquire() as connection:
             await connection.execute("ANALYZE disbursement_lines (batch_id, result, pan_token)")
+    opening = _open_missing_card_accounts(store.pool, ledger, context)
     if state is BatchState.approved:
-        context = dataclasses.replace(context, base_id=await _commit_funds(store, ledger, context, actor, at_ms),
-                                      fresh=True)
-    await _open_missing_card_accounts(store.pool, ledger, context)
+        # Both are server work with Python idle: on two connections they use both cores.
+        # Both end before an error is raised (opening card accounts is harmless if the
+        # funds are refused: an opened account is empty, and opening it again is a no-op).
+        opened, committed = await asyncio.gather(opening, _commit_funds(store, ledger, context, actor, at_ms),
+                                                 return_exceptions=True)
+        for outcome in (committed, opened):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        context = dataclasses.replace(context, base_id=committed, fresh=True)
+    else:
+        await opening
     await _post_chunks(store, ledger, context, chunks, on_lines)
     async with store.pool.acquire() as connection, connection.transaction():
         await _renew(connection, context)
@@ -600,7 +609,7 @@ async def _open_missing_card_accounts(pool: asyncpg.Pool, ledger: Ledger, contex
     chunk's query did, cost about 10 us of PostgreSQL per line at a million lines (the
     probes miss the buffer cache the ledger's writes churn) against 1.5 us for the hash
     anti-join the planner picks once it knows the batch's size (:data:`ANALYZE_LINES_MIN`).
-    Needs two connections of ``pool``.
+    Needs one connection of ``pool``, and a second one only if some account is missing.
     """
     async with pool.acquire() as reader, reader.transaction():
         card_account = CARD_ACCOUNT_ID_SQL.format(pan_token="l.pan_token")
@@ -608,10 +617,14 @@ async def _open_missing_card_accounts(pool: asyncpg.Pool, ledger: Ledger, contex
             f"SELECT {card_account} AS account_id, l.bank_code FROM disbursement_lines l"
             " WHERE l.batch_id = $1 AND l.result = 0 AND NOT EXISTS"
             f" (SELECT 1 FROM settlement_accounts a WHERE a.account_id = {card_account})", context.batch_id)
+        rows = await cursor.fetch(POST_LINES)
+        if not rows:
+            return  # the common case needs no second connection
         async with pool.acquire() as writer:
-            while rows := await cursor.fetch(POST_LINES):
+            while rows:
                 await open_card_accounts(writer, ledger, {int.from_bytes(r["account_id"], "big"): r["bank_code"]
                                                           for r in rows})
+                rows = await cursor.fetch(POST_LINES)
 
 
 async def open_card_accounts(connection: asyncpg.Connection, ledger: Ledger, cards: Mapping[int, str]) -> None:
