@@ -65,7 +65,8 @@ of it rendering, parsing and validating the pacs.008, the parsing and validating
 validator threads) and 30 us (100,000 lines) to 40 us (1,000,000) of PostgreSQL (the
 ledger's transfer and balances, the payment row, the outbox, the period's payment record),
 measured on the shared 2-core machine under load 2-4, for cards whose accounts were
-opened at import; it was 38 + 47 us.
+opened at import; it was 38 + 47 us. 1,000,000 lines executed there in 58-67 s (80 s
+before, on the quiet machine); with submit's 49 s that is still about twice issue 6's 60 s.
 
 What it does not do: card accounts are derived from the card's token
 (:func:`card_account_id`); a card also enrolled for transit under another account id gets a
