@@ -5,27 +5,27 @@ serializes on one row lock, the journal head (``SELECT ... FOR UPDATE`` on
 ``ledger_head``): the ledger's one serialization point, as TigerBeetle's single-threaded
 state machine. A ``create_transfers`` batch takes one of two paths.
 
-**Fast path** (batches of plain transfers only; inside a caller's transaction, batches
-of at least ``FAST_NESTED_ROWS_MIN`` transfers): when no transfer has a flag, a pending
-id, a timeout or a timestamp, ids are valid and distinct and accounts differ (checked in
-Python, no I/O), the batch is encoded as the 120-byte canonical records of
-:mod:`ledger.journal` and hashed (SHA-256) before anything else, and sent in ONE
-autocommitted statement, ``ledger_create_transfers_fast`` (migration 0003); inside a
-caller's transaction the same statement runs under a savepoint and the head stays locked
-until the caller commits, as with the exact path. On the server it locks the head,
-decodes the records, sums the batch per account, and checks in one set-based pass that
-every account exists, is open, keeps no history, has the transfers' ledger, and that no
-balance overflows or crosses its limit, testing each account's debits (credits) of the
-whole batch against its credits (debits) before the batch. Amounts are never negative,
-so if the whole batch passes, every transfer passes in any order and every result is
-``ok``; then it inserts the transfers with consecutive timestamps, adds the sums to the
-balances, appends a journal batch of kind ``transfers_digest`` and commits before it
-answers. The head is held only while the server works: no client round trip, no Python,
-no event-loop turn inside the lock. The large fast-path calls of one :class:`Ledger` go
-to the server one at a time (a waiter queued at the server holds a snapshot, which keeps
-old account rows from being pruned). If anything fails the test (or a transfer id is
-stored already: unique violation), nothing is written and the batch goes to the exact
-path, which decides it from scratch; the test is conservative, never wrong.
+**Fast path** (plain transfers only; in a caller's transaction, ``FAST_NESTED_ROWS_MIN`` or more): when no
+transfer has a flag, a pending id, a timeout or a timestamp, ids are valid and distinct
+and accounts differ (checked in Python, no I/O), the batch is encoded as the 120-byte
+canonical records of :mod:`ledger.journal` and hashed (SHA-256) before anything else,
+and sent in ONE autocommitted statement, ``ledger_create_transfers_fast`` (migration
+0003; inside a caller's transaction under a savepoint, and the head stays locked until
+the caller commits, as with the exact path).
+On the server it locks the head, decodes the records, sums the batch per account,
+and checks in one set-based pass that every account exists, is open, keeps no history,
+has the transfers' ledger, and that no balance overflows or crosses its limit, testing
+each account's debits (credits) of the whole batch against its credits (debits) before
+the batch. Amounts are never negative, so if the whole batch passes, every transfer
+passes in any order and every result is ``ok``; then it inserts the transfers with
+consecutive timestamps, adds the sums to the balances, appends a journal batch of kind
+``transfers_digest`` and commits before it answers. The head is held only while the
+server works: no client round trip, no Python, no event-loop turn inside the lock. The
+large fast-path calls of one :class:`Ledger` go to the server one at a time (a waiter
+queued at the server holds a snapshot, which keeps old account rows from being pruned). If
+anything fails the test (or a transfer id is stored already: unique violation), nothing
+is written and the batch goes to the exact path, which decides it from scratch; the test
+is conservative, never wrong.
 
 **Exact path** (everything else; :mod:`ledger.posting` holds the rules), one transaction:
 
