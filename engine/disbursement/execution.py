@@ -19,21 +19,24 @@ of :data:`POST_LINES` lines:
    rolls everything back and :class:`InsufficientFundsError` names the shortfall; nothing
    is posted and the batch stays APPROVED. Once it commits, the money is the batch's: no
    other spending from the payer account can take it away.
-2. Post, per stored chunk (:data:`engine.disbursement.store.CHUNK_LINES` lines, their own
-   fields opened once): first the card accounts not opened yet, found by the query that
-   reads the chunk's lines (an opened card account is attributed to its bank in
+2. Post. First the card accounts not opened yet, found by one set-based query over the
+   batch's accepted lines (an opened card account is attributed to its bank in
    ``settlement_accounts``; :data:`CARD_ACCOUNT_ID_SQL`), in short transactions of their
    own. Cards registered through ``onecard cardholders import`` have theirs already
    (:func:`open_registered_card_accounts`), so a batch of registered cards opens none.
-   Then per part of :data:`POST_LINES` accepted lines one transaction that calls
-   :func:`engine.settlement.outbox.post_payouts`: the pacs.008.001.08 of each issuing bank
-   written to the outbox, then (last, so the head is held for the postings and the commit
-   only) one posted transfer per line, escrow → card account (plain transfers: no pending
-   or linked flags). A run that drew the transfer ids itself (step 1) tells
-   ``post_payouts`` they are new, saving it a lookup; a resumed run has them looked up.
-   The payer stays the pacs.008 debtor and is what a rejection or return credits: a
-   return reverses to the funding account. The last part's transaction also marks the
-   chunk posted (``posted_messages``).
+   Then per stored chunk (:data:`engine.disbursement.store.CHUNK_LINES` lines, their own
+   fields opened once) and per part of :data:`POST_LINES` accepted lines: the part's
+   pacs.008.001.08, one per issuing bank, rendered and validated
+   (:func:`engine.settlement.outbox.prepare_payouts`) before its transaction starts (the
+   next part's while this one posts), then one transaction that writes them to the outbox
+   with their payment rows, renews the lease and, last (so the lease row and the journal
+   head are held for the postings and the commit only), posts one transfer per line,
+   escrow → card account (plain transfers: no pending or linked flags, so the ledger
+   decides the part server-side in one statement, its fast path). A run that drew the
+   transfer ids itself (step 1) knows they are new and looks nothing up; a resumed run
+   looks each part's up and skips those posted. The payer stays the pacs.008 debtor and is
+   what a rejection or return credits: a return reverses to the funding account. The last
+   part's transaction also marks the chunk posted (``posted_messages``).
 3. EXECUTED, once the escrow is back to zero (every line posted).
 
 Per line that is one ledger transfer (it was a pending reservation and its post before):
@@ -50,19 +53,20 @@ lost its lease stops at its next step.
 
 Transfer ids are fixed at step 1 (:func:`line_transfer_id`), so running ``execute`` again
 after a crash at any point resumes: posted chunks are skipped, and in a chunk cut short the parts
-already posted are found by their transfer ids (``post_payouts`` skips them). An EXECUTED
+already posted are found by their transfer ids (``prepare_payouts`` leaves them out). An EXECUTED
 batch is refused. Each line's bank outcome is the status of its payment
 (``settlement_payments``, by the EndToEndId derived from the batch's transfer base id and
 the line: :func:`line_end_to_end_id`), which the bank API moves with pacs.002 and pacs.004 (a
 rejection or return reverses the posting to the funding account), so lines need no status
 column of their own.
 
-Throughput (``python -m benchmarks.batch``, README): per line about 38 us of Python (about
-40% the ledger's own, a fifth libxml2 parsing and validating the pacs.008 it is in, in
-validator threads) and 47 us of PostgreSQL (the ledger's transfer and balances, the
-payment row, the period's payment record) on the shared 2-core machine, for cards whose
-accounts were opened at import; 1,000,000 lines take about 120 s there, twice issue 6's
-60 s.
+Throughput (``python -m benchmarks.batch``, README): per line about 28-31 us of Python (half
+of it rendering, parsing and validating the pacs.008, the parsing and validating in
+validator threads) and 30 us (100,000 lines) to 40 us (1,000,000) of PostgreSQL (the
+ledger's transfer and balances, the payment row, the outbox, the period's payment record),
+measured on the shared 2-core machine under load 2-4, for cards whose accounts were
+opened at import; it was 38 + 47 us. 1,000,000 lines executed there in 58-67 s (80 s
+before, on the quiet machine); with submit's 49 s that is still about twice issue 6's 60 s.
 
 What it does not do: card accounts are derived from the card's token
 (:func:`card_account_id`); a card also enrolled for transit under another account id gets a
@@ -90,7 +94,8 @@ from engine.disbursement.lifecycle import BatchState
 from engine.disbursement.lines import open_fields
 from engine.disbursement.store import CHUNK_LINES, DisbursementStore
 from engine.errors import ConflictError, NotFoundError, UsageError
-from engine.settlement.outbox import LEASE_S, Payout, post_payouts
+from engine.settlement.outbox import (LEASE_S, Payout, PreparedPayouts, create_payout_transfers, prepare_payouts,
+                                      write_instructions)
 from engine.settlement.registry import (ACCOUNT_CODE_FUNDING, ACCOUNT_CODE_WAGE, LEDGER_CNY, add_payer,
                                         attribute_accounts, get_bank)
 from engine.taps.posting import card_account
@@ -115,6 +120,13 @@ CHUNKS_IN_FLIGHT = 2
 # Lines posted per transaction: its ledger write holds the journal head, which every tap
 # flush needs, until the commit, so this bounds how long a batch can stall the taps.
 POST_LINES = 1_000
+# Batches of at least this many accepted lines have the statistics of disbursement_lines
+# refreshed (ANALYZE, about 0.1 s) before they execute: right after submit they often still
+# describe the table without the batch, and the planner then joins the batch's lines to
+# the cardholders and the settlement accounts by an index probe per line, which misses the
+# cache at this size, instead of a hash join (measured at a million lines: the period's
+# payment records 10.3 s -> 3.3 s, the unopened card accounts about 10 s -> 1.5 s).
+ANALYZE_LINES_MIN = 50_000
 
 assert set(PURPOSES) == set(PAYER_KINDS) and LEASE_S > 0 and CHUNKS_IN_FLIGHT >= 1
 # A part's postings are one ledger call, and each bank's share of a part one pacs.008.
@@ -349,9 +361,22 @@ async def _execute(store: DisbursementStore, ledger: Ledger, batch_id: int, hold
                    on_lines: Callable[[int], None] | None) -> Execution:
     context, state = await _start(store, ledger, batch_id, holder)
     chunks = await _chunks(store.pool, batch_id)
+    if context.accepted_count >= ANALYZE_LINES_MIN:
+        async with store.pool.acquire() as connection:
+            await connection.execute("ANALYZE disbursement_lines (batch_id, result, pan_token)")
+    opening = _open_missing_card_accounts(store.pool, ledger, context)
     if state is BatchState.approved:
-        context = dataclasses.replace(context, base_id=await _commit_funds(store, ledger, context, actor, at_ms),
-                                      fresh=True)
+        # Both are server work with Python idle: on two connections they use both cores.
+        # Both end before an error is raised (opening card accounts is harmless if the
+        # funds are refused: an opened account is empty, and opening it again is a no-op).
+        opened, committed = await asyncio.gather(opening, _commit_funds(store, ledger, context, actor, at_ms),
+                                                 return_exceptions=True)
+        for outcome in (committed, opened):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        context = dataclasses.replace(context, base_id=committed, fresh=True)
+    else:
+        await opening
     await _post_chunks(store, ledger, context, chunks, on_lines)
     async with store.pool.acquire() as connection, connection.transaction():
         await _renew(connection, context)
@@ -432,23 +457,39 @@ async def _commit_funds(store: DisbursementStore, ledger: Ledger, context: _Cont
                         at_ms: int) -> int:
     """Step 1 of the module docstring: payments recorded, EXECUTING, total into escrow;
     return the batch's transfer base id (fixed here, with the rest)."""
+    async with store.pool.acquire() as connection:
+        try:
+            return await _commit_funds_in(connection, store, ledger, context, actor, at_ms)
+        except asyncpg.UniqueViolationError as error:
+            if error.constraint_name != "disbursement_payments_pkey":
+                raise
+            # Rolled back; counted afterwards, as the error path can afford.
+            paid = await connection.fetchval(
+                "SELECT count(*) FROM disbursement_lines l JOIN disbursement_cardholders c USING (pan_token)"
+                " JOIN disbursement_payments p ON p.programme_code = $2 AND p.period = $3 AND p.id_hash = c.id_hash"
+                " WHERE l.batch_id = $1 AND l.result = 0", context.batch_id, context.programme_code, context.period)
+            raise ConflictError(f"batch {context.batch_id}: {paid} person(s) were paid in the period by another "
+                                "batch since validation; nothing was posted, submit a corrected file") from None
+
+
+async def _commit_funds_in(connection: asyncpg.Connection, store: DisbursementStore, ledger: Ledger,
+                           context: _Context, actor: str, at_ms: int) -> int:
     escrow_id = escrow_account_id(context.batch_id)
-    async with store.pool.acquire() as connection, connection.transaction():
+    async with connection.transaction():
         await _renew(connection, context)
         batch = await store.locked_batch(connection, context.batch_id)
         # Reserved: the escrow transfer's id and one per line number after it.
         base_id = new_id_run(batch.lines_count + 1)
         await _require_issuing_banks(connection, context.batch_id)
-        recorded = await connection.fetchval(
-            "WITH recorded AS (INSERT INTO disbursement_payments (programme_code, period, id_hash, batch_id, line,"
-            " amount_minor) SELECT $2, $3, c.id_hash, l.batch_id, l.line, l.amount_minor FROM disbursement_lines l"
+        # A person paid in the period meanwhile is a unique violation (the caller reports
+        # it). A plain insert costs a third less than ON CONFLICT's speculative one, and in
+        # key order it appends to the primary key's pages instead of touching them at random.
+        recorded = await connection.execute(
+            "INSERT INTO disbursement_payments (programme_code, period, id_hash, batch_id, line, amount_minor)"
+            " SELECT $2, $3, c.id_hash, l.batch_id, l.line, l.amount_minor FROM disbursement_lines l"
             " JOIN disbursement_cardholders c USING (pan_token) WHERE l.batch_id = $1 AND l.result = 0"
-            " ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM recorded",
-            context.batch_id, context.programme_code, context.period)
-        if recorded != batch.accepted_count:
-            raise ConflictError(f"batch {context.batch_id}: {batch.accepted_count - recorded} person(s) "
-                                "were paid in the period by another batch since validation; nothing was posted, "
-                                "submit a corrected file")
+            " ORDER BY c.id_hash", context.batch_id, context.programme_code, context.period)
+        assert recorded == f"INSERT 0 {batch.accepted_count}", "every accepted line has its registered cardholder"
         await store.transition_in(connection, context.batch_id, BatchState.executing, actor, at_ms)
         await connection.execute("UPDATE disbursement_batches SET execution_base_id = $2 WHERE id = $1",
                                  context.batch_id, id_bytes(base_id))
@@ -498,33 +539,47 @@ async def _post_chunk(store: DisbursementStore, ledger: Ledger, context: _Contex
     of :data:`POST_LINES`, each its own transaction; the last part's marks the chunk posted."""
     async with store.pool.acquire() as connection:
         rows = await connection.fetch(
-            "SELECT l.line, l.amount_minor, l.bank_code, l.name, c.card_account, a.account_id IS NULL AS unopened"
-            f" FROM disbursement_lines l, LATERAL (SELECT {CARD_ACCOUNT_ID_SQL.format(pan_token='l.pan_token')}"
-            " AS card_account) c LEFT JOIN settlement_accounts a ON a.account_id = c.card_account"
+            "SELECT l.line, l.amount_minor, l.bank_code, l.name,"
+            f" {CARD_ACCOUNT_ID_SQL.format(pan_token='l.pan_token')} AS card_account FROM disbursement_lines l"
             " WHERE l.batch_id = $1 AND l.result = 0 AND l.line >= $2 AND l.line < $3 ORDER BY l.line",
             context.batch_id, first_line, end_line)
         payouts = await _payouts(store, connection, context, chunk, first_line, rows) if rows else []
-        # Cards registered through `onecard cardholders import` have their accounts already.
-        await open_card_accounts(connection, ledger, {p.card_account_id: p.bank_code
-                                                      for p, r in zip(payouts, rows) if r["unopened"]})
-        parts = [range(start, min(start + POST_LINES, len(rows))) for start in range(0, len(rows), POST_LINES)]
+        parts = [payouts[start:start + POST_LINES] for start in range(0, len(payouts), POST_LINES)]
         # One pacs.008 per issuing bank and part (module assertions).
-        messages = sum(len({rows[index]["bank_code"] for index in part}) for part in parts)
-        for number, part in enumerate(parts or [range(0)], 1):
-            async with connection.transaction():
-                await _renew(connection, context)
-                if number == max(len(parts), 1):
-                    marked = await connection.execute(
-                        "UPDATE disbursement_line_fields SET posted_messages = $3"
-                        " WHERE batch_id = $1 AND chunk = $2 AND posted_messages IS NULL",
-                        context.batch_id, chunk, messages)
-                    assert marked == "UPDATE 1", "the lease keeps other runs off this chunk"
-                if part:
-                    # Parts posted by an interrupted run are looked up and skipped (a run that
-                    # drew the ids itself need not look). The ledger write is post_payouts'
-                    # last step: the journal head is held for one part's postings and the commit.
-                    await post_payouts(connection, ledger, [payouts[index] for index in part],
-                                       engine_code=ENGINE_CODE, new=context.fresh)
+        messages = sum(len({p.bank_code for p in part}) for part in parts)
+
+        async def prepare(part: list[Payout]) -> PreparedPayouts:
+            # Parts posted by an interrupted run are looked up and skipped (a run that drew
+            # the ids itself need not look).
+            return await prepare_payouts(connection, ledger, part, engine_code=ENGINE_CODE, new=context.fresh)
+
+        upcoming: asyncio.Future | None = None
+        try:
+            for number, part in enumerate(parts or [[]], 1):
+                prepared = await (upcoming or prepare(part)) if part else None
+                upcoming = None
+                if context.fresh and number < len(parts):
+                    # The next part's pacs.008 are rendered and validated (in a thread; new ids
+                    # need no lookup, so the connection stays free) while this part posts.
+                    upcoming = asyncio.ensure_future(prepare(parts[number]))
+                async with connection.transaction():
+                    if number == max(len(parts), 1):
+                        marked = await connection.execute(
+                            "UPDATE disbursement_line_fields SET posted_messages = $3"
+                            " WHERE batch_id = $1 AND chunk = $2 AND posted_messages IS NULL",
+                            context.batch_id, chunk, messages)
+                        assert marked == "UPDATE 1", "the lease keeps other runs off this chunk"
+                    if prepared is not None:
+                        await write_instructions(connection, prepared)
+                    # The lease row and then the journal head stay locked until the commit:
+                    # both come last, so the chunk in flight beside this one waits for them
+                    # only while this part posts.
+                    await _renew(connection, context)
+                    if prepared is not None:
+                        await create_payout_transfers(connection, ledger, prepared)
+        finally:
+            if upcoming is not None:
+                upcoming.cancel()
 
 
 async def _payouts(store: DisbursementStore, connection: asyncpg.Connection, context: _Context, chunk: int,
@@ -545,6 +600,32 @@ async def _payouts(store: DisbursementStore, connection: asyncpg.Connection, con
             remittance_information=f"{context.programme_code} {context.period} line {r['line']}",
             purpose=context.purpose, escrow_account_id=escrow_id, end_to_end_id=end_to_end_id(transfer_id)))
     return payouts
+
+
+async def _open_missing_card_accounts(pool: asyncpg.Pool, ledger: Ledger, context: _Context) -> None:
+    """Open the card accounts the batch's accepted lines need and that are not opened yet
+    (cards whose bank was registered after their import), before any line is posted.
+
+    One set-based query per run: probing ``settlement_accounts`` once per line, as each
+    chunk's query did, cost about 10 us of PostgreSQL per line at a million lines (the
+    probes miss the buffer cache the ledger's writes churn) against 1.5 us for the hash
+    anti-join the planner picks once it knows the batch's size (:data:`ANALYZE_LINES_MIN`).
+    Needs one connection of ``pool``, and a second one only if some account is missing.
+    """
+    async with pool.acquire() as reader, reader.transaction():
+        card_account = CARD_ACCOUNT_ID_SQL.format(pan_token="l.pan_token")
+        cursor = await reader.cursor(
+            f"SELECT {card_account} AS account_id, l.bank_code FROM disbursement_lines l"
+            " WHERE l.batch_id = $1 AND l.result = 0 AND NOT EXISTS"
+            f" (SELECT 1 FROM settlement_accounts a WHERE a.account_id = {card_account})", context.batch_id)
+        rows = await cursor.fetch(POST_LINES)
+        if not rows:
+            return  # the common case needs no second connection
+        async with pool.acquire() as writer:
+            while rows:
+                await open_card_accounts(writer, ledger, {int.from_bytes(r["account_id"], "big"): r["bank_code"]
+                                                          for r in rows})
+                rows = await cursor.fetch(POST_LINES)
 
 
 async def open_card_accounts(connection: asyncpg.Connection, ledger: Ledger, cards: Mapping[int, str]) -> None:

@@ -316,14 +316,15 @@ async def test_a_crash_between_two_parts_of_a_chunk_resumes_without_paying_twice
     monkeypatch.setattr(store_module, "CHUNK_LINES", 4)
     monkeypatch.setattr(execution, "POST_LINES", 1)
     batch = await _approved_batch(store, ledger, tmp_path, 100_000)
-    real_post = execution.post_payouts
+    real_post = execution.create_payout_transfers
 
-    async def crash_on_second_part(connection, ledger_, payouts, **options):
-        if any(p.remittance_information.endswith(" line 3") for p in payouts):
+    async def crash_on_second_part(connection, ledger_, prepared):
+        # After the part's instructions were written: the crash must take them back too.
+        if any(p.remittance_information.endswith(" line 3") for p in prepared.payouts):
             raise RuntimeError("crash")
-        return await real_post(connection, ledger_, payouts, **options)
+        return await real_post(connection, ledger_, prepared)
 
-    monkeypatch.setattr(execution, "post_payouts", crash_on_second_part)
+    monkeypatch.setattr(execution, "create_payout_transfers", crash_on_second_part)
     with pytest.raises(RuntimeError):
         await execute_batch(store, ledger, batch.id, "checker", 3_000)
     async with pool.acquire() as connection:
@@ -331,7 +332,7 @@ async def test_a_crash_between_two_parts_of_a_chunk_resumes_without_paying_twice
         posted = {r[0] for r in await connection.fetch("SELECT end_to_end_id FROM settlement_payments")}
         base_id = await execution.transfer_base_id(connection, batch.id)
     assert posted == {execution.line_end_to_end_id(base_id, line) for line in (1, 7)}
-    monkeypatch.setattr(execution, "post_payouts", real_post)
+    monkeypatch.setattr(execution, "create_payout_transfers", real_post)
     done = await execute_batch(store, ledger, batch.id, "checker", 4_000)
     assert (done.lines, done.amount_minor, done.messages) == (3, 65_000, 3)
     async with pool.acquire() as connection:
@@ -411,3 +412,24 @@ async def test_two_batches_whose_bases_are_drawn_in_one_millisecond_do_not_share
     async with pool.acquire() as connection:
         assert await connection.fetchval("SELECT count(*) FROM settlement_payments") == 6
         assert (await funding(connection, ledger_, "ELDERLY")).available_minor == 200_000 - 2 * 65_000
+
+
+@pytest.mark.parametrize("analyze_lines_min", [1, 10**9])  # with the lines' statistics refreshed, and without
+async def test_execution_opens_the_card_accounts_not_opened_yet(store, pool, banks, tmp_path, monkeypatch,
+                                                                analyze_lines_min):
+    monkeypatch.setattr(execution, "ANALYZE_LINES_MIN", analyze_lines_min)
+    ledger = Ledger(pool)
+    batch = await _approved_batch(store, ledger, tmp_path, 100_000)
+    holders = await store.cardholders(["510121195803142150", "510112198711023688", "11010519491231002X"])
+    cards = {holders[number].name: card_account_id(holders[number].pan_token) for number in holders}
+    # 张三's account was opened at import; 李四's and 赵七's were not (their bank came later).
+    async with pool.acquire() as connection:
+        await execution.open_card_accounts(connection, ledger, {cards["张三"]: holders["510121195803142150"].bank_code})
+    done = await execute_batch(store, ledger, batch.id, "checker", 3_000)
+    assert (done.lines, done.amount_minor) == (3, 65_000)
+    accounts = {a.id: (a.debits_posted, a.credits_posted) for a in await ledger.lookup_accounts(list(cards.values()))}
+    assert accounts == {cards["张三"]: (0, 30_000), cards["李四"]: (0, 20_000), cards["赵七"]: (0, 15_000)}
+    async with pool.acquire() as connection:
+        attributed = {int.from_bytes(r["account_id"], "big"): r["bank_code"] for r in await connection.fetch(
+            "SELECT account_id, bank_code FROM settlement_accounts WHERE kind = 'card'")}
+    assert attributed == {cards[h.name]: h.bank_code for h in holders.values()}

@@ -102,8 +102,10 @@ async def test_same_content_per_period_after_cancel_and_never_paid_twice(store, 
     done = await execute_batch(store, ledger, again.id, "checker", 4_000)
     assert (done.lines, done.amount_minor) == (2, 50_000)
     # ... but only one of the two is paid: the payments table refuses the second.
-    with pytest.raises(ConflictError, match="paid in the period by another batch"):
+    with pytest.raises(ConflictError) as refused:
         await execute_batch(store, ledger, raised.id, "checker", 5_000)
+    assert str(refused.value) == (f"batch {raised.id}: 2 person(s) were paid in the period by another batch since "
+                                  "validation; nothing was posted, submit a corrected file")
     assert (await store.batch(raised.id)).state is BatchState.approved
     async with pool.acquire() as connection:
         assert await connection.fetch(

@@ -6,7 +6,8 @@ post, void transfers; linked chains; resends with the same and a different body)
 every step the per-item results and every account's four balances must match exactly.
 Batches of plain transfers alone exercise the server-side fast path of
 ``create_transfers`` and its hand-over to the exact rules (limits crossed, missing
-accounts, stored ids); the test checks that both happened.
+accounts, stored ids), alone and inside a caller's transaction (where a stored id must
+not abort that transaction); the test checks that all of these happened.
 """
 
 import asyncio
@@ -23,11 +24,13 @@ from ledger.audit import audit
 from ledger.limits import AMOUNT_MAX
 from ledger.results import CreateAccountResult as A
 from ledger.results import CreateTransferResult as R
+from ledger import service
 from ledger.service import Ledger
 from ledger.types import Account, AccountFlags as AF, Transfer, TransferFlags as F
 
 ACCOUNT_SLOTS = 5  # ids offset+1 .. offset+5; offset+0 is an unlimited bank account
-PATHS = {"fast": 0, "declined": 0}  # batches the server-side fast path committed / handed over
+# Batches the server-side fast path committed / handed over, alone and in a caller's transaction.
+PATHS = dict.fromkeys(["fast", "declined", "fast_in_transaction", "declined_in_transaction"], 0)
 ACCOUNT_FLAGS = st.sampled_from([0, AF.debits_must_not_exceed_credits, AF.credits_must_not_exceed_debits])
 _examples = itertools.count(1)
 
@@ -160,11 +163,13 @@ class LedgerMachine(RuleBasedStateMachine):
         assert self.run(self.ledger.create_transfers(batch)) == expected, batch
         self.sent.extend(batch)
 
-    @rule(data=st.data(), size=st.integers(1, 6), funded=st.booleans())
-    def create_plain_transfers(self, data, size, funded):
+    @rule(data=st.data(), size=st.integers(1, 6), funded=st.booleans(), calls=st.sampled_from([0, 1, 2]))
+    def create_plain_transfers(self, data, size, funded, calls):
         # Funded batches (bank -> accounts that take credits) succeed whole: the fast path
         # commits them. The others mostly name existing accounts, sometimes a missing one
         # or a stored id, and cross limits: the fast path hands them to the exact rules.
+        # calls: 0 sends the batch alone; 1 or 2 send it in a caller's transaction as that
+        # many create_transfers calls (the second then finds the head locked by the first).
         known = sorted(self.model.accounts)
         payees = [i for i in known if i != self.offset and not self.model.accounts[i]["flags"] & AF.credits_must_not_exceed_debits]
         account = st.one_of(st.sampled_from(known), st.sampled_from(known),
@@ -182,10 +187,20 @@ class LedgerMachine(RuleBasedStateMachine):
                                       credit_account_id=data.draw(account), amount=amount, ledger=1, code=1))
         fast, declined = self.ledger.fast_batches, self.ledger.fast_declined
         expected = self.model.create_transfers(batch)
-        assert self.run(self.ledger.create_transfers(batch)) == expected, batch
-        PATHS["fast"] += self.ledger.fast_batches - fast
-        PATHS["declined"] += self.ledger.fast_declined - declined
+        if calls:
+            assert self.run(self._in_transaction(batch, calls)) == expected, batch
+        else:
+            assert self.run(self.ledger.create_transfers(batch)) == expected, batch
+        kind = "_in_transaction" if calls else ""
+        PATHS[f"fast{kind}"] += self.ledger.fast_batches - fast
+        PATHS[f"declined{kind}"] += self.ledger.fast_declined - declined
         self.sent.extend(batch)
+
+    async def _in_transaction(self, batch: list[Transfer], calls: int) -> list[R]:
+        cut = len(batch) // 2 if calls == 2 else len(batch)
+        async with self.pool.acquire() as connection, connection.transaction():
+            results = await self.ledger.create_transfers(batch[:cut], connection=connection)
+            return results + await self.ledger.create_transfers(batch[cut:], connection=connection)
 
     def _draw_transfer(self, data) -> Transfer:
         linked = F.linked if data.draw(st.booleans()) else 0
@@ -244,11 +259,14 @@ def _run_machine(db_url, examples, steps):
     asyncio.run(check())
 
 
-def test_ledger_matches_model(db_url):
-    PATHS.update(fast=0, declined=0)
+def test_ledger_matches_model(db_url, monkeypatch):
+    # The model's batches are small: let them take the fast path in transactions too.
+    monkeypatch.setattr(service, "FAST_NESTED_ROWS_MIN", 1)
+    PATHS.update(dict.fromkeys(PATHS, 0))
     _run_machine(db_url, examples=60, steps=25)
-    # Both paths ran (typically dozens of batches each; the counts vary with the examples).
-    assert PATHS["fast"] > 0 and PATHS["declined"] > 0, PATHS
+    # Both paths ran, alone and in transactions (typically dozens of batches each; the
+    # counts vary with the examples).
+    assert all(PATHS.values()), PATHS
 
 
 @pytest.mark.soak

@@ -8,6 +8,7 @@ from ledger.errors import InvalidRequestError
 from ledger.limits import AMOUNT_MAX, BATCH_MAX
 from ledger.results import CreateAccountResult as A
 from ledger.results import CreateTransferResult as R
+from ledger import service
 from ledger.service import Ledger
 from ledger.types import Account, AccountBalance, AccountFilter, AccountFilterFlags as FF
 from ledger.types import AccountFlags as AF, Transfer, TransferFlags as F
@@ -277,6 +278,34 @@ async def test_fast_path_declines_overflows_and_limits_with_exact_results(pool, 
     assert report.ok, report
 
 
+async def test_fast_path_in_a_callers_transaction_keeps_it_usable(pool, monkeypatch):
+    monkeypatch.setattr(service, "FAST_NESTED_ROWS_MIN", 1)
+    ledger = await setup(pool, 0, AF.debits_must_not_exceed_credits, 0)
+    async with pool.acquire() as connection:
+        async with connection.transaction():
+            assert await ledger.create_transfers([tr(10, 1, 2, 100)], connection=connection) == [R.ok]
+            # Head held from the first call; the limit test declines (2 is funded in the
+            # batch), the exact rules decide in the same transaction.
+            assert await ledger.create_transfers([tr(11, 1, 2, 5), tr(12, 2, 3, 105)],
+                                                 connection=connection) == [R.ok, R.ok]
+            # A stored id: a unique violation under the savepoint, not an aborted transaction.
+            assert await ledger.create_transfers([tr(13, 1, 3, 7), tr(10, 1, 2, 100)],
+                                                 connection=connection) == [R.ok, R.exists]
+            assert (ledger.fast_batches, ledger.fast_declined) == (1, 2)
+            await connection.execute("SELECT 1")
+        transaction = connection.transaction()
+        await transaction.start()
+        assert await ledger.create_transfers([tr(14, 1, 3, 9)], connection=connection) == [R.ok]
+        await transaction.rollback()
+    assert ledger.fast_batches == 2
+    accounts = await ledger.lookup_accounts([1, 2, 3])
+    assert [(a.debits_posted, a.credits_posted) for a in accounts] == [(112, 0), (105, 105), (0, 112)]
+    assert [t.id for t in await ledger.lookup_transfers([10, 11, 12, 13, 14])] == [10, 11, 12, 13]
+    assert await journal_kinds(pool) == [1, 4, 2, 2]
+    report = await audit_report(pool)
+    assert report.ok, report
+
+
 async def test_fast_path_function_in_a_caller_transaction_declines_with_its_sqlstate(pool):
     import hashlib
 
@@ -386,3 +415,17 @@ async def test_concurrent_large_fast_path_batches_take_turns_and_commit_in_times
     assert all(a[1] < b[0] for a, b in zip(rows, rows[1:]))
     report = await audit_report(pool)
     assert report.ok, report
+
+
+async def test_small_batches_in_a_callers_transaction_take_the_exact_path(pool):
+    ledger = await setup(pool, 0, 0)
+    small = [tr(10 + i, 1, 2, 1) for i in range(service.FAST_NESTED_ROWS_MIN - 1)]
+    large = [tr(1000 + i, 1, 2, 1) for i in range(service.FAST_NESTED_ROWS_MIN)]
+    async with pool.acquire() as connection, connection.transaction():
+        assert await ledger.create_transfers(small, connection=connection) == [R.ok] * len(small)
+        assert (ledger.fast_batches, ledger.fast_declined) == (0, 0)
+        assert await ledger.create_transfers(large, connection=connection) == [R.ok] * len(large)
+        assert (ledger.fast_batches, ledger.fast_declined) == (1, 0)
+    [debit] = await ledger.lookup_accounts([1])
+    assert debit.debits_posted == 2 * service.FAST_NESTED_ROWS_MIN - 1
+    assert await journal_kinds(pool) == [1, 2, 4]
