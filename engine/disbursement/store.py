@@ -20,26 +20,29 @@ funding and execution are in :mod:`engine.disbursement.execution`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import itertools
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import NamedTuple
 
 import asyncpg
 import msgspec
 
-from adapters.batch_file import BatchSource
+from adapters.batch_file import BatchLine, BatchSource
 from engine.disbursement.bank_card import compact_pan
 from engine.disbursement.lines import LineSpool, seal_fields
 from engine.disbursement.lifecycle import (WITHDRAWN_STATES, BatchState, HistoryEntry, check_approval,
                                            check_content_hash, next_history)
 from engine.disbursement.registry import CardholderRecord, CardholderRow, CardStatus, Category, ImportResult
-from engine.disbursement.resident_id import IdCheck, check_id, normalise_id
+from engine.disbursement.resident_id import ID_LENGTH, normalise_id
 from engine.disbursement.users import normalise_user
 from engine.disbursement.validation import BatchSummary, BatchValidator, LineOutcome, ValidationContext
 from engine.config import Config
 from engine.errors import ConflictError, FieldError, NotFoundError
+from hsm.inputs import PAN_DIGITS_MAX, PAN_DIGITS_MIN
 from hsm.service import KeyService, open_key_service
 from ledger import db
 
@@ -138,6 +141,16 @@ def _sealed_context(id_hash: bytes) -> bytes:
     return b"disbursement_cardholders.id_number:" + id_hash
 
 
+class _Prefetched(NamedTuple):
+    lines: list[BatchLine]
+    records: dict[str, CardholderRecord]
+    paid: set[str]
+    tokens: dict[str, str]
+
+
+_STATUSES = {status.value: status for status in CardStatus}
+
+
 class DisbursementStore:
     """Disbursement tables on ``pool``, personal data through ``keys``."""
 
@@ -204,27 +217,35 @@ class DisbursementStore:
         return await self._paid_in_period(programme_code, period, await self._hashes(id_numbers))
 
     async def _hashes(self, id_numbers: Iterable[str]) -> dict[bytes, str]:
-        return {await self.id_hash(n): n for n in set(id_numbers)}
+        numbers = list(set(id_numbers))
+        macs = await self._keys.generate_macs(ID_HASH_KEY, [n.encode("ascii") for n in numbers])
+        return dict(zip(macs, numbers))
 
-    async def _cardholders(self, hashes: dict[bytes, str]) -> dict[str, CardholderRecord]:
-        async with self._pool.acquire() as connection:
+    async def _cardholders(self, hashes: dict[bytes, str],
+                           connection: asyncpg.Connection | None = None) -> dict[str, CardholderRecord]:
+        async with self._connection(connection) as connection:
             records = await connection.fetch(
                 "SELECT id_hash, name, status, pan_token, pan_last4, bank_code, categories "
                 "FROM disbursement_cardholders WHERE id_hash = ANY($1::bytea[])", list(hashes))
-        return {
-            hashes[r["id_hash"]]: CardholderRecord(
-                hashes[r["id_hash"]], r["name"], CardStatus(r["status"]), r["pan_token"], r["pan_last4"],
-                r["bank_code"], frozenset(Category(c) for c in r["categories"]))
-            for r in records
-        }
+        found = {}
+        for id_hash, name, status, pan_token, pan_last4, bank_code, categories in records:
+            id_number = hashes[id_hash]
+            found[id_number] = CardholderRecord(id_number, name, _STATUSES[status], pan_token, pan_last4, bank_code,
+                                                frozenset(map(Category, categories)) if categories else frozenset())
+        return found
 
-    async def _paid_in_period(self, programme_code: str, period: str, hashes: dict[bytes, str]) -> set[str]:
-        async with self._pool.acquire() as connection:
+    async def _paid_in_period(self, programme_code: str, period: str, hashes: dict[bytes, str],
+                              connection: asyncpg.Connection | None = None) -> set[str]:
+        async with self._connection(connection) as connection:
             records = await connection.fetch(
                 "SELECT id_hash FROM disbursement_payments "
                 "WHERE programme_code = $1 AND period = $2 AND id_hash = ANY($3::bytea[])",
                 programme_code, period, list(hashes))
-        return {hashes[r["id_hash"]] for r in records}
+        return {hashes[r[0]] for r in records}
+
+    def _connection(self, connection: asyncpg.Connection | None) -> contextlib.AbstractAsyncContextManager:
+        """``connection`` if given, else one acquired from the pool for the block."""
+        return contextlib.nullcontext(connection) if connection is not None else self._pool.acquire()
 
     async def create_programme(self, code: str, kind: str, name: str,
                                per_person_max_minor: int) -> tuple[Programme, bool]:
@@ -289,31 +310,51 @@ class DisbursementStore:
             lookup_cardholder=records.get, already_paid=paid.__contains__, pan_token=tokens.__getitem__,
             per_person_max_minor=programme.per_person_max_minor, today=today))
         lines = source.lines()
-        while chunk := list(itertools.islice(lines, CHUNK_LINES)):
-            ids = [n for n in (normalise_id(line.id_number) for line in chunk)
-                   if check_id(n, today)[0] is IdCheck.valid]
-            # Each identity number is hashed once per chunk (key service) for both lookups.
-            hashes = await self._hashes(ids)
-            records.clear()
-            records.update(await self._cardholders(hashes))
-            paid.clear()
-            paid.update(await self._paid_in_period(programme.code, period, hashes))
-            tokens.clear()
-            for pan in {compact_pan(line.card_number) for line in chunk}:
-                tokens[pan] = await self._tokenize(pan)
-            outcomes = [validator.check(line) for line in chunk]
-            for outcome in outcomes:
-                on_outcome(outcome)
-            if spool is not None:
-                spool.add_chunk(outcomes)
+        ahead: asyncio.Future[_Prefetched] | None = None
+        try:
+            while True:
+                chunk = list(itertools.islice(lines, CHUNK_LINES))
+                # The next chunk's registry queries run while this one is validated.
+                fetching = asyncio.ensure_future(self._prefetch(chunk, programme.code, period)) if chunk else None
+                if ahead is not None:
+                    current = await ahead
+                    records.clear()
+                    records.update(current.records)
+                    paid.clear()
+                    paid.update(current.paid)
+                    tokens.clear()
+                    tokens.update(current.tokens)
+                    outcomes = [validator.check(line) for line in current.lines]
+                    for outcome in outcomes:
+                        on_outcome(outcome)
+                    if spool is not None:
+                        spool.add_chunk(outcomes)
+                ahead = fetching
+                if ahead is None:
+                    break
+        finally:
+            if ahead is not None and not ahead.done():
+                ahead.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ahead
         return validator.finish(source.declared_totals())
 
-    async def _tokenize(self, pan: str) -> str:
+    async def _prefetch(self, chunk: list[BatchLine], programme_code: str, period: str) -> _Prefetched:
+        """The registry records, payments in the period and card tokens a chunk's lines need:
+        one key-service call per kind and two queries."""
+        # Anything that may be an identity number is hashed; check_id decides later, and a
+        # hash of a malformed number finds nobody.
+        ids = {n for n in (normalise_id(line.id_number) for line in chunk) if len(n) == ID_LENGTH and n.isascii()}
+        hashes = await self._hashes(ids)
+        pans = {compact_pan(line.card_number) for line in chunk}
         # A malformed card number has no token; it can match no registered card.
-        try:
-            return await self._keys.tokenize_pan(pan, PAN_TOKEN_KEY)
-        except ValueError:
-            return ""
+        tokens = dict.fromkeys(pans, "")
+        well_formed = [p for p in pans if PAN_DIGITS_MIN <= len(p) <= PAN_DIGITS_MAX and p.isascii() and p.isdigit()]
+        tokens.update(zip(well_formed, await self._keys.tokenize_pans(well_formed, PAN_TOKEN_KEY)))
+        async with self._pool.acquire() as connection:
+            records = await self._cardholders(hashes, connection)
+            paid = await self._paid_in_period(programme_code, period, hashes, connection)
+        return _Prefetched(chunk, records, paid, tokens)
 
     async def submit(self, programme_code: str, period: str, submitted_by: str, summary: BatchSummary,
                      at_ms: int, spool: LineSpool | None = None) -> BatchRecord:
