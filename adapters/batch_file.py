@@ -55,7 +55,7 @@ BATCH_COLUMNS = ColumnSpec(
 )
 
 
-class BatchLine(msgspec.Struct, frozen=True):
+class BatchLine(msgspec.Struct, frozen=True, gc=False):
     """One payment line as written in the file, before normalisation.
 
     Attributes

@@ -91,7 +91,7 @@ class ValidationContext:
         assert self.per_person_max_minor > 0, "per-person maximum must be positive"
 
 
-class LineOutcome(msgspec.Struct, frozen=True):
+class LineOutcome(msgspec.Struct, frozen=True, gc=False):
     """The result for one line.
 
     Attributes
