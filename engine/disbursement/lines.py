@@ -14,6 +14,7 @@ to write the pacs.008 creditor account and the result file.
 
 from __future__ import annotations
 
+import io
 import struct
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -26,7 +27,8 @@ from hsm.datakeys import FIELD_SIZE_MAX
 from hsm.service import KeyService
 
 FIELDS_KEY = "field-enc"
-FRAME_HEADER = struct.Struct(">I")
+# A spooled chunk: its first line number and the byte sizes of its rows and its fields.
+FRAME_HEADER = struct.Struct(">III")
 SEALED_PIECE_BYTES_MAX = FIELD_SIZE_MAX
 
 assert SEALED_PIECE_BYTES_MAX > 0
@@ -37,16 +39,8 @@ LineRow = tuple[int, int, int | None, str | None, str | None, str | None]
 LineFields = tuple[str, str, str, str, str, str, str]
 
 
-class Frame(msgspec.Struct, frozen=True, array_like=True):
-    """One spooled chunk: its first line number, the rows and the clear fields."""
-
-    first_line: int
-    rows: list[LineRow]
-    fields: list[LineFields]
-
-
 _ENCODER = msgspec.msgpack.Encoder()
-_FRAME_DECODER = msgspec.msgpack.Decoder(Frame)
+_ROWS_DECODER = msgspec.msgpack.Decoder(list[LineRow])
 _FIELDS_DECODER = msgspec.msgpack.Decoder(list[LineFields])
 _PIECES_DECODER = msgspec.msgpack.Decoder(list[bytes])
 
@@ -75,15 +69,15 @@ def fields_context(content_sha256: str, first_line: int, piece: int) -> bytes:
     return f"disbursement_line_fields:{content_sha256}:{first_line}:{piece}".encode("ascii")
 
 
-async def seal_fields(keys: KeyService, content_sha256: str, first_line: int, fields: Sequence[LineFields]) -> bytes:
-    """One chunk's fields sealed by the key service (AES-256-GCM).
+async def seal_fields(keys: KeyService, content_sha256: str, first_line: int, plain: bytes) -> bytes:
+    """One chunk's fields (``plain``: the msgpack list of its :data:`LineFields`, as
+    :meth:`LineSpool.fields` gives it) sealed by the key service (AES-256-GCM).
 
     The key service seals at most ``hsm.datakeys.FIELD_SIZE_MAX`` bytes at a time, so the
     encoded chunk is cut into pieces of :data:`SEALED_PIECE_BYTES_MAX`, each sealed with
     its index in the associated data (no piece can be moved or dropped unnoticed), and the
     sealed pieces are stored together as one msgpack list.
     """
-    plain = _ENCODER.encode(list(fields))
     pieces = [await keys.encrypt_field(plain[start:start + SEALED_PIECE_BYTES_MAX],
                                        fields_context(content_sha256, first_line, index), FIELDS_KEY)
               for index, start in enumerate(range(0, len(plain), SEALED_PIECE_BYTES_MAX))]
@@ -99,26 +93,49 @@ async def open_fields(keys: KeyService, content_sha256: str, first_line: int, se
 
 
 class LineSpool:
-    """Validated lines written chunk by chunk to a temporary file (see the module docstring)."""
+    """Validated lines written chunk by chunk to a temporary file (see the module docstring).
+
+    Each chunk is one :data:`FRAME_HEADER` and two msgpack blobs, its rows and its fields,
+    so storing reads back each kind without decoding the other.
+    """
 
     def __init__(self) -> None:
         self._file = tempfile.TemporaryFile()
         self.chunks = 0
+        self.lines = 0
 
     def add_chunk(self, outcomes: Sequence[LineOutcome]) -> None:
         """Spool one chunk of outcomes (in file order, first line first)."""
         assert outcomes, "a chunk has at least one line"
-        frame = _ENCODER.encode(Frame(outcomes[0].line.line, [line_row(o) for o in outcomes],
-                                      [line_fields(o) for o in outcomes]))
-        self._file.write(FRAME_HEADER.pack(len(frame)) + frame)
+        assert outcomes[0].line.line == self.lines + 1, "chunks come in file order"
+        rows = _ENCODER.encode([line_row(o) for o in outcomes])
+        fields = _ENCODER.encode([line_fields(o) for o in outcomes])
+        self._file.write(FRAME_HEADER.pack(outcomes[0].line.line, len(rows), len(fields)) + rows + fields)
         self.chunks += 1
+        self.lines += len(outcomes)
 
-    def frames(self) -> Iterator[Frame]:
-        """The spooled chunks, in order (read back from the start)."""
+    def rows(self) -> Iterator[LineRow]:
+        """Every spooled row, in line order (read back from the start)."""
+        for _first_line, rows, _fields in self._frames(fields=False):
+            yield from _ROWS_DECODER.decode(rows)
+
+    def fields(self) -> Iterator[tuple[int, bytes]]:
+        """(first line, msgpack list of :data:`LineFields`) of each chunk, in order."""
+        for first_line, _rows, fields in self._frames(rows=False):
+            yield first_line, fields
+
+    def _frames(self, *, rows: bool = True, fields: bool = True) -> Iterator[tuple[int, bytes, bytes]]:
+        """(first line, rows blob, fields blob) of each chunk; a blob not asked for is b""."""
         self._file.seek(0)
         for _ in range(self.chunks):
-            (size,) = FRAME_HEADER.unpack(self._file.read(FRAME_HEADER.size))
-            yield _FRAME_DECODER.decode(self._file.read(size))
+            first_line, rows_size, fields_size = FRAME_HEADER.unpack(self._file.read(FRAME_HEADER.size))
+            rows_blob = self._file.read(rows_size) if rows else self._skip(rows_size)
+            fields_blob = self._file.read(fields_size) if fields else self._skip(fields_size)
+            yield first_line, rows_blob, fields_blob
+
+    def _skip(self, size: int) -> bytes:
+        self._file.seek(size, io.SEEK_CUR)
+        return b""
 
     def close(self) -> None:
         """Delete the temporary file."""

@@ -402,19 +402,18 @@ class DisbursementStore:
 
     async def _store_lines(self, connection: asyncpg.Connection, batch_id: int, content_sha256: str,
                            spool: LineSpool) -> None:
-        stored = 0
-        for chunk, frame in enumerate(spool.frames()):
-            sealed = await seal_fields(self._keys, content_sha256, frame.first_line, frame.fields)
+        for chunk, (first_line, plain) in enumerate(spool.fields()):
+            sealed = await seal_fields(self._keys, content_sha256, first_line, plain)
             await connection.execute(
                 "INSERT INTO disbursement_line_fields (batch_id, chunk, first_line, sealed) VALUES ($1, $2, $3, $4)",
-                batch_id, chunk, frame.first_line, sealed)
-            await connection.copy_records_to_table(
-                "disbursement_lines", columns=("batch_id", "line", "result", "amount_minor", "pan_token",
-                                               "bank_code", "name"),
-                records=[(batch_id, *row) for row in frame.rows])
-            stored += len(frame.rows)
-        assert stored == await connection.fetchval(
-            "SELECT lines_count FROM disbursement_batches WHERE id = $1", batch_id), "every line is stored"
+                batch_id, chunk, first_line, sealed)
+        # One COPY for every line: the spool is read while the server inserts what it has.
+        status = await connection.copy_records_to_table(
+            "disbursement_lines", columns=("batch_id", "line", "result", "amount_minor", "pan_token",
+                                           "bank_code", "name"),
+            records=((batch_id, *row) for row in spool.rows()))
+        lines_count = await connection.fetchval("SELECT lines_count FROM disbursement_batches WHERE id = $1", batch_id)
+        assert status == f"COPY {spool.lines}" and spool.lines == lines_count, "every line is stored"
 
     async def batch(self, batch_id: int) -> BatchRecord:
         """The batch ``batch_id``; ``NotFoundError`` if there is none."""
