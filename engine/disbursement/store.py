@@ -142,7 +142,12 @@ def _sealed_context(id_hash: bytes) -> bytes:
 
 
 class _Prefetched(NamedTuple):
+    """A chunk's lines, their normalised identity and card numbers, and the registry
+    records, payments in the period and card tokens they need."""
+
     lines: list[BatchLine]
+    ids: list[str]
+    pans: list[str]
     records: dict[str, CardholderRecord]
     paid: set[str]
     tokens: dict[str, str]
@@ -324,7 +329,7 @@ class DisbursementStore:
                     paid.update(current.paid)
                     tokens.clear()
                     tokens.update(current.tokens)
-                    outcomes = [validator.check(line) for line in current.lines]
+                    outcomes = list(map(validator.check_normalised, current.lines, current.ids, current.pans))
                     for outcome in outcomes:
                         on_outcome(outcome)
                     if spool is not None:
@@ -344,17 +349,17 @@ class DisbursementStore:
         one key-service call per kind and two queries."""
         # Anything that may be an identity number is hashed; check_id decides later, and a
         # hash of a malformed number finds nobody.
-        ids = {n for n in (normalise_id(line.id_number) for line in chunk) if len(n) == ID_LENGTH and n.isascii()}
-        hashes = await self._hashes(ids)
-        pans = {compact_pan(line.card_number) for line in chunk}
+        ids = [normalise_id(line.id_number) for line in chunk]
+        hashes = await self._hashes(n for n in ids if len(n) == ID_LENGTH and n.isascii())
+        pans = [compact_pan(line.card_number) for line in chunk]
         # A malformed card number has no token; it can match no registered card.
         tokens = dict.fromkeys(pans, "")
-        well_formed = [p for p in pans if PAN_DIGITS_MIN <= len(p) <= PAN_DIGITS_MAX and p.isascii() and p.isdigit()]
+        well_formed = [p for p in tokens if PAN_DIGITS_MIN <= len(p) <= PAN_DIGITS_MAX and p.isascii() and p.isdigit()]
         tokens.update(zip(well_formed, await self._keys.tokenize_pans(well_formed, PAN_TOKEN_KEY)))
         async with self._pool.acquire() as connection:
             records = await self._cardholders(hashes, connection)
             paid = await self._paid_in_period(programme_code, period, hashes, connection)
-        return _Prefetched(chunk, records, paid, tokens)
+        return _Prefetched(chunk, ids, pans, records, paid, tokens)
 
     async def submit(self, programme_code: str, period: str, submitted_by: str, summary: BatchSummary,
                      at_ms: int, spool: LineSpool | None = None) -> BatchRecord:

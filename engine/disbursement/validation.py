@@ -167,11 +167,15 @@ class BatchValidator:
 
     def check(self, line: BatchLine) -> LineOutcome:
         """The outcome of the next line (lines must come in file order, each once)."""
+        return self.check_normalised(line, normalise_id(line.id_number), compact_pan(line.card_number))
+
+    def check_normalised(self, line: BatchLine, id_number: str, pan: str) -> LineOutcome:
+        """:meth:`check` for a caller that has already normalised the line's identity
+        number (:func:`normalise_id`) and card number (:func:`compact_pan`), as a store
+        does to prefetch the registry."""
         assert line.line == self.lines_count + 1, "lines must be checked once, in order"
         self.lines_count += 1
-        id_number = normalise_id(line.id_number)
         name_key = canonical_name(line.name)
-        pan = compact_pan(line.card_number)
         amount_minor, amount_result, amount_detail = self._amount(line.amount)
         result, detail, cardholder = self._decide(line, id_number, name_key, pan,
                                                   amount_minor, amount_result, amount_detail)
