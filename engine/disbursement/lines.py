@@ -3,7 +3,8 @@
 Validation streams a file in chunks (:data:`engine.disbursement.store.CHUNK_LINES`); the
 batch row can only be written at the end (its content hash covers every line), so
 :class:`LineSpool` writes each chunk to an anonymous temporary file and
-:meth:`LineSpool.frames` replays them into the submit transaction. Memory stays one chunk.
+:meth:`LineSpool.rows` and :meth:`LineSpool.fields` replay them into the submit
+transaction. Memory stays one chunk.
 
 Per line the database keeps what execution needs (result, amount in fen, the card's token,
 issuing bank and registered name); the line's own fields as the department wrote them
@@ -14,10 +15,11 @@ to write the pacs.008 creditor account and the result file.
 
 from __future__ import annotations
 
+import csv
 import io
 import struct
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 import msgspec
 
@@ -33,25 +35,28 @@ SEALED_PIECE_BYTES_MAX = FIELD_SIZE_MAX
 
 assert SEALED_PIECE_BYTES_MAX > 0
 
-# (line, result, amount_minor | None, pan_token | None, bank_code | None, name | None)
-LineRow = tuple[int, int, int | None, str | None, str | None, str | None]
+# (batch_id, line, result, amount_minor | None, pan_token | None, bank_code | None, name | None)
+LineRow = tuple[int, int, int, int | None, str | None, str | None, str | None]
+# The columns of disbursement_lines a LineRow fills, in its order.
+LINE_COLUMNS = ("batch_id", "line", "result", "amount_minor", "pan_token", "bank_code", "name")
 # (sequence, name, id_number, card_number, amount, item, remark), as written in the file.
 LineFields = tuple[str, str, str, str, str, str, str]
 
 
 _ENCODER = msgspec.msgpack.Encoder()
-_ROWS_DECODER = msgspec.msgpack.Decoder(list[LineRow])
 _FIELDS_DECODER = msgspec.msgpack.Decoder(list[LineFields])
 _PIECES_DECODER = msgspec.msgpack.Decoder(list[bytes])
 
 
-def line_row(outcome: LineOutcome) -> LineRow:
+def line_row(batch_id: int, outcome: LineOutcome) -> LineRow:
     """The stored row of one validated line (card data only for accepted lines)."""
     if outcome.result is not LineResult.ok:
-        return (outcome.line.line, int(outcome.result), outcome.amount_minor, None, None, None)
+        return (batch_id, outcome.line.line, int(outcome.result), outcome.amount_minor, None, None, None)
     holder = outcome.cardholder
     assert holder is not None and outcome.amount_minor is not None and outcome.amount_minor > 0
-    return (outcome.line.line, 0, outcome.amount_minor, holder.pan_token, holder.bank_code, holder.name)
+    # An empty text would read back as NULL from the CSV the spool keeps (see LineSpool).
+    assert holder.pan_token and holder.bank_code and holder.name
+    return (batch_id, outcome.line.line, 0, outcome.amount_minor, holder.pan_token, holder.bank_code, holder.name)
 
 
 def line_fields(outcome: LineOutcome) -> LineFields:
@@ -95,29 +100,42 @@ async def open_fields(keys: KeyService, content_sha256: str, first_line: int, se
 class LineSpool:
     """Validated lines written chunk by chunk to a temporary file (see the module docstring).
 
-    Each chunk is one :data:`FRAME_HEADER` and two msgpack blobs, its rows and its fields,
-    so storing reads back each kind without decoding the other.
+    Each chunk is one :data:`FRAME_HEADER` and two blobs: its rows in PostgreSQL's COPY
+    CSV format (:data:`LINE_COLUMNS`; ``None`` is written as an unquoted empty value,
+    which COPY reads as NULL), ready to be streamed to the server as they are, and the
+    msgpack list of its fields, ready to be sealed. The rows carry the batch id, so the
+    id is reserved (:meth:`reserve`) before the first chunk.
     """
 
     def __init__(self) -> None:
         self._file = tempfile.TemporaryFile()
+        self.batch_id: int | None = None
         self.chunks = 0
         self.lines = 0
 
+    def reserve(self, batch_id: int) -> None:
+        """Take the id the batch will be stored under (once, before any chunk)."""
+        assert self.batch_id is None and self.chunks == 0, "a spool holds one batch"
+        self.batch_id = batch_id
+
     def add_chunk(self, outcomes: Sequence[LineOutcome]) -> None:
         """Spool one chunk of outcomes (in file order, first line first)."""
+        assert self.batch_id is not None, "the batch id is reserved first"
         assert outcomes, "a chunk has at least one line"
         assert outcomes[0].line.line == self.lines + 1, "chunks come in file order"
-        rows = _ENCODER.encode([line_row(o) for o in outcomes])
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows([line_row(self.batch_id, o) for o in outcomes])
+        rows = text.getvalue().encode()
         fields = _ENCODER.encode([line_fields(o) for o in outcomes])
         self._file.write(FRAME_HEADER.pack(outcomes[0].line.line, len(rows), len(fields)) + rows + fields)
         self.chunks += 1
         self.lines += len(outcomes)
 
-    def rows(self) -> Iterator[LineRow]:
-        """Every spooled row, in line order (read back from the start)."""
+    async def rows(self) -> AsyncIterator[bytes]:
+        """The spooled rows as COPY CSV data, chunk by chunk, in line order (what
+        ``asyncpg.Connection.copy_to_table`` takes as its source)."""
         for _first_line, rows, _fields in self._frames(fields=False):
-            yield from _ROWS_DECODER.decode(rows)
+            yield rows
 
     def fields(self) -> Iterator[tuple[int, bytes]]:
         """(first line, msgpack list of :data:`LineFields`) of each chunk, in order."""

@@ -33,7 +33,7 @@ import msgspec
 
 from adapters.batch_file import BatchLine, BatchSource
 from engine.disbursement.bank_card import compact_pan
-from engine.disbursement.lines import LineSpool, seal_fields
+from engine.disbursement.lines import LINE_COLUMNS, LineSpool, seal_fields
 from engine.disbursement.lifecycle import (WITHDRAWN_STATES, BatchState, HistoryEntry, check_approval,
                                            check_content_hash, next_history)
 from engine.disbursement.registry import CardholderRecord, CardholderRow, CardStatus, Category, ImportResult
@@ -314,6 +314,8 @@ class DisbursementStore:
         validator = BatchValidator(ValidationContext(
             lookup_cardholder=records.get, already_paid=paid.__contains__, pan_token=tokens.__getitem__,
             per_person_max_minor=programme.per_person_max_minor, today=today))
+        if spool is not None and spool.batch_id is None:
+            spool.reserve(await self._reserve_batch_id())
         lines = source.lines()
         ahead: asyncio.Future[_Prefetched] | None = None
         try:
@@ -386,14 +388,17 @@ class DisbursementStore:
                 programme_code, period, summary.content_sha256, list(WITHDRAWN_STATES))
             if existing is not None:
                 raise _same_content(existing, period)
+            # The spooled lines carry the id reserved when they were validated.
+            batch_id = spool.batch_id if spool is not None and spool.batch_id is not None else (
+                await self._reserve_batch_id(connection))
             try:
-                batch_id = await connection.fetchval(
+                await connection.execute(
                     """
-                    INSERT INTO disbursement_batches (programme_code, period, state, submitted_by, content_sha256,
+                    INSERT INTO disbursement_batches (id, programme_code, period, state, submitted_by, content_sha256,
                                                       lines_count, accepted_count, accepted_minor)
-                    VALUES ($1, $2, 'received', $3, $4, $5, $6, $7) RETURNING id
+                    OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, 'received', $4, $5, $6, $7, $8)
                     """,
-                    programme_code, period, submitted_by, summary.content_sha256, summary.lines_count,
+                    batch_id, programme_code, period, submitted_by, summary.content_sha256, summary.lines_count,
                     summary.accepted_count, summary.accepted_minor)
             except asyncpg.UniqueViolationError:
                 # Another submit of the same content committed between the check and the insert.
@@ -405,6 +410,11 @@ class DisbursementStore:
                 await self._store_lines(connection, batch_id, summary.content_sha256, spool)
         return await self.batch(batch_id)
 
+    async def _reserve_batch_id(self, connection: asyncpg.Connection | None = None) -> int:
+        """A new batch id from the table's identity sequence (unused if the batch is never stored)."""
+        async with self._connection(connection) as connection:
+            return await connection.fetchval("SELECT nextval(pg_get_serial_sequence('disbursement_batches', 'id'))")
+
     async def _store_lines(self, connection: asyncpg.Connection, batch_id: int, content_sha256: str,
                            spool: LineSpool) -> None:
         for chunk, (first_line, plain) in enumerate(spool.fields()):
@@ -413,10 +423,8 @@ class DisbursementStore:
                 "INSERT INTO disbursement_line_fields (batch_id, chunk, first_line, sealed) VALUES ($1, $2, $3, $4)",
                 batch_id, chunk, first_line, sealed)
         # One COPY for every line: the spool is read while the server inserts what it has.
-        status = await connection.copy_records_to_table(
-            "disbursement_lines", columns=("batch_id", "line", "result", "amount_minor", "pan_token",
-                                           "bank_code", "name"),
-            records=((batch_id, *row) for row in spool.rows()))
+        status = await connection.copy_to_table("disbursement_lines", source=spool.rows(), columns=LINE_COLUMNS,
+                                                format="csv")
         lines_count = await connection.fetchval("SELECT lines_count FROM disbursement_batches WHERE id = $1", batch_id)
         assert status == f"COPY {spool.lines}" and spool.lines == lines_count, "every line is stored"
 
