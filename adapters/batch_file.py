@@ -118,6 +118,7 @@ class TabularBatchFile:
     def __init__(self, path: Path, encoding: str | None = None) -> None:
         self.path = Path(path)
         self.name = self.path.name
+        self.encoding = encoding
         self._table = Table(file_rows(self.path, encoding), BATCH_COLUMNS, self.name)
 
     def lines(self) -> Iterator[BatchLine]:
@@ -143,9 +144,7 @@ def is_xml(path: Path) -> bool:
 
 
 def open_batch_file(path: Path, encoding: str | None = None) -> BatchSource:
-    """The batch file at ``path`` as a :class:`BatchSource`: pain.001 XML, XLSX or CSV by content
-    (a CSV or XLSX file of :data:`adapters.read_ahead.READ_AHEAD_BYTES_MIN` or more is read
-    by a child process, :class:`adapters.read_ahead.ReadAheadBatchFile`).
+    """The batch file at ``path`` as a :class:`BatchSource`: pain.001 XML, XLSX or CSV by content.
 
     Raises
     ------
@@ -162,8 +161,4 @@ def open_batch_file(path: Path, encoding: str | None = None) -> BatchSource:
         from adapters.pain001_batch import Pain001BatchFile
 
         return Pain001BatchFile(path)
-    from adapters.read_ahead import READ_AHEAD_BYTES_MIN, ReadAheadBatchFile
-
-    if path.stat().st_size >= READ_AHEAD_BYTES_MIN:
-        return ReadAheadBatchFile(path, encoding)
     return TabularBatchFile(path, encoding)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import itertools
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import NamedTuple
@@ -32,14 +31,14 @@ import asyncpg
 import msgspec
 
 from adapters.batch_file import BatchLine, BatchSource
-from engine.disbursement.bank_card import compact_pan
 from engine.disbursement.lines import LINE_COLUMNS, LineSpool, seal_fields
 from engine.disbursement.lifecycle import (WITHDRAWN_STATES, BatchState, HistoryEntry, check_approval,
                                            check_content_hash, next_history)
 from engine.disbursement.registry import CardholderRecord, CardholderRow, CardStatus, Category, ImportResult
-from engine.disbursement.resident_id import ID_LENGTH, normalise_id
+from engine.disbursement.resident_id import IdCheck
 from engine.disbursement.users import normalise_user
-from engine.disbursement.validation import BatchSummary, BatchValidator, LineOutcome, ValidationContext
+from engine.disbursement.reading import chunk_reader
+from engine.disbursement.validation import BatchSummary, BatchValidator, LineOutcome, PreparedLine, ValidationContext
 from engine.config import Config
 from engine.errors import ConflictError, FieldError, NotFoundError
 from hsm.inputs import PAN_DIGITS_MAX, PAN_DIGITS_MIN
@@ -142,12 +141,11 @@ def _sealed_context(id_hash: bytes) -> bytes:
 
 
 class _Prefetched(NamedTuple):
-    """A chunk's lines, their normalised identity and card numbers, and the registry
-    records, payments in the period and card tokens they need."""
+    """A chunk's lines and prepared lines, and the registry records, payments in the
+    period and card tokens they need."""
 
     lines: list[BatchLine]
-    ids: list[str]
-    pans: list[str]
+    prepared: list[PreparedLine]
     records: dict[str, CardholderRecord]
     paid: set[str]
     tokens: dict[str, str]
@@ -316,13 +314,14 @@ class DisbursementStore:
             per_person_max_minor=programme.per_person_max_minor, today=today))
         if spool is not None and spool.batch_id is None:
             spool.reserve(await self._reserve_batch_id())
-        lines = source.lines()
+        reader = chunk_reader(source, today, CHUNK_LINES)
+        chunks = reader.chunks()
         ahead: asyncio.Future[_Prefetched] | None = None
         try:
             while True:
-                chunk = list(itertools.islice(lines, CHUNK_LINES))
+                chunk = next(chunks, None)
                 # The next chunk's registry queries run while this one is validated.
-                fetching = asyncio.ensure_future(self._prefetch(chunk, programme.code, period)) if chunk else None
+                fetching = asyncio.ensure_future(self._prefetch(*chunk, programme.code, period)) if chunk else None
                 if ahead is not None:
                     current = await ahead
                     records.clear()
@@ -331,7 +330,7 @@ class DisbursementStore:
                     paid.update(current.paid)
                     tokens.clear()
                     tokens.update(current.tokens)
-                    outcomes = list(map(validator.check_normalised, current.lines, current.ids, current.pans))
+                    outcomes = list(map(validator.check_prepared, current.lines, current.prepared))
                     for outcome in outcomes:
                         on_outcome(outcome)
                     if spool is not None:
@@ -340,28 +339,27 @@ class DisbursementStore:
                 if ahead is None:
                     break
         finally:
+            chunks.close()
             if ahead is not None and not ahead.done():
                 ahead.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await ahead
-        return validator.finish(source.declared_totals())
+        return validator.finish(reader.declared_totals())
 
-    async def _prefetch(self, chunk: list[BatchLine], programme_code: str, period: str) -> _Prefetched:
+    async def _prefetch(self, lines: list[BatchLine], prepared: list[PreparedLine], programme_code: str,
+                        period: str) -> _Prefetched:
         """The registry records, payments in the period and card tokens a chunk's lines need:
         one key-service call per kind and two queries."""
-        # Anything that may be an identity number is hashed; check_id decides later, and a
-        # hash of a malformed number finds nobody.
-        ids = [normalise_id(line.id_number) for line in chunk]
-        hashes = await self._hashes(n for n in ids if len(n) == ID_LENGTH and n.isascii())
-        pans = [compact_pan(line.card_number) for line in chunk]
+        # Only a valid identity number is ever looked up (BatchValidator._decide).
+        hashes = await self._hashes(p.id_number for p in prepared if p.id_check == IdCheck.valid)
         # A malformed card number has no token; it can match no registered card.
-        tokens = dict.fromkeys(pans, "")
+        tokens = dict.fromkeys((p.pan for p in prepared), "")
         well_formed = [p for p in tokens if PAN_DIGITS_MIN <= len(p) <= PAN_DIGITS_MAX and p.isascii() and p.isdigit()]
         tokens.update(zip(well_formed, await self._keys.tokenize_pans(well_formed, PAN_TOKEN_KEY)))
         async with self._pool.acquire() as connection:
             records = await self._cardholders(hashes, connection)
             paid = await self._paid_in_period(programme_code, period, hashes, connection)
-        return _Prefetched(chunk, ids, pans, records, paid, tokens)
+        return _Prefetched(lines, prepared, records, paid, tokens)
 
     async def submit(self, programme_code: str, period: str, submitted_by: str, summary: BatchSummary,
                      at_ms: int, spool: LineSpool | None = None) -> BatchRecord:

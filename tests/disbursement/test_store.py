@@ -8,7 +8,7 @@ import pytest
 from adapters.batch_file import TabularBatchFile
 from adapters.cardholder_file import cardholder_lines
 from adapters.errors import FileFormatError
-from engine.disbursement import store as store_module
+from engine.disbursement import reading, store as store_module
 from engine.disbursement.bank_card import BinTable
 from engine.disbursement.lifecycle import BatchState
 from engine.disbursement.lines import LineSpool, open_fields
@@ -122,10 +122,11 @@ async def test_already_paid_in_period_and_append_only_history(store, pool, tmp_p
     assert outcomes[0].result is LineResult.ok
 
 
-async def test_chunked_validation_equals_one_pass_over_the_file(store, pool, tmp_path, monkeypatch):
+@pytest.mark.parametrize("read_ahead", [False, True])
+async def test_chunked_validation_equals_one_pass_over_the_file(store, pool, tmp_path, monkeypatch, read_ahead):
     """Two-line chunks (each chunk's registry queries run while the previous one is
-    validated) give the outcomes and content hash of one in-memory pass, and every line
-    is stored and sealed."""
+    validated; read and prepared here or by a child process) give the outcomes and
+    content hash of one in-memory pass, and every line is stored and sealed."""
     await imported(store, tmp_path)
     programme, _ = await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
     path = tmp_path / "batch.csv"
@@ -139,6 +140,7 @@ async def test_chunked_validation_equals_one_pass_over_the_file(store, pool, tmp
     expected = list(validate_source(TabularBatchFile(path), reference))
 
     monkeypatch.setattr(store_module, "CHUNK_LINES", 2)
+    monkeypatch.setattr(reading, "READ_AHEAD_BYTES_MIN", 0 if read_ahead else 2**40)
     outcomes, spool = [], LineSpool()
     summary = await store.validate(TabularBatchFile(path), programme, "2026-11", TODAY, outcomes.append, spool)
     assert outcomes == expected
@@ -165,12 +167,14 @@ async def test_chunked_validation_equals_one_pass_over_the_file(store, pool, tmp
     assert [f[2] for f in opened][:3] == ["510121195803142150", "51340119720505003x", "510112198711023688"]
 
 
-async def test_a_file_error_in_a_later_chunk_refuses_the_file(store, tmp_path, monkeypatch):
+@pytest.mark.parametrize("read_ahead", [False, True])
+async def test_a_file_error_in_a_later_chunk_refuses_the_file(store, tmp_path, monkeypatch, read_ahead):
     await imported(store, tmp_path)
     programme, _ = await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
     path = tmp_path / "batch.csv"
     path.write_bytes((BATCH + "7,张三,510121195803142150,6222026465816998396,1,extra,cells\n").encode("utf-8"))
     monkeypatch.setattr(store_module, "CHUNK_LINES", 2)
+    monkeypatch.setattr(reading, "READ_AHEAD_BYTES_MIN", 0 if read_ahead else 2**40)
     outcomes = []
     with pytest.raises(FileFormatError, match="row 8 has more cells than the header"):
         await store.validate(TabularBatchFile(path), programme, "2026-11", TODAY, outcomes.append)
