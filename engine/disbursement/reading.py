@@ -55,9 +55,11 @@ class ChunkReader(Protocol):
 def chunk_reader(source: BatchSource, today: datetime.date, chunk_lines: int) -> ChunkReader:
     """A reader of ``source`` in chunks of ``chunk_lines`` (> 0), birth dates after
     ``today`` refused: in a child process for a CSV or XLSX file of at least
-    :data:`READ_AHEAD_BYTES_MIN` bytes, else in this process."""
+    :data:`READ_AHEAD_BYTES_MIN` bytes (unless this process is a daemonic one, which may
+    not start children), else in this process."""
     assert chunk_lines > 0
-    if isinstance(source, TabularBatchFile) and source.path.stat().st_size >= READ_AHEAD_BYTES_MIN:
+    if (isinstance(source, TabularBatchFile) and source.path.stat().st_size >= READ_AHEAD_BYTES_MIN
+            and not multiprocessing.current_process().daemon):
         return ReadAheadReader(source.path, source.encoding, today, chunk_lines)
     return InProcessReader(source, today, chunk_lines)
 

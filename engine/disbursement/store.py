@@ -7,14 +7,19 @@ reaches the database: an identity number is kept as its keyed hash (HMAC-SHA256 
 ``field-enc`` key ``FIELD_KEY``, bound to its hash); a card number as its token (key
 ``PAN_TOKEN_KEY``) and last 4 digits. The keys must exist (``onecard keys generate``).
 
-Validation streams: lines are taken in chunks of ``CHUNK_LINES``; for each chunk the
-cardholders and the period's payments are fetched in one query each and the card numbers
-tokenised, then :class:`~engine.disbursement.validation.BatchValidator` decides every line
-from dicts. State changes follow :mod:`engine.disbursement.lifecycle`: the batch row is
+Validation streams: lines come in chunks of ``CHUNK_LINES``, each with its lines prepared
+(:func:`~engine.disbursement.validation.prepare_line`: normalised, identity number checked,
+amount parsed), by a child process for a large CSV or XLSX file
+(:mod:`engine.disbursement.reading`). For each chunk the identity numbers are hashed and
+the card numbers tokenised in one key-service call each, the cardholders and the period's
+payments fetched in one query each (while the previous chunk is validated), then
+:class:`~engine.disbursement.validation.BatchValidator` decides every line from dicts.
+State changes follow :mod:`engine.disbursement.lifecycle`: the batch row is
 locked (``FOR UPDATE``), the transition checked, a history row appended (the table refuses
 updates and deletes) and the state updated, in one transaction.
 
-Lines are spooled while validating and stored at submit (:mod:`engine.disbursement.lines`);
+Lines are spooled while validating, under a batch id reserved from the table's sequence
+when validation starts, and stored at submit with one COPY (:mod:`engine.disbursement.lines`);
 funding and execution are in :mod:`engine.disbursement.execution`.
 """
 
@@ -299,7 +304,8 @@ class DisbursementStore:
                        on_outcome: Callable[[LineOutcome], None], spool: LineSpool | None = None) -> BatchSummary:
         """Validate every line of ``source`` (chunked prefetch, see the module docstring),
         handing each outcome to ``on_outcome`` in file order; return the summary. With
-        ``spool``, every chunk of outcomes is also spooled for :meth:`submit` to store.
+        ``spool``, a batch id is reserved for it (if it has none) and every chunk of
+        outcomes is spooled for :meth:`submit` to store.
 
         Raises
         ------

@@ -22,7 +22,10 @@ Checks, in the priority order of :class:`~engine.disbursement.results.LineResult
 The lookups are called once per line that reaches them. A store reading from PostgreSQL
 prefetches instead: it takes the lines in chunks, fetches the chunk's cardholders and
 payment history in one query each into dicts, and passes ``dict.get``-based callables that
-read whichever chunk is current.
+read whichever chunk is current. What needs only the line itself (normalising, the
+identity number's check, the amount, the content hash's bytes) is :func:`prepare_line`,
+which the store computes ahead, in another process for a large file
+(:meth:`BatchValidator.check_prepared`).
 
 The content hash covers every line's normalised fields (identity number, name, card
 number, amount in fen or as written if unreadable, item), so the same batch in UTF-8, GBK or XLSX has
