@@ -159,6 +159,8 @@ class PreparedLine(msgspec.Struct, frozen=True, array_like=True, gc=False):
         ``invalid_amount_format`` (``amount_detail`` says why when not ok).
     sub_fen_yuan : str
         The exact amount in yuan of an ``amount_precision`` line (for the control sum), else ``""``.
+    person_key : int
+        :func:`~engine.disbursement.resident_id.id_key` of a valid ``id_number``, else 0.
     hash_piece : bytes
         The line's part of the content hash (UTF-8 of the normalised fields).
     """
@@ -172,6 +174,7 @@ class PreparedLine(msgspec.Struct, frozen=True, array_like=True, gc=False):
     amount_result: int
     amount_detail: str
     sub_fen_yuan: str
+    person_key: int
     hash_piece: bytes
 
 
@@ -205,8 +208,9 @@ def prepare_line(line: BatchLine, today: datetime.date) -> PreparedLine:
     hash_piece = FIELD_SEPARATOR.join((
         id_number, name_key, pan, amount_text, normalise_cell(line.item), LINE_SEPARATOR,
     )).encode()
+    person_key = id_key(id_number) if id_check is IdCheck.valid else 0
     return PreparedLine(id_number, pan, name_key, id_check, id_detail, amount_minor, amount_result, amount_detail,
-                        sub_fen_yuan, hash_piece)
+                        sub_fen_yuan, person_key, hash_piece)
 
 
 @dataclass
@@ -298,7 +302,7 @@ class BatchValidator:
         if amount_minor > self.context.per_person_max_minor:
             return (LineResult.amount_over_limit,
                     f"more than the per-person maximum {format_minor(self.context.per_person_max_minor)}", cardholder)
-        self._last_person = id_key(id_number)
+        self._last_person = prepared.person_key
         if self._last_person in self._persons:
             return LineResult.duplicate_in_batch, "this person has an earlier accepted line", cardholder
         if self.context.already_paid(id_number):
