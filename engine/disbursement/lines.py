@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 
 import msgspec
 
+from adapters.batch_file import BatchLine
 from engine.disbursement.results import LineResult
 from engine.disbursement.validation import LineOutcome
 from hsm.datakeys import FIELD_SIZE_MAX
@@ -59,10 +60,15 @@ def line_row(batch_id: int, outcome: LineOutcome) -> LineRow:
     return (batch_id, outcome.line.line, 0, outcome.amount_minor, holder.pan_token, holder.bank_code, holder.name)
 
 
-def line_fields(outcome: LineOutcome) -> LineFields:
+def line_fields(line: BatchLine) -> LineFields:
     """The line's own fields as written, in result-file column order."""
-    line = outcome.line
     return (line.sequence, line.name, line.id_number, line.card_number, line.amount, line.item, line.remark)
+
+
+def encode_fields(lines: Sequence[BatchLine]) -> bytes:
+    """The msgpack list of the lines' :data:`LineFields`: a spooled chunk's fields, as
+    :func:`seal_fields` seals them (computed ahead by :mod:`engine.disbursement.reading`)."""
+    return _ENCODER.encode([line_fields(line) for line in lines])
 
 
 def fields_context(content_sha256: str, first_line: int, piece: int) -> bytes:
@@ -118,15 +124,17 @@ class LineSpool:
         assert self.batch_id is None and self.chunks == 0, "a spool holds one batch"
         self.batch_id = batch_id
 
-    def add_chunk(self, outcomes: Sequence[LineOutcome]) -> None:
-        """Spool one chunk of outcomes (in file order, first line first)."""
+    def add_chunk(self, outcomes: Sequence[LineOutcome], fields: bytes | None = None) -> None:
+        """Spool one chunk of outcomes (in file order, first line first); ``fields`` is
+        :func:`encode_fields` of their lines if it was computed ahead."""
         assert self.batch_id is not None, "the batch id is reserved first"
         assert outcomes, "a chunk has at least one line"
         assert outcomes[0].line.line == self.lines + 1, "chunks come in file order"
         text = io.StringIO()
         csv.writer(text, lineterminator="\n").writerows([line_row(self.batch_id, o) for o in outcomes])
         rows = text.getvalue().encode()
-        fields = _ENCODER.encode([line_fields(o) for o in outcomes])
+        if fields is None:
+            fields = encode_fields([o.line for o in outcomes])
         self._file.write(FRAME_HEADER.pack(outcomes[0].line.line, len(rows), len(fields)) + rows + fields)
         self.chunks += 1
         self.lines += len(outcomes)

@@ -2,7 +2,8 @@
 read and prepared in this process or, for a large CSV or XLSX file, in a child process.
 
 Reading a file (decoding, CSV parsing, header mapping) and preparing its lines
-(normalising, checking identity numbers, parsing amounts, the content hash's bytes) is
+(normalising, checking identity numbers, parsing amounts, the content hash's bytes, the
+msgpack of the fields the spool seals) is
 about half of submitting a batch and needs nothing but the line itself. For a
 :class:`~adapters.batch_file.TabularBatchFile` of :data:`READ_AHEAD_BYTES_MIN` or more,
 :func:`chunk_reader` hands that work to a spawned child, which sends each chunk of
@@ -29,6 +30,7 @@ import msgspec
 from adapters import errors
 from adapters.batch_file import BatchLine, BatchSource, TabularBatchFile
 from adapters.columns import DeclaredTotals
+from engine.disbursement.lines import encode_fields
 from engine.disbursement.validation import PreparedLine, prepare_line
 
 READ_AHEAD_BYTES_MIN = 16 * 1024 * 1024
@@ -36,7 +38,8 @@ CHILD_EXIT_S_MAX = 10.0
 
 assert READ_AHEAD_BYTES_MIN > 0 and CHILD_EXIT_S_MAX > 0
 
-Chunk = tuple[list[BatchLine], list[PreparedLine]]
+# A chunk's lines, their prepared lines and the msgpack of their fields (encode_fields).
+Chunk = tuple[list[BatchLine], list[PreparedLine], bytes]
 
 
 class ChunkReader(Protocol):
@@ -75,7 +78,7 @@ class InProcessReader:
     def chunks(self) -> Iterator[Chunk]:
         lines = self._source.lines()
         while chunk := list(itertools.islice(lines, self._chunk_lines)):
-            yield chunk, [prepare_line(line, self._today) for line in chunk]
+            yield chunk, [prepare_line(line, self._today) for line in chunk], encode_fields(chunk)
 
     def declared_totals(self) -> list[DeclaredTotals]:
         return self._source.declared_totals()
@@ -84,6 +87,7 @@ class InProcessReader:
 class _Lines(msgspec.Struct, tag="lines", array_like=True, gc=False):
     lines: list[BatchLine]
     prepared: list[PreparedLine]
+    fields: bytes
 
 
 class _Done(msgspec.Struct, tag="done", array_like=True):
@@ -108,7 +112,8 @@ def _read(path: Path, encoding: str | None, today: datetime.date, chunk_lines: i
     chunk: list[BatchLine] = []
 
     def send(lines: list[BatchLine]) -> None:
-        pipe.send_bytes(_ENCODER.encode(_Lines(lines, [prepare_line(line, today) for line in lines])))
+        prepared = [prepare_line(line, today) for line in lines]
+        pipe.send_bytes(_ENCODER.encode(_Lines(lines, prepared, encode_fields(lines))))
 
     try:
         try:
@@ -157,8 +162,8 @@ class ReadAheadReader:
                 except EOFError:
                     raise RuntimeError(f"{self.path.name}: the reader process ended without a result") from None
                 match message:
-                    case _Lines(lines, prepared):
-                        yield lines, prepared
+                    case _Lines(lines, prepared, fields):
+                        yield lines, prepared, fields
                     case _Done(declared):
                         self._declared = declared
                         return

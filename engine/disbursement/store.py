@@ -146,11 +146,12 @@ def _sealed_context(id_hash: bytes) -> bytes:
 
 
 class _Prefetched(NamedTuple):
-    """A chunk's lines and prepared lines, and the registry records, payments in the
-    period and card tokens they need."""
+    """A chunk (:data:`engine.disbursement.reading.Chunk`), and the registry records,
+    payments in the period and card tokens its lines need."""
 
     lines: list[BatchLine]
     prepared: list[PreparedLine]
+    fields: bytes
     records: dict[str, CardholderRecord]
     paid: set[str]
     tokens: dict[str, str]
@@ -340,7 +341,7 @@ class DisbursementStore:
                     for outcome in outcomes:
                         on_outcome(outcome)
                     if spool is not None:
-                        spool.add_chunk(outcomes)
+                        spool.add_chunk(outcomes, current.fields)
                 ahead = fetching
                 if ahead is None:
                     break
@@ -352,8 +353,8 @@ class DisbursementStore:
                     await ahead
         return validator.finish(reader.declared_totals())
 
-    async def _prefetch(self, lines: list[BatchLine], prepared: list[PreparedLine], programme_code: str,
-                        period: str) -> _Prefetched:
+    async def _prefetch(self, lines: list[BatchLine], prepared: list[PreparedLine], fields: bytes,
+                        programme_code: str, period: str) -> _Prefetched:
         """The registry records, payments in the period and card tokens a chunk's lines need:
         one key-service call per kind and two queries."""
         # Only a valid identity number is ever looked up (BatchValidator._decide).
@@ -365,7 +366,7 @@ class DisbursementStore:
         async with self._pool.acquire() as connection:
             records = await self._cardholders(hashes, connection)
             paid = await self._paid_in_period(programme_code, period, hashes, connection)
-        return _Prefetched(lines, prepared, records, paid, tokens)
+        return _Prefetched(lines, prepared, fields, records, paid, tokens)
 
     async def submit(self, programme_code: str, period: str, submitted_by: str, summary: BatchSummary,
                      at_ms: int, spool: LineSpool | None = None) -> BatchRecord:
