@@ -3,16 +3,18 @@ read and prepared in this process or, for a large CSV or XLSX file, in a child p
 
 Reading a file (decoding, CSV parsing, header mapping) and preparing its lines
 (normalising, checking identity numbers, parsing amounts, the content hash's bytes, the
-msgpack of the fields the spool seals) is
-about half of submitting a batch and needs nothing but the line itself. For a
-:class:`~adapters.batch_file.TabularBatchFile` of :data:`READ_AHEAD_BYTES_MIN` or more,
-:func:`chunk_reader` hands that work to a spawned child, which sends each chunk of
-lines with its prepared lines (msgpack) over a pipe while this
-process looks up and decides the previous chunk: the second core does it. The pipe holds
-about one chunk, so memory stays a few chunks on both sides; the lines, their order, the
-declared totals and the file errors (:class:`~adapters.errors.FileFormatError`, with the
-child's message, after the lines before it) are those of reading in this process.
-Starting a child costs a few tenths of a second, hence the size threshold.
+msgpack of the fields the spool seals) is about half of submitting a batch and needs
+nothing but the line itself. For a :class:`~adapters.batch_file.TabularBatchFile` of
+:data:`READ_AHEAD_BYTES_MIN` or more, :func:`chunk_reader` hands that work to a spawned
+child, which sends each chunk (msgpack) over a pipe while this process looks up and
+decides the previous chunk: the second core does it. The pipe holds about one chunk, so
+memory stays a few chunks on both sides; the lines, their order, the declared totals and
+the file errors (:class:`~adapters.errors.FileFormatError`, with the child's message,
+after the lines before it) are those of reading in this process. The child holds no key.
+
+Starting a child costs a few tenths of a second, hence the size threshold; the consumer
+waits for each chunk on the pipe (blocking, as reading the file in process blocks), so an
+event loop pauses for the child's start once.
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ class ChunkReader(Protocol):
     """Chunks of a batch file's lines with their prepared lines, then its declared totals."""
 
     def chunks(self) -> Iterator[Chunk]:
-        """Each chunk (of the reader's ``chunk_lines``, the last one shorter) in file order; iterate once.
-        Raises what the source raises while reading (``AdapterError``)."""
+        """Each chunk (of the reader's ``chunk_lines`` lines, the last one shorter) in file
+        order; iterate once. Raises what the source raises while reading (``AdapterError``)."""
         ...
 
     def declared_totals(self) -> list[DeclaredTotals]:
