@@ -3,8 +3,9 @@ read and prepared in this process or, for a large CSV or XLSX file, in a child p
 
 Reading a file (decoding, CSV parsing, header mapping) and preparing its lines
 (normalising, checking identity numbers, parsing amounts, the content hash's bytes, the
-msgpack of the fields the spool seals) is about half of submitting a batch and needs
-nothing but the line itself. For a :class:`~adapters.batch_file.TabularBatchFile` of
+msgpack of the fields the spool seals) is about two fifths of submitting a batch's Python
+time (9.4 of 23.9 us per line in ``benchmarks/batch.py``, shared machine at load 3-4) and
+needs nothing but the line itself. For a :class:`~adapters.batch_file.TabularBatchFile` of
 :data:`READ_AHEAD_BYTES_MIN` or more, :func:`chunk_reader` hands that work to a spawned
 child, which sends each chunk (msgpack) over a pipe while this process looks up and
 decides the previous chunk: the second core does it. The pipe holds about one chunk, so
