@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import datetime
 
+import msgspec
 import openpyxl
 import pytest
+from hypothesis import given, strategies as st
 from msgspec.msgpack import decode
 
-from adapters.batch_file import TabularBatchFile
+from adapters.batch_file import BatchLine, TabularBatchFile
 from adapters.errors import FileEncodingError, FileFormatError
 from engine.disbursement import reading
 from engine.disbursement.reading import InProcessReader, ReadAheadReader, chunk_reader
+from engine.disbursement.validation import PreparedLine, prepare_line
 
 TODAY = datetime.date(2026, 1, 1)
 BATCH = ("标题,2026年11月\n总笔数,3\n"
@@ -83,3 +86,12 @@ def test_large_tabular_files_are_read_ahead(tmp_path, monkeypatch):
     assert isinstance(chunk_reader(TabularBatchFile(path), TODAY, 10), InProcessReader)
     monkeypatch.setattr(reading, "READ_AHEAD_BYTES_MIN", path.stat().st_size)
     assert isinstance(chunk_reader(TabularBatchFile(path), TODAY, 10), ReadAheadReader)
+
+
+@given(st.builds(BatchLine, line=st.just(1), id_number=st.text(max_size=20), name=st.text(max_size=10),
+                 card_number=st.text("0123456789 -", max_size=22),
+                 amount=st.one_of(st.text(max_size=12), st.decimals(allow_nan=False, allow_infinity=False,
+                                                                    places=3).map(str))))
+def test_a_prepared_line_crosses_the_pipe_unchanged(line):
+    prepared = prepare_line(line, TODAY)
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(prepared), type=PreparedLine) == prepared
