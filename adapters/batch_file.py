@@ -55,7 +55,7 @@ BATCH_COLUMNS = ColumnSpec(
 )
 
 
-class BatchLine(msgspec.Struct, frozen=True):
+class BatchLine(msgspec.Struct, frozen=True, gc=False):
     """One payment line as written in the file, before normalisation.
 
     Attributes
@@ -118,6 +118,7 @@ class TabularBatchFile:
     def __init__(self, path: Path, encoding: str | None = None) -> None:
         self.path = Path(path)
         self.name = self.path.name
+        self.encoding = encoding
         self._table = Table(file_rows(self.path, encoding), BATCH_COLUMNS, self.name)
 
     def lines(self) -> Iterator[BatchLine]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Iterable, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -26,12 +27,38 @@ NONCE_SIZE = 12
 TAG_SIZE = 16
 FIELD_HEADER_SIZE = 1 + 4 + NONCE_SIZE
 FIELD_SIZE_MAX = 64 * 1024
+_HMAC_BLOCK_SIZE = 64
+_INNER_PAD = bytes(b ^ 0x36 for b in range(256))
+_OUTER_PAD = bytes(b ^ 0x5C for b in range(256))
+# A longer key would be hashed first (RFC 2104 section 2); data keys never are.
+assert DATA_KEY_SIZE <= _HMAC_BLOCK_SIZE
 VERSION_MAX = 2**32 - 1
 
 
 def message_mac(key: bytes, message: bytes) -> bytes:
     """HMAC-SHA256 of ``message`` (32 bytes) under a 32-byte key."""
     return hmac.new(require_length("key", key, DATA_KEY_SIZE), message, hashlib.sha256).digest()
+
+
+def message_macs(key: bytes, messages: Iterable[bytes]) -> list[bytes]:
+    """:func:`message_mac` of each message, in order: the key's inner and outer SHA-256
+    states (RFC 2104 section 2) are computed once and copied per message, a third of the
+    cost of one HMAC object per message.
+
+    >>> message_macs(bytes(32), [b"a", b""]) == [message_mac(bytes(32), m) for m in (b"a", b"")]
+    True
+    """
+    padded = require_length("key", key, DATA_KEY_SIZE).ljust(_HMAC_BLOCK_SIZE, b"\0")
+    inner = hashlib.sha256(padded.translate(_INNER_PAD))
+    outer = hashlib.sha256(padded.translate(_OUTER_PAD))
+    macs = []
+    for message in messages:
+        hashed = inner.copy()
+        hashed.update(message)
+        mac = outer.copy()
+        mac.update(hashed.digest())
+        macs.append(mac.digest())
+    return macs
 
 
 def macs_equal(expected: bytes, presented: bytes) -> bool:
@@ -46,6 +73,21 @@ def pan_token(key: bytes, pan: str) -> str:
     '8c7148ea09b94136dac7cdd0a19505c0'
     """
     return message_mac(key, require_pan(pan).encode("ascii"))[:TOKEN_SIZE].hex()
+
+
+def pan_tokens(key: bytes, pans: Sequence[str]) -> list[str]:
+    """:func:`pan_token` of each PAN, in order (:func:`message_macs`).
+
+    Raises
+    ------
+    ValueError
+        One of ``pans`` is not 8 to 19 digits (the message does not repeat it).
+
+    >>> pan_tokens(bytes(32), ["4761739001010010"])
+    ['8c7148ea09b94136dac7cdd0a19505c0']
+    """
+    messages = [require_pan(pan).encode("ascii") for pan in pans]
+    return [mac[:TOKEN_SIZE].hex() for mac in message_macs(key, messages)]
 
 
 def seal_field(key: bytes, version: int, plaintext: bytes, associated_data: bytes) -> bytes:

@@ -160,6 +160,11 @@ class KeyService(abc.ABC):
     async def generate_mac(self, label: str, message: bytes) -> bytes:
         """HMAC-SHA256 (32 bytes) of a bank message under the ``bank-mac`` key ``label``."""
 
+    async def generate_macs(self, label: str, messages: Sequence[bytes]) -> list[bytes]:
+        """:meth:`generate_mac` of each message, in order: one call for a batch (a backend
+        that can do better than one call per message overrides it)."""
+        return [await self.generate_mac(label, message) for message in messages]
+
     async def verify_mac(self, label: str, message: bytes, mac: bytes) -> bool:
         """Whether ``mac`` is the MAC of ``message`` (constant-time comparison)."""
         return hmac.compare_digest(await self.generate_mac(label, message), mac)
@@ -167,6 +172,11 @@ class KeyService(abc.ABC):
     @abc.abstractmethod
     async def tokenize_pan(self, pan: str, label: str = "pan-token") -> str:
         """A stable, irreversible 32-hex-digit token of ``pan`` (HMAC-SHA256, keyed)."""
+
+    async def tokenize_pans(self, pans: Sequence[str], label: str = "pan-token") -> list[str]:
+        """:meth:`tokenize_pan` of each PAN, in order, in one call (``ValueError`` if one of
+        them is not 8 to 19 digits; the message does not repeat it)."""
+        return [await self.tokenize_pan(pan, label) for pan in pans]
 
     @abc.abstractmethod
     async def encrypt_field(

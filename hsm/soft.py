@@ -215,6 +215,12 @@ class SoftKeyService(KeyService):
     async def tokenize_pan(self, pan: str, label: str = "pan-token") -> str:
         return datakeys.pan_token(self._key(label, "pan-token").versions[-1], pan)
 
+    async def generate_macs(self, label: str, messages: Sequence[bytes]) -> list[bytes]:
+        return datakeys.message_macs(self._key(label, "bank-mac").versions[-1], messages)
+
+    async def tokenize_pans(self, pans: Sequence[str], label: str = "pan-token") -> list[str]:
+        return datakeys.pan_tokens(self._key(label, "pan-token").versions[-1], pans)
+
     async def encrypt_field(
         self, plaintext: bytes, associated_data: bytes, label: str = "field-enc"
     ) -> bytes:

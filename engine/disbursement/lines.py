@@ -3,7 +3,8 @@
 Validation streams a file in chunks (:data:`engine.disbursement.store.CHUNK_LINES`); the
 batch row can only be written at the end (its content hash covers every line), so
 :class:`LineSpool` writes each chunk to an anonymous temporary file and
-:meth:`LineSpool.frames` replays them into the submit transaction. Memory stays one chunk.
+:meth:`LineSpool.rows` and :meth:`LineSpool.fields` replay them into the submit
+transaction. Memory stays one chunk.
 
 Per line the database keeps what execution needs (result, amount in fen, the card's token,
 issuing bank and registered name); the line's own fields as the department wrote them
@@ -14,56 +15,60 @@ to write the pacs.008 creditor account and the result file.
 
 from __future__ import annotations
 
+import csv
+import io
 import struct
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 import msgspec
 
+from adapters.batch_file import BatchLine
 from engine.disbursement.results import LineResult
 from engine.disbursement.validation import LineOutcome
 from hsm.datakeys import FIELD_SIZE_MAX
 from hsm.service import KeyService
 
 FIELDS_KEY = "field-enc"
-FRAME_HEADER = struct.Struct(">I")
+# A spooled chunk: its first line number and the byte sizes of its rows and its fields.
+FRAME_HEADER = struct.Struct(">III")
 SEALED_PIECE_BYTES_MAX = FIELD_SIZE_MAX
 
 assert SEALED_PIECE_BYTES_MAX > 0
 
-# (line, result, amount_minor | None, pan_token | None, bank_code | None, name | None)
-LineRow = tuple[int, int, int | None, str | None, str | None, str | None]
+# (batch_id, line, result, amount_minor | None, pan_token | None, bank_code | None, name | None)
+LineRow = tuple[int, int, int, int | None, str | None, str | None, str | None]
+# The columns of disbursement_lines a LineRow fills, in its order.
+LINE_COLUMNS = ("batch_id", "line", "result", "amount_minor", "pan_token", "bank_code", "name")
 # (sequence, name, id_number, card_number, amount, item, remark), as written in the file.
 LineFields = tuple[str, str, str, str, str, str, str]
 
 
-class Frame(msgspec.Struct, frozen=True, array_like=True):
-    """One spooled chunk: its first line number, the rows and the clear fields."""
-
-    first_line: int
-    rows: list[LineRow]
-    fields: list[LineFields]
-
-
 _ENCODER = msgspec.msgpack.Encoder()
-_FRAME_DECODER = msgspec.msgpack.Decoder(Frame)
 _FIELDS_DECODER = msgspec.msgpack.Decoder(list[LineFields])
 _PIECES_DECODER = msgspec.msgpack.Decoder(list[bytes])
 
 
-def line_row(outcome: LineOutcome) -> LineRow:
+def line_row(batch_id: int, outcome: LineOutcome) -> LineRow:
     """The stored row of one validated line (card data only for accepted lines)."""
     if outcome.result is not LineResult.ok:
-        return (outcome.line.line, int(outcome.result), outcome.amount_minor, None, None, None)
+        return (batch_id, outcome.line.line, int(outcome.result), outcome.amount_minor, None, None, None)
     holder = outcome.cardholder
     assert holder is not None and outcome.amount_minor is not None and outcome.amount_minor > 0
-    return (outcome.line.line, 0, outcome.amount_minor, holder.pan_token, holder.bank_code, holder.name)
+    # An empty text would read back as NULL from the CSV the spool keeps (see LineSpool).
+    assert holder.pan_token and holder.bank_code and holder.name
+    return (batch_id, outcome.line.line, 0, outcome.amount_minor, holder.pan_token, holder.bank_code, holder.name)
 
 
-def line_fields(outcome: LineOutcome) -> LineFields:
+def line_fields(line: BatchLine) -> LineFields:
     """The line's own fields as written, in result-file column order."""
-    line = outcome.line
     return (line.sequence, line.name, line.id_number, line.card_number, line.amount, line.item, line.remark)
+
+
+def encode_fields(lines: Sequence[BatchLine]) -> bytes:
+    """The msgpack list of the lines' :data:`LineFields`: a spooled chunk's fields, as
+    :func:`seal_fields` seals them (computed ahead by :mod:`engine.disbursement.reading`)."""
+    return _ENCODER.encode([line_fields(line) for line in lines])
 
 
 def fields_context(content_sha256: str, first_line: int, piece: int) -> bytes:
@@ -75,15 +80,15 @@ def fields_context(content_sha256: str, first_line: int, piece: int) -> bytes:
     return f"disbursement_line_fields:{content_sha256}:{first_line}:{piece}".encode("ascii")
 
 
-async def seal_fields(keys: KeyService, content_sha256: str, first_line: int, fields: Sequence[LineFields]) -> bytes:
-    """One chunk's fields sealed by the key service (AES-256-GCM).
+async def seal_fields(keys: KeyService, content_sha256: str, first_line: int, plain: bytes) -> bytes:
+    """One chunk's fields (``plain``: the msgpack list of its :data:`LineFields`, as
+    :meth:`LineSpool.fields` gives it) sealed by the key service (AES-256-GCM).
 
     The key service seals at most ``hsm.datakeys.FIELD_SIZE_MAX`` bytes at a time, so the
     encoded chunk is cut into pieces of :data:`SEALED_PIECE_BYTES_MAX`, each sealed with
     its index in the associated data (no piece can be moved or dropped unnoticed), and the
     sealed pieces are stored together as one msgpack list.
     """
-    plain = _ENCODER.encode(list(fields))
     pieces = [await keys.encrypt_field(plain[start:start + SEALED_PIECE_BYTES_MAX],
                                        fields_context(content_sha256, first_line, index), FIELDS_KEY)
               for index, start in enumerate(range(0, len(plain), SEALED_PIECE_BYTES_MAX))]
@@ -99,26 +104,64 @@ async def open_fields(keys: KeyService, content_sha256: str, first_line: int, se
 
 
 class LineSpool:
-    """Validated lines written chunk by chunk to a temporary file (see the module docstring)."""
+    """Validated lines written chunk by chunk to a temporary file (see the module docstring).
+
+    Each chunk is one :data:`FRAME_HEADER` and two blobs: its rows in PostgreSQL's COPY
+    CSV format (:data:`LINE_COLUMNS`; ``None`` is written as an unquoted empty value,
+    which COPY reads as NULL), ready to be streamed to the server as they are, and the
+    msgpack list of its fields, ready to be sealed. The rows carry the batch id, so the
+    id is reserved (:meth:`reserve`) before the first chunk.
+    """
 
     def __init__(self) -> None:
         self._file = tempfile.TemporaryFile()
+        self.batch_id: int | None = None
         self.chunks = 0
+        self.lines = 0
 
-    def add_chunk(self, outcomes: Sequence[LineOutcome]) -> None:
-        """Spool one chunk of outcomes (in file order, first line first)."""
+    def reserve(self, batch_id: int) -> None:
+        """Take the id the batch will be stored under (once, before any chunk)."""
+        assert self.batch_id is None and self.chunks == 0, "a spool holds one batch"
+        self.batch_id = batch_id
+
+    def add_chunk(self, outcomes: Sequence[LineOutcome], fields: bytes | None = None) -> None:
+        """Spool one chunk of outcomes (in file order, first line first); ``fields`` is
+        :func:`encode_fields` of their lines if it was computed ahead."""
+        assert self.batch_id is not None, "the batch id is reserved first"
         assert outcomes, "a chunk has at least one line"
-        frame = _ENCODER.encode(Frame(outcomes[0].line.line, [line_row(o) for o in outcomes],
-                                      [line_fields(o) for o in outcomes]))
-        self._file.write(FRAME_HEADER.pack(len(frame)) + frame)
+        assert outcomes[0].line.line == self.lines + 1, "chunks come in file order"
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows([line_row(self.batch_id, o) for o in outcomes])
+        rows = text.getvalue().encode()
+        if fields is None:
+            fields = encode_fields([o.line for o in outcomes])
+        self._file.write(FRAME_HEADER.pack(outcomes[0].line.line, len(rows), len(fields)) + rows + fields)
         self.chunks += 1
+        self.lines += len(outcomes)
 
-    def frames(self) -> Iterator[Frame]:
-        """The spooled chunks, in order (read back from the start)."""
+    async def rows(self) -> AsyncIterator[bytes]:
+        """The spooled rows as COPY CSV data, chunk by chunk, in line order (what
+        ``asyncpg.Connection.copy_to_table`` takes as its source)."""
+        for _first_line, rows, _fields in self._frames(fields=False):
+            yield rows
+
+    def fields(self) -> Iterator[tuple[int, bytes]]:
+        """(first line, msgpack list of :data:`LineFields`) of each chunk, in order."""
+        for first_line, _rows, fields in self._frames(rows=False):
+            yield first_line, fields
+
+    def _frames(self, *, rows: bool = True, fields: bool = True) -> Iterator[tuple[int, bytes, bytes]]:
+        """(first line, rows blob, fields blob) of each chunk; a blob not asked for is b""."""
         self._file.seek(0)
         for _ in range(self.chunks):
-            (size,) = FRAME_HEADER.unpack(self._file.read(FRAME_HEADER.size))
-            yield _FRAME_DECODER.decode(self._file.read(size))
+            first_line, rows_size, fields_size = FRAME_HEADER.unpack(self._file.read(FRAME_HEADER.size))
+            rows_blob = self._file.read(rows_size) if rows else self._skip(rows_size)
+            fields_blob = self._file.read(fields_size) if fields else self._skip(fields_size)
+            yield first_line, rows_blob, fields_blob
+
+    def _skip(self, size: int) -> bytes:
+        self._file.seek(size, io.SEEK_CUR)
+        return b""
 
     def close(self) -> None:
         """Delete the temporary file."""

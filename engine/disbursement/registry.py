@@ -44,7 +44,7 @@ STATUS_WORDS = {"正常": CardStatus.active, "挂失": CardStatus.lost, "注销"
 CATEGORY_WORDS = {"老年人": Category.senior, "残疾人": Category.disabled, "学生": Category.student}
 
 
-class CardholderRecord(msgspec.Struct, frozen=True):
+class CardholderRecord(msgspec.Struct, frozen=True, gc=False):
     """A registered cardholder as batch validation sees it.
 
     Attributes

@@ -7,39 +7,46 @@ reaches the database: an identity number is kept as its keyed hash (HMAC-SHA256 
 ``field-enc`` key ``FIELD_KEY``, bound to its hash); a card number as its token (key
 ``PAN_TOKEN_KEY``) and last 4 digits. The keys must exist (``onecard keys generate``).
 
-Validation streams: lines are taken in chunks of ``CHUNK_LINES``; for each chunk the
-cardholders and the period's payments are fetched in one query each and the card numbers
-tokenised, then :class:`~engine.disbursement.validation.BatchValidator` decides every line
-from dicts. State changes follow :mod:`engine.disbursement.lifecycle`: the batch row is
+Validation streams: lines come in chunks of ``CHUNK_LINES``, each with its lines prepared
+(:func:`~engine.disbursement.validation.prepare_line`: normalised, identity number checked,
+amount parsed), by a child process for a large CSV or XLSX file
+(:mod:`engine.disbursement.reading`). For each chunk the identity numbers are hashed and
+the card numbers tokenised in one key-service call each, the cardholders and the period's
+payments fetched in one query each (while the previous chunk is validated), then
+:class:`~engine.disbursement.validation.BatchValidator` decides every line from dicts.
+State changes follow :mod:`engine.disbursement.lifecycle`: the batch row is
 locked (``FOR UPDATE``), the transition checked, a history row appended (the table refuses
 updates and deletes) and the state updated, in one transaction.
 
-Lines are spooled while validating and stored at submit (:mod:`engine.disbursement.lines`);
+Lines are spooled while validating, under a batch id reserved from the table's sequence
+when validation starts, and stored at submit with one COPY (:mod:`engine.disbursement.lines`);
 funding and execution are in :mod:`engine.disbursement.execution`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
-import itertools
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import NamedTuple
 
 import asyncpg
 import msgspec
 
-from adapters.batch_file import BatchSource
-from engine.disbursement.bank_card import compact_pan
-from engine.disbursement.lines import LineSpool, seal_fields
+from adapters.batch_file import BatchLine, BatchSource
+from engine.disbursement.lines import LINE_COLUMNS, LineSpool, seal_fields
 from engine.disbursement.lifecycle import (WITHDRAWN_STATES, BatchState, HistoryEntry, check_approval,
                                            check_content_hash, next_history)
 from engine.disbursement.registry import CardholderRecord, CardholderRow, CardStatus, Category, ImportResult
-from engine.disbursement.resident_id import IdCheck, check_id, normalise_id
+from engine.disbursement.resident_id import IdCheck
 from engine.disbursement.users import normalise_user
-from engine.disbursement.validation import BatchSummary, BatchValidator, LineOutcome, ValidationContext
+from engine.disbursement.reading import chunk_reader
+from engine.disbursement.validation import BatchSummary, BatchValidator, LineOutcome, PreparedLine, ValidationContext
 from engine.config import Config
 from engine.errors import ConflictError, FieldError, NotFoundError
+from hsm.inputs import PAN_DIGITS_MAX, PAN_DIGITS_MIN
 from hsm.service import KeyService, open_key_service
 from ledger import db
 
@@ -138,6 +145,21 @@ def _sealed_context(id_hash: bytes) -> bytes:
     return b"disbursement_cardholders.id_number:" + id_hash
 
 
+class _Prefetched(NamedTuple):
+    """A chunk (:data:`engine.disbursement.reading.Chunk`), and the registry records,
+    payments in the period and card tokens its lines need."""
+
+    lines: list[BatchLine]
+    prepared: list[PreparedLine]
+    fields: bytes
+    records: dict[str, CardholderRecord]
+    paid: set[str]
+    tokens: dict[str, str]
+
+
+_STATUSES = {status.value: status for status in CardStatus}
+
+
 class DisbursementStore:
     """Disbursement tables on ``pool``, personal data through ``keys``."""
 
@@ -204,27 +226,35 @@ class DisbursementStore:
         return await self._paid_in_period(programme_code, period, await self._hashes(id_numbers))
 
     async def _hashes(self, id_numbers: Iterable[str]) -> dict[bytes, str]:
-        return {await self.id_hash(n): n for n in set(id_numbers)}
+        numbers = list(set(id_numbers))
+        macs = await self._keys.generate_macs(ID_HASH_KEY, [n.encode("ascii") for n in numbers])
+        return dict(zip(macs, numbers))
 
-    async def _cardholders(self, hashes: dict[bytes, str]) -> dict[str, CardholderRecord]:
-        async with self._pool.acquire() as connection:
+    async def _cardholders(self, hashes: dict[bytes, str],
+                           connection: asyncpg.Connection | None = None) -> dict[str, CardholderRecord]:
+        async with self._connection(connection) as connection:
             records = await connection.fetch(
                 "SELECT id_hash, name, status, pan_token, pan_last4, bank_code, categories "
                 "FROM disbursement_cardholders WHERE id_hash = ANY($1::bytea[])", list(hashes))
-        return {
-            hashes[r["id_hash"]]: CardholderRecord(
-                hashes[r["id_hash"]], r["name"], CardStatus(r["status"]), r["pan_token"], r["pan_last4"],
-                r["bank_code"], frozenset(Category(c) for c in r["categories"]))
-            for r in records
-        }
+        found = {}
+        for id_hash, name, status, pan_token, pan_last4, bank_code, categories in records:
+            id_number = hashes[id_hash]
+            found[id_number] = CardholderRecord(id_number, name, _STATUSES[status], pan_token, pan_last4, bank_code,
+                                                frozenset(map(Category, categories)) if categories else frozenset())
+        return found
 
-    async def _paid_in_period(self, programme_code: str, period: str, hashes: dict[bytes, str]) -> set[str]:
-        async with self._pool.acquire() as connection:
+    async def _paid_in_period(self, programme_code: str, period: str, hashes: dict[bytes, str],
+                              connection: asyncpg.Connection | None = None) -> set[str]:
+        async with self._connection(connection) as connection:
             records = await connection.fetch(
                 "SELECT id_hash FROM disbursement_payments "
                 "WHERE programme_code = $1 AND period = $2 AND id_hash = ANY($3::bytea[])",
                 programme_code, period, list(hashes))
-        return {hashes[r["id_hash"]] for r in records}
+        return {hashes[r[0]] for r in records}
+
+    def _connection(self, connection: asyncpg.Connection | None) -> contextlib.AbstractAsyncContextManager:
+        """``connection`` if given, else one acquired from the pool for the block."""
+        return contextlib.nullcontext(connection) if connection is not None else self._pool.acquire()
 
     async def create_programme(self, code: str, kind: str, name: str,
                                per_person_max_minor: int) -> tuple[Programme, bool]:
@@ -275,7 +305,8 @@ class DisbursementStore:
                        on_outcome: Callable[[LineOutcome], None], spool: LineSpool | None = None) -> BatchSummary:
         """Validate every line of ``source`` (chunked prefetch, see the module docstring),
         handing each outcome to ``on_outcome`` in file order; return the summary. With
-        ``spool``, every chunk of outcomes is also spooled for :meth:`submit` to store.
+        ``spool``, a batch id is reserved for it (if it has none) and every chunk of
+        outcomes is spooled for :meth:`submit` to store.
 
         Raises
         ------
@@ -288,32 +319,54 @@ class DisbursementStore:
         validator = BatchValidator(ValidationContext(
             lookup_cardholder=records.get, already_paid=paid.__contains__, pan_token=tokens.__getitem__,
             per_person_max_minor=programme.per_person_max_minor, today=today))
-        lines = source.lines()
-        while chunk := list(itertools.islice(lines, CHUNK_LINES)):
-            ids = [n for n in (normalise_id(line.id_number) for line in chunk)
-                   if check_id(n, today)[0] is IdCheck.valid]
-            # Each identity number is hashed once per chunk (key service) for both lookups.
-            hashes = await self._hashes(ids)
-            records.clear()
-            records.update(await self._cardholders(hashes))
-            paid.clear()
-            paid.update(await self._paid_in_period(programme.code, period, hashes))
-            tokens.clear()
-            for pan in {compact_pan(line.card_number) for line in chunk}:
-                tokens[pan] = await self._tokenize(pan)
-            outcomes = [validator.check(line) for line in chunk]
-            for outcome in outcomes:
-                on_outcome(outcome)
-            if spool is not None:
-                spool.add_chunk(outcomes)
-        return validator.finish(source.declared_totals())
-
-    async def _tokenize(self, pan: str) -> str:
-        # A malformed card number has no token; it can match no registered card.
+        if spool is not None and spool.batch_id is None:
+            spool.reserve(await self._reserve_batch_id())
+        reader = chunk_reader(source, today, CHUNK_LINES)
+        chunks = reader.chunks()
+        ahead: asyncio.Future[_Prefetched] | None = None
         try:
-            return await self._keys.tokenize_pan(pan, PAN_TOKEN_KEY)
-        except ValueError:
-            return ""
+            while True:
+                chunk = next(chunks, None)
+                # The next chunk's registry queries run while this one is validated.
+                fetching = asyncio.ensure_future(self._prefetch(*chunk, programme.code, period)) if chunk else None
+                if ahead is not None:
+                    current = await ahead
+                    records.clear()
+                    records.update(current.records)
+                    paid.clear()
+                    paid.update(current.paid)
+                    tokens.clear()
+                    tokens.update(current.tokens)
+                    outcomes = list(map(validator.check_prepared, current.lines, current.prepared))
+                    for outcome in outcomes:
+                        on_outcome(outcome)
+                    if spool is not None:
+                        spool.add_chunk(outcomes, current.fields)
+                ahead = fetching
+                if ahead is None:
+                    break
+        finally:
+            chunks.close()
+            if ahead is not None and not ahead.done():
+                ahead.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ahead
+        return validator.finish(reader.declared_totals())
+
+    async def _prefetch(self, lines: list[BatchLine], prepared: list[PreparedLine], fields: bytes,
+                        programme_code: str, period: str) -> _Prefetched:
+        """The registry records, payments in the period and card tokens a chunk's lines need:
+        one key-service call per kind and two queries."""
+        # Only a valid identity number is ever looked up (BatchValidator._decide).
+        hashes = await self._hashes(p.id_number for p in prepared if p.id_check == IdCheck.valid)
+        # A malformed card number has no token; it can match no registered card.
+        tokens = dict.fromkeys((p.pan for p in prepared), "")
+        well_formed = [p for p in tokens if PAN_DIGITS_MIN <= len(p) <= PAN_DIGITS_MAX and p.isascii() and p.isdigit()]
+        tokens.update(zip(well_formed, await self._keys.tokenize_pans(well_formed, PAN_TOKEN_KEY)))
+        async with self._pool.acquire() as connection:
+            records = await self._cardholders(hashes, connection)
+            paid = await self._paid_in_period(programme_code, period, hashes, connection)
+        return _Prefetched(lines, prepared, fields, records, paid, tokens)
 
     async def submit(self, programme_code: str, period: str, submitted_by: str, summary: BatchSummary,
                      at_ms: int, spool: LineSpool | None = None) -> BatchRecord:
@@ -340,14 +393,17 @@ class DisbursementStore:
                 programme_code, period, summary.content_sha256, list(WITHDRAWN_STATES))
             if existing is not None:
                 raise _same_content(existing, period)
+            # The spooled lines carry the id reserved when they were validated.
+            batch_id = spool.batch_id if spool is not None and spool.batch_id is not None else (
+                await self._reserve_batch_id(connection))
             try:
-                batch_id = await connection.fetchval(
+                await connection.execute(
                     """
-                    INSERT INTO disbursement_batches (programme_code, period, state, submitted_by, content_sha256,
+                    INSERT INTO disbursement_batches (id, programme_code, period, state, submitted_by, content_sha256,
                                                       lines_count, accepted_count, accepted_minor)
-                    VALUES ($1, $2, 'received', $3, $4, $5, $6, $7) RETURNING id
+                    OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, 'received', $4, $5, $6, $7, $8)
                     """,
-                    programme_code, period, submitted_by, summary.content_sha256, summary.lines_count,
+                    batch_id, programme_code, period, submitted_by, summary.content_sha256, summary.lines_count,
                     summary.accepted_count, summary.accepted_minor)
             except asyncpg.UniqueViolationError:
                 # Another submit of the same content committed between the check and the insert.
@@ -359,21 +415,23 @@ class DisbursementStore:
                 await self._store_lines(connection, batch_id, summary.content_sha256, spool)
         return await self.batch(batch_id)
 
+    async def _reserve_batch_id(self, connection: asyncpg.Connection | None = None) -> int:
+        """A new batch id from the table's identity sequence (unused if the batch is never stored)."""
+        async with self._connection(connection) as connection:
+            return await connection.fetchval("SELECT nextval(pg_get_serial_sequence('disbursement_batches', 'id'))")
+
     async def _store_lines(self, connection: asyncpg.Connection, batch_id: int, content_sha256: str,
                            spool: LineSpool) -> None:
-        stored = 0
-        for chunk, frame in enumerate(spool.frames()):
-            sealed = await seal_fields(self._keys, content_sha256, frame.first_line, frame.fields)
+        for chunk, (first_line, plain) in enumerate(spool.fields()):
+            sealed = await seal_fields(self._keys, content_sha256, first_line, plain)
             await connection.execute(
                 "INSERT INTO disbursement_line_fields (batch_id, chunk, first_line, sealed) VALUES ($1, $2, $3, $4)",
-                batch_id, chunk, frame.first_line, sealed)
-            await connection.copy_records_to_table(
-                "disbursement_lines", columns=("batch_id", "line", "result", "amount_minor", "pan_token",
-                                               "bank_code", "name"),
-                records=[(batch_id, *row) for row in frame.rows])
-            stored += len(frame.rows)
-        assert stored == await connection.fetchval(
-            "SELECT lines_count FROM disbursement_batches WHERE id = $1", batch_id), "every line is stored"
+                batch_id, chunk, first_line, sealed)
+        # One COPY for every line: the spool is read while the server inserts what it has.
+        status = await connection.copy_to_table("disbursement_lines", source=spool.rows(), columns=LINE_COLUMNS,
+                                                format="csv")
+        lines_count = await connection.fetchval("SELECT lines_count FROM disbursement_batches WHERE id = $1", batch_id)
+        assert status == f"COPY {spool.lines}" and spool.lines == lines_count, "every line is stored"
 
     async def batch(self, batch_id: int) -> BatchRecord:
         """The batch ``batch_id``; ``NotFoundError`` if there is none."""

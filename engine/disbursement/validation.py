@@ -22,7 +22,10 @@ Checks, in the priority order of :class:`~engine.disbursement.results.LineResult
 The lookups are called once per line that reaches them. A store reading from PostgreSQL
 prefetches instead: it takes the lines in chunks, fetches the chunk's cardholders and
 payment history in one query each into dicts, and passes ``dict.get``-based callables that
-read whichever chunk is current.
+read whichever chunk is current. What needs only the line itself (normalising, the
+identity number's check, the amount, the content hash's bytes) is :func:`prepare_line`,
+which the store computes ahead, in another process for a large file
+(:meth:`BatchValidator.check_prepared`).
 
 The content hash covers every line's normalised fields (identity number, name, card
 number, amount in fen or as written if unreadable, item), so the same batch in UTF-8, GBK or XLSX has
@@ -60,6 +63,10 @@ ID_CHECK_RESULTS = {
     IdCheck.scientific_notation: LineResult.id_in_scientific_notation,
 }
 
+# By number: calling an IntEnum class runs Python code, indexing a tuple does not.
+_LINE_RESULTS = tuple(LineResult)
+assert all(result.value == number for number, result in enumerate(_LINE_RESULTS))
+
 
 @dataclass(frozen=True)
 class ValidationContext:
@@ -91,7 +98,7 @@ class ValidationContext:
         assert self.per_person_max_minor > 0, "per-person maximum must be positive"
 
 
-class LineOutcome(msgspec.Struct, frozen=True):
+class LineOutcome(msgspec.Struct, frozen=True, gc=False):
     """The result for one line.
 
     Attributes
@@ -134,6 +141,78 @@ class BatchSummary:
     content_sha256: str
 
 
+class PreparedLine(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """What validation takes from one line alone (no registry, no other line), so it can
+    be computed ahead of the registry lookups, or in another process
+    (:func:`prepare_line`; the numbers are enum values, which msgpack carries as such).
+
+    Attributes
+    ----------
+    id_number, pan, name_key : str
+        :func:`normalise_id`, :func:`compact_pan` and :func:`canonical_name` of the cells.
+    id_check : int
+        :class:`IdCheck` of ``id_number`` (``id_detail`` says why when not valid).
+    amount_minor : int | None
+        The amount in fen, ``None`` when it is not a whole number of fen.
+    amount_result : int
+        :class:`LineResult` ``ok``, ``amount_not_positive``, ``amount_precision`` or
+        ``invalid_amount_format`` (``amount_detail`` says why when not ok).
+    sub_fen_yuan : str
+        The exact amount in yuan of an ``amount_precision`` line (for the control sum), else ``""``.
+    person_key : int
+        :func:`~engine.disbursement.resident_id.id_key` of a valid ``id_number``, else 0.
+    hash_piece : bytes
+        The line's part of the content hash (UTF-8 of the normalised fields).
+    """
+
+    id_number: str
+    pan: str
+    name_key: str
+    id_check: int
+    id_detail: str
+    amount_minor: int | None
+    amount_result: int
+    amount_detail: str
+    sub_fen_yuan: str
+    person_key: int
+    hash_piece: bytes
+
+
+def prepare_line(line: BatchLine, today: datetime.date) -> PreparedLine:
+    """The :class:`PreparedLine` of ``line``; birth dates after ``today`` are refused.
+
+    >>> prepared = prepare_line(BatchLine(1, "51012119580314215x", "张 三", "6222 0264", "1.005"),
+    ...                         datetime.date(2026, 1, 1))
+    >>> prepared.id_number, prepared.name_key, prepared.pan, IdCheck(prepared.id_check).name
+    ('51012119580314215X', '张三', '62220264', 'invalid_checksum')
+    >>> LineResult(prepared.amount_result).name, prepared.sub_fen_yuan
+    ('amount_precision', '1.005')
+    """
+    id_number = normalise_id(line.id_number)
+    name_key = canonical_name(line.name)
+    pan = compact_pan(line.card_number)
+    id_check, id_detail = check_id(id_number, today)
+    sub_fen_yuan = ""
+    try:
+        amount_minor: int | None = parse_amount_minor(line.amount)
+    except AmountPrecisionError as error:
+        amount_minor, amount_result, amount_detail = None, LineResult.amount_precision, str(error)
+        sub_fen_yuan = str(error.exact)
+    except AmountFormatError as error:
+        amount_minor, amount_result, amount_detail = None, LineResult.invalid_amount_format, str(error)
+    else:
+        assert amount_minor is not None
+        amount_result, amount_detail = ((LineResult.ok, "") if amount_minor > 0
+                                        else (LineResult.amount_not_positive, "amount must be more than 0"))
+    amount_text = str(amount_minor) if amount_minor is not None else normalise_cell(line.amount)
+    hash_piece = FIELD_SEPARATOR.join((
+        id_number, name_key, pan, amount_text, normalise_cell(line.item), LINE_SEPARATOR,
+    )).encode()
+    person_key = id_key(id_number) if id_check is IdCheck.valid else 0
+    return PreparedLine(id_number, pan, name_key, id_check, id_detail, amount_minor, amount_result, amount_detail,
+                        sub_fen_yuan, person_key, hash_piece)
+
+
 @dataclass
 class BatchValidator:
     """Validates the lines of one batch in order (see the module docstring).
@@ -167,38 +246,45 @@ class BatchValidator:
 
     def check(self, line: BatchLine) -> LineOutcome:
         """The outcome of the next line (lines must come in file order, each once)."""
+        return self.check_prepared(line, prepare_line(line, self.context.today))
+
+    def check_prepared(self, line: BatchLine, prepared: PreparedLine) -> LineOutcome:
+        """:meth:`check` given ``prepare_line(line, context.today)``, computed ahead (as a
+        store does, to prefetch the registry, or in another process)."""
         assert line.line == self.lines_count + 1, "lines must be checked once, in order"
         self.lines_count += 1
-        id_number = normalise_id(line.id_number)
-        name_key = canonical_name(line.name)
-        pan = compact_pan(line.card_number)
-        amount_minor, amount_result, amount_detail = self._amount(line.amount)
-        result, detail, cardholder = self._decide(line, id_number, name_key, pan,
-                                                  amount_minor, amount_result, amount_detail)
+        amount_minor = prepared.amount_minor
+        amount_result = _LINE_RESULTS[prepared.amount_result]
+        if amount_result is LineResult.amount_precision:
+            self._sub_fen_yuan += Decimal(prepared.sub_fen_yuan)
+        elif amount_result is LineResult.invalid_amount_format:
+            self._unreadable_amounts += 1
+        else:
+            assert amount_minor is not None
+            self._all_minor += amount_minor
+        result, detail, cardholder = self._decide(line, prepared, amount_result)
         self._results[result] += 1
         if result is LineResult.ok:
             assert amount_minor is not None
             self.accepted_count += 1
             self.accepted_minor += amount_minor
             self._persons.add(self._last_person)
-        amount_text = str(amount_minor) if amount_minor is not None else normalise_cell(line.amount)
-        self._hash.update(FIELD_SEPARATOR.join((
-            id_number, name_key, pan, amount_text, normalise_cell(line.item), LINE_SEPARATOR,
-        )).encode())
-        return LineOutcome(line, result, detail, id_number, amount_minor, cardholder)
+        self._hash.update(prepared.hash_piece)
+        return LineOutcome(line, result, detail, prepared.id_number, amount_minor, cardholder)
 
-    def _decide(self, line: BatchLine, id_number: str, name_key: str, pan: str, amount_minor: int | None,
-                amount_result: LineResult, amount_detail: str) -> tuple[LineResult, str, CardholderRecord | None]:
+    def _decide(self, line: BatchLine, prepared: PreparedLine,
+                amount_result: LineResult) -> tuple[LineResult, str, CardholderRecord | None]:
         """(result, detail, registry record) of one line, checks in priority order."""
         if "id_number" in line.numeric_fields:
             return (LineResult.id_in_scientific_notation,
                     "identity number is a numeric cell: Excel keeps 15 digits (format the column as text)", None)
-        id_check, detail = check_id(id_number, self.context.today)
-        if id_check is not IdCheck.valid:
-            return ID_CHECK_RESULTS[id_check], detail, None
+        if prepared.id_check != IdCheck.valid:
+            return ID_CHECK_RESULTS[prepared.id_check], prepared.id_detail, None
+        id_number = prepared.id_number
         cardholder = self.context.lookup_cardholder(id_number)
         if cardholder is None:
             return LineResult.cardholder_not_found, "no registered cardholder has this identity number", None
+        name_key = prepared.name_key
         if name_key != cardholder.name and name_key != canonical_name(cardholder.name):
             return LineResult.name_mismatch, "name differs from the registered name", cardholder
         if cardholder.status is not CardStatus.active:
@@ -206,36 +292,22 @@ class BatchValidator:
         if "card_number" in line.numeric_fields:
             return (LineResult.account_mismatch,
                     "card number is a numeric cell: Excel keeps 15 digits (format the column as text)", cardholder)
-        if self.context.pan_token(pan) != cardholder.pan_token:
+        if self.context.pan_token(prepared.pan) != cardholder.pan_token:
             return (LineResult.account_mismatch,
                     f"card number is not the registered card (ending {cardholder.pan_last4})", cardholder)
         if amount_result is not LineResult.ok:
-            return amount_result, amount_detail, cardholder
+            return amount_result, prepared.amount_detail, cardholder
+        amount_minor = prepared.amount_minor
         assert amount_minor is not None and amount_minor > 0
         if amount_minor > self.context.per_person_max_minor:
             return (LineResult.amount_over_limit,
                     f"more than the per-person maximum {format_minor(self.context.per_person_max_minor)}", cardholder)
-        self._last_person = id_key(id_number)
+        self._last_person = prepared.person_key
         if self._last_person in self._persons:
             return LineResult.duplicate_in_batch, "this person has an earlier accepted line", cardholder
         if self.context.already_paid(id_number):
             return LineResult.already_paid_in_period, "already paid by this programme in the period", cardholder
         return LineResult.ok, "", cardholder
-
-    def _amount(self, text: str) -> tuple[int | None, LineResult, str]:
-        """Parse one amount, add it to the control sum; (fen or None, result, detail)."""
-        try:
-            amount_minor = parse_amount_minor(text)
-        except AmountPrecisionError as error:
-            self._sub_fen_yuan += error.exact
-            return None, LineResult.amount_precision, str(error)
-        except AmountFormatError as error:
-            self._unreadable_amounts += 1
-            return None, LineResult.invalid_amount_format, str(error)
-        self._all_minor += amount_minor
-        if amount_minor <= 0:
-            return amount_minor, LineResult.amount_not_positive, "amount must be more than 0"
-        return amount_minor, LineResult.ok, ""
 
     def finish(self, declared: list[DeclaredTotals]) -> BatchSummary:
         """Check the declared totals against all lines (accepted or not) and summarise.

@@ -7,11 +7,15 @@ import pytest
 
 from adapters.batch_file import TabularBatchFile
 from adapters.cardholder_file import cardholder_lines
+from adapters.errors import FileFormatError
+from engine.disbursement import reading, store as store_module
 from engine.disbursement.bank_card import BinTable
 from engine.disbursement.lifecycle import BatchState
+from engine.disbursement.lines import LineSpool, open_fields
 from engine.disbursement.registry import check_cardholder_rows
 from engine.disbursement.results import LineResult
 from engine.disbursement.store import FIELD_KEY, ID_HASH_KEY, PAN_TOKEN_KEY, DisbursementStore
+from engine.disbursement.validation import BatchValidator, ValidationContext, validate_source
 from engine.errors import ConflictError, NotFoundError
 from hsm.soft import SoftKeyService
 
@@ -116,3 +120,62 @@ async def test_already_paid_in_period_and_append_only_history(store, pool, tmp_p
     outcomes.clear()
     await store.validate(TabularBatchFile(path), programme, "2026-12", TODAY, outcomes.append)
     assert outcomes[0].result is LineResult.ok
+
+
+@pytest.mark.parametrize("read_ahead", [False, True])
+async def test_chunked_validation_equals_one_pass_over_the_file(store, pool, tmp_path, monkeypatch, read_ahead):
+    """Two-line chunks (each chunk's registry queries run while the previous one is
+    validated; read and prepared here or by a child process) give the outcomes and
+    content hash of one in-memory pass, and every line is stored and sealed."""
+    await imported(store, tmp_path)
+    programme, _ = await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
+    path = tmp_path / "batch.csv"
+    path.write_bytes((BATCH + "7,张三,5.10121E+17,6222 0264 6581 6998 396,1.005\n").encode("gbk"))
+    registry = await store.cardholders(["510121195803142150", "51340119720505003X", "510112198711023688"])
+    tokens = {pan: await store.keys.tokenize_pan(pan, PAN_TOKEN_KEY)
+              for pan in ("6222026465816998396", "6214825837354017807", "6259083065450331")}
+    reference = BatchValidator(ValidationContext(
+        lookup_cardholder=registry.get, already_paid=lambda _: False, pan_token=lambda pan: tokens.get(pan, ""),
+        per_person_max_minor=50_000, today=TODAY))
+    expected = list(validate_source(TabularBatchFile(path), reference))
+
+    monkeypatch.setattr(store_module, "CHUNK_LINES", 2)
+    monkeypatch.setattr(reading, "READ_AHEAD_BYTES_MIN", 0 if read_ahead else 2**40)
+    outcomes, spool = [], LineSpool()
+    summary = await store.validate(TabularBatchFile(path), programme, "2026-11", TODAY, outcomes.append, spool)
+    assert outcomes == expected
+    assert [o.result for o in outcomes] == [
+        LineResult.ok, LineResult.card_not_active, LineResult.ok, LineResult.duplicate_in_batch,
+        LineResult.cardholder_not_found, LineResult.account_mismatch, LineResult.id_in_scientific_notation]
+    assert summary == reference.finish([])
+    assert spool.chunks == 4 and spool.lines == 7
+    batch = await store.submit("ELDERLY", "2026-11", "maker", summary, 1_000, spool)
+    spool.close()
+    async with pool.acquire() as connection:
+        rows = await connection.fetch(
+            "SELECT line, result, amount_minor, bank_code, name FROM disbursement_lines WHERE batch_id = $1 "
+            "ORDER BY line", batch.id)
+        chunks = await connection.fetch(
+            "SELECT chunk, first_line, sealed FROM disbursement_line_fields WHERE batch_id = $1 ORDER BY chunk",
+            batch.id)
+    assert [tuple(r) for r in rows] == [
+        (1, 0, 30000, "ICBC", "张三"), (2, 6, 10000, None, None), (3, 0, 20000, "BOC", "李四"),
+        (4, 12, 30000, None, None), (5, 5, 5000, None, None), (6, 7, 100, None, None), (7, 3, None, None, None)]
+    assert [(c["chunk"], c["first_line"]) for c in chunks] == [(0, 1), (1, 3), (2, 5), (3, 7)]
+    opened = [f for c in chunks for f in await open_fields(store.keys, batch.content_sha256, c["first_line"], c["sealed"])]
+    assert opened[6] == ("7", "张三", "5.10121E+17", "6222 0264 6581 6998 396", "1.005", "", "")
+    assert [f[2] for f in opened][:3] == ["510121195803142150", "51340119720505003x", "510112198711023688"]
+
+
+@pytest.mark.parametrize("read_ahead", [False, True])
+async def test_a_file_error_in_a_later_chunk_refuses_the_file(store, tmp_path, monkeypatch, read_ahead):
+    await imported(store, tmp_path)
+    programme, _ = await store.create_programme("ELDERLY", "subsidy", "高龄津贴", 50_000)
+    path = tmp_path / "batch.csv"
+    path.write_bytes((BATCH + "7,张三,510121195803142150,6222026465816998396,1,extra,cells\n").encode("utf-8"))
+    monkeypatch.setattr(store_module, "CHUNK_LINES", 2)
+    monkeypatch.setattr(reading, "READ_AHEAD_BYTES_MIN", 0 if read_ahead else 2**40)
+    outcomes = []
+    with pytest.raises(FileFormatError, match="row 8 has more cells than the header"):
+        await store.validate(TabularBatchFile(path), programme, "2026-11", TODAY, outcomes.append)
+    assert len(outcomes) == 4

@@ -273,3 +273,20 @@ async def test_two_services_on_one_store_keep_each_others_keys(tmp_path) -> None
     assert [(k.label, k.version) for k in await second.list_keys()] == [("bank1", 1), ("fields", 2)]
     with pytest.raises(KeyExistsError):
         await second.generate_key("fields", "field-enc")
+
+
+async def test_batch_data_key_calls_equal_one_call_per_value(service) -> None:
+    await service.generate_key("bank1-mac", "bank-mac")
+    await service.generate_key("pan-token", "pan-token")
+    messages = [b"510121195803142150", b"", b"x" * 100]
+    assert await service.generate_macs("bank1-mac", messages) == [
+        await service.generate_mac("bank1-mac", m) for m in messages
+    ]
+    pans = ["4761739001010010", "6222026465816998396"]
+    assert await service.tokenize_pans(pans) == [await service.tokenize_pan(p) for p in pans]
+    assert await service.generate_macs("bank1-mac", []) == []
+    with pytest.raises(ValueError, match="pan must be 8 to 19 decimal digits") as refused:
+        await service.tokenize_pans(["4761739001010010", "4761-7390"])
+    assert "4761" not in str(refused.value)
+    with pytest.raises(KeyNotFoundError, match="no pan-token key labelled 'bank1-mac'"):
+        await service.tokenize_pans(pans, "bank1-mac")
