@@ -28,9 +28,9 @@ of :data:`POST_LINES` lines:
    fields opened once) and per part of :data:`POST_LINES` accepted lines: the part's
    pacs.008.001.08, one per issuing bank, rendered and validated
    (:func:`engine.settlement.outbox.prepare_payouts`) before its transaction starts (the
-   next part's while this one posts), then one transaction that writes them to the outbox
-   with their payment rows, renews the lease and, last (so the lease row and the journal
-   head are held for the postings and the commit only), posts one transfer per line,
+   next part's while this one posts), then one transaction that checks the run still holds
+   the lease (:func:`_hold`), writes them to the outbox with their payment rows and, last
+   (so the journal head is held for the postings and the commit only), posts one transfer per line,
    escrow → card account (plain transfers: no pending or linked flags, so the ledger
    decides the part server-side in one statement, its fast path). A run that drew the
    transfer ids itself (step 1) knows they are new and looks nothing up; a resumed run
@@ -46,8 +46,10 @@ bank; :data:`CHUNKS_IN_FLIGHT` chunks run at once on their own connections, so P
 renders and validates one chunk's pacs.008 while PostgreSQL writes the other's.
 
 One run at a time per batch: a lease row (``disbursement_execution_leases``, as the outbox
-dispatcher leases its messages: an expiry pushed :data:`LEASE_S` ahead by each step of the
-holder, in the step's transaction). A second run is refused at once with
+dispatcher leases its messages: an expiry pushed :data:`LEASE_S` ahead by the holder at
+each step, in the step's transaction, and once per chunk while posting, where each part's
+transaction share-locks the row instead, so the chunks in flight do not queue on it and a
+run taking the lease over waits for the part). A second run is refused at once with
 :class:`ConflictError`; a run that died is taken over when its lease expires; a run that
 lost its lease stops at its next step.
 
@@ -81,6 +83,7 @@ import dataclasses
 import hashlib
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
+from typing import NoReturn
 from dataclasses import dataclass
 
 import asyncpg
@@ -344,17 +347,38 @@ async def _lease(pool: asyncpg.Pool, batch_id: int, holder: str) -> AsyncIterato
 
 
 async def _renew(connection: asyncpg.Connection, context: _Context) -> None:
-    """Push the lease :data:`LEASE_S` ahead in the caller's transaction (its row stays locked
-    until the commit, so a run that took the lease over waits for this step to end).
+    """Push the lease :data:`LEASE_S` ahead, in the caller's transaction if it has one (the
+    row stays locked until the commit, so a run that took the lease over waits for this
+    step to end; the renewal itself waits for the parts of this run holding the lease,
+    :func:`_hold`).
 
     Raises ``ConflictError`` if another run took the lease over."""
-    assert connection.is_in_transaction()
     renewed = await connection.fetchval(
         "UPDATE disbursement_execution_leases SET expires_at = now() + make_interval(secs => $3)"
         " WHERE batch_id = $1 AND holder = $2 RETURNING batch_id", context.batch_id, context.holder, LEASE_S)
     if renewed is None:
-        raise ConflictError(f"batch {context.batch_id}: this run's execution lease expired and another run took "
-                            "it over; that run goes on from here")
+        _lost(context)
+
+
+async def _hold(connection: asyncpg.Connection, context: _Context) -> None:
+    """Check in the caller's transaction that this run still holds the lease, and share-lock
+    its row until the commit: a run taking the lease over waits for this step to end, but
+    the two chunks of this run in flight do not wait for each other (as they did on the row
+    lock of :func:`_renew`, for the whole of each other's postings). The expiry is pushed
+    ahead once per chunk instead, outside the parts' transactions.
+
+    Raises ``ConflictError`` if another run took the lease over."""
+    assert connection.is_in_transaction()
+    held = await connection.fetchval(
+        "SELECT batch_id FROM disbursement_execution_leases WHERE batch_id = $1 AND holder = $2 FOR SHARE",
+        context.batch_id, context.holder)
+    if held is None:
+        _lost(context)
+
+
+def _lost(context: _Context) -> NoReturn:
+    raise ConflictError(f"batch {context.batch_id}: this run's execution lease expired and another run took "
+                        "it over; that run goes on from here")
 
 
 async def _execute(store: DisbursementStore, ledger: Ledger, batch_id: int, holder: str, actor: str, at_ms: int,
@@ -538,6 +562,9 @@ async def _post_chunk(store: DisbursementStore, ledger: Ledger, context: _Contex
     """Post the chunk's accepted lines, escrow → card, with their pacs.008 (step 2), in parts
     of :data:`POST_LINES`, each its own transaction; the last part's marks the chunk posted."""
     async with store.pool.acquire() as connection:
+        # Autocommitted: it waits (once per chunk) for the part of the other chunk in flight
+        # that holds the lease row shared, not the other way round.
+        await _renew(connection, context)
         rows = await connection.fetch(
             "SELECT l.line, l.amount_minor, l.bank_code, l.name,"
             f" {CARD_ACCOUNT_ID_SQL.format(pan_token='l.pan_token')} AS card_account FROM disbursement_lines l"
@@ -563,6 +590,7 @@ async def _post_chunk(store: DisbursementStore, ledger: Ledger, context: _Contex
                     # need no lookup, so the connection stays free) while this part posts.
                     upcoming = asyncio.ensure_future(prepare(parts[number]))
                 async with connection.transaction():
+                    await _hold(connection, context)
                     if number == max(len(parts), 1):
                         marked = await connection.execute(
                             "UPDATE disbursement_line_fields SET posted_messages = $3"
@@ -571,11 +599,8 @@ async def _post_chunk(store: DisbursementStore, ledger: Ledger, context: _Contex
                         assert marked == "UPDATE 1", "the lease keeps other runs off this chunk"
                     if prepared is not None:
                         await write_instructions(connection, prepared)
-                    # The lease row and then the journal head stay locked until the commit:
-                    # both come last, so the chunk in flight beside this one waits for them
-                    # only while this part posts.
-                    await _renew(connection, context)
-                    if prepared is not None:
+                        # The journal head stays locked until the commit: last, so the chunk
+                        # in flight beside this one waits for it only while this part posts.
                         await create_payout_transfers(connection, ledger, prepared)
         finally:
             if upcoming is not None:

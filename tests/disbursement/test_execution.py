@@ -11,6 +11,7 @@ import datetime as dt
 import io
 import random
 
+import asyncpg
 import pytest
 from lxml import etree
 
@@ -341,6 +342,64 @@ async def test_a_crash_between_two_parts_of_a_chunk_resumes_without_paying_twice
         assert (await funding(connection, ledger, "ELDERLY")).available_minor == 35_000
     (escrow,) = await ledger.lookup_accounts([execution.escrow_account_id(batch.id)])
     assert (escrow.credits_posted, escrow.debits_posted) == (65_000, 65_000)
+
+
+async def test_a_run_whose_lease_was_taken_over_stops_at_its_next_part(store, pool, banks, tmp_path, monkeypatch):
+    ledger = Ledger(pool)
+    # As above: lines 1 and 3 in two parts of the first chunk, line 7 in the second chunk;
+    # one chunk at a time, so the takeover falls between line 1's part and line 3's.
+    monkeypatch.setattr(store_module, "CHUNK_LINES", 4)
+    monkeypatch.setattr(execution, "POST_LINES", 1)
+    monkeypatch.setattr(execution, "CHUNKS_IN_FLIGHT", 1)
+    batch = await _approved_batch(store, ledger, tmp_path, 100_000)
+    real_hold = execution._hold
+    holds = []
+
+    async def taken_over_after_first_part(connection, context):
+        holds.append(context.holder)
+        if len(holds) == 2:
+            async with pool.acquire() as other:
+                await other.execute("UPDATE disbursement_execution_leases SET holder = 'other' WHERE batch_id = $1",
+                                    batch.id)
+        return await real_hold(connection, context)
+
+    monkeypatch.setattr(execution, "_hold", taken_over_after_first_part)
+    with pytest.raises(ConflictError, match="another run took it over"):
+        await execute_batch(store, ledger, batch.id, "checker", 3_000)
+    async with pool.acquire() as connection:
+        posted = {r[0] for r in await connection.fetch("SELECT end_to_end_id FROM settlement_payments")}
+        base_id = await execution.transfer_base_id(connection, batch.id)
+        assert await connection.fetchval("SELECT count(*) FROM settlement_outbox") == 1
+        # The other run's lease is left alone.
+        assert await connection.fetchval("SELECT holder FROM disbursement_execution_leases") == "other"
+    assert posted == {execution.line_end_to_end_id(base_id, 1)}
+    (escrow,) = await ledger.lookup_accounts([execution.escrow_account_id(batch.id)])
+    assert (escrow.credits_posted, escrow.debits_posted) == (65_000, 30_000)
+
+
+async def test_a_part_holds_the_lease_row_shared_so_a_takeover_waits_for_its_commit(store, pool, banks, tmp_path):
+    # Two parts of one run hold the row at once; a run taking the lease over cannot until
+    # both committed (lock_timeout makes the wait an error instead of a hang).
+    batch = await _approved_batch(store, Ledger(pool), tmp_path, 100_000)
+    context = execution._Context.__new__(execution._Context)
+    object.__setattr__(context, "batch_id", batch.id)
+    object.__setattr__(context, "holder", "run-a")
+    takeover = ("INSERT INTO disbursement_execution_leases (batch_id, holder, expires_at) VALUES ($1, 'run-b', now())"
+                " ON CONFLICT (batch_id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at"
+                " WHERE disbursement_execution_leases.expires_at <= now() RETURNING holder")
+    async with pool.acquire() as first, pool.acquire() as second, pool.acquire() as other:
+        await first.execute("INSERT INTO disbursement_execution_leases VALUES ($1, 'run-a', now() - interval '1 s')",
+                            batch.id)
+        await other.execute("SET lock_timeout = '200ms'")
+        async with first.transaction(), second.transaction():
+            await execution._hold(first, context)
+            await execution._hold(second, context)
+            with pytest.raises(asyncpg.LockNotAvailableError):
+                await other.fetchval(takeover, batch.id)
+        assert await other.fetchval(takeover, batch.id) == "run-b"
+        async with first.transaction():
+            with pytest.raises(ConflictError, match="another run took it over"):
+                await execution._hold(first, context)
 
 
 async def _approved_batch(store, ledger, tmp_path, fund_minor):
