@@ -47,9 +47,10 @@ renders and validates one chunk's pacs.008 while PostgreSQL writes the other's.
 
 One run at a time per batch: a lease row (``disbursement_execution_leases``, as the outbox
 dispatcher leases its messages: an expiry pushed :data:`LEASE_S` ahead by the holder at
-each step, in the step's transaction, and once per chunk while posting, where each part's
-transaction share-locks the row instead, so the chunks in flight do not queue on it and a
-run taking the lease over waits for the part). A second run is refused at once with
+each step, in the step's transaction; while posting, each part's transaction share-locks
+the row instead, so the chunks in flight do not queue on it and a run taking the lease
+over waits for the part, and a part renews the lease after its commit once half of it is
+gone). A second run is refused at once with
 :class:`ConflictError`; a run that died is taken over when its lease expires; a run that
 lost its lease stops at its next step.
 
@@ -360,20 +361,22 @@ async def _renew(connection: asyncpg.Connection, context: _Context) -> None:
         _lost(context)
 
 
-async def _hold(connection: asyncpg.Connection, context: _Context) -> None:
+async def _hold(connection: asyncpg.Connection, context: _Context) -> float:
     """Check in the caller's transaction that this run still holds the lease, and share-lock
     its row until the commit: a run taking the lease over waits for this step to end, but
     the two chunks of this run in flight do not wait for each other (as they did on the row
-    lock of :func:`_renew`, for the whole of each other's postings). The expiry is pushed
-    ahead once per chunk instead, outside the parts' transactions.
+    lock of :func:`_renew`, for the whole of each other's postings). Returns the seconds
+    the lease has left: the caller renews it after its commit once less than half of
+    :data:`LEASE_S` is left (a renewal waits for the other chunk's part, so not every time).
 
     Raises ``ConflictError`` if another run took the lease over."""
     assert connection.is_in_transaction()
-    held = await connection.fetchval(
-        "SELECT batch_id FROM disbursement_execution_leases WHERE batch_id = $1 AND holder = $2 FOR SHARE",
-        context.batch_id, context.holder)
-    if held is None:
+    left_s = await connection.fetchval(
+        "SELECT extract(epoch FROM expires_at - now())::float8 FROM disbursement_execution_leases"
+        " WHERE batch_id = $1 AND holder = $2 FOR SHARE", context.batch_id, context.holder)
+    if left_s is None:
         _lost(context)
+    return left_s
 
 
 def _lost(context: _Context) -> NoReturn:
@@ -562,9 +565,6 @@ async def _post_chunk(store: DisbursementStore, ledger: Ledger, context: _Contex
     """Post the chunk's accepted lines, escrow → card, with their pacs.008 (step 2), in parts
     of :data:`POST_LINES`, each its own transaction; the last part's marks the chunk posted."""
     async with store.pool.acquire() as connection:
-        # Autocommitted: it waits (once per chunk) for the part of the other chunk in flight
-        # that holds the lease row shared, not the other way round.
-        await _renew(connection, context)
         rows = await connection.fetch(
             "SELECT l.line, l.amount_minor, l.bank_code, l.name,"
             f" {CARD_ACCOUNT_ID_SQL.format(pan_token='l.pan_token')} AS card_account FROM disbursement_lines l"
@@ -590,7 +590,7 @@ async def _post_chunk(store: DisbursementStore, ledger: Ledger, context: _Contex
                     # need no lookup, so the connection stays free) while this part posts.
                     upcoming = asyncio.ensure_future(prepare(parts[number]))
                 async with connection.transaction():
-                    await _hold(connection, context)
+                    lease_left_s = await _hold(connection, context)
                     if number == max(len(parts), 1):
                         marked = await connection.execute(
                             "UPDATE disbursement_line_fields SET posted_messages = $3"
@@ -602,6 +602,10 @@ async def _post_chunk(store: DisbursementStore, ledger: Ledger, context: _Contex
                         # The journal head stays locked until the commit: last, so the chunk
                         # in flight beside this one waits for it only while this part posts.
                         await create_payout_transfers(connection, ledger, prepared)
+                if lease_left_s < LEASE_S / 2:
+                    # Autocommitted, holding nothing: it waits for the other chunk's part
+                    # holding the row shared, never the other way round.
+                    await _renew(connection, context)
         finally:
             if upcoming is not None:
                 upcoming.cancel()

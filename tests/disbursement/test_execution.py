@@ -377,6 +377,39 @@ async def test_a_run_whose_lease_was_taken_over_stops_at_its_next_part(store, po
     assert (escrow.credits_posted, escrow.debits_posted) == (65_000, 30_000)
 
 
+@pytest.mark.parametrize("left_s, renewals", [(None, ["step 1", "executed"]), (1, ["step 1", "part", "executed"])])
+async def test_a_part_renews_the_lease_once_less_than_half_of_it_is_left(store, pool, banks, tmp_path, monkeypatch,
+                                                                        left_s, renewals):
+    ledger = Ledger(pool)
+    batch = await _approved_batch(store, ledger, tmp_path, 100_000)
+    real_hold, real_renew = execution._hold, execution._renew
+    calls = []
+
+    async def hold(connection, context):
+        if left_s is not None:
+            async with pool.acquire() as other:
+                await other.execute("UPDATE disbursement_execution_leases SET expires_at = now() + make_interval("
+                                    "secs => $2) WHERE batch_id = $1", batch.id, left_s)
+        calls.append("hold")
+        return await real_hold(connection, context)
+
+    async def renew(connection, context):
+        # Step 1 and the last step renew in their transactions; a part after its commit.
+        calls.append("part" if calls and calls[-1] == "hold" and not connection.is_in_transaction() else
+                     "executed" if "hold" in calls else "step 1")
+        expires = await connection.fetchval("SELECT expires_at - now() FROM disbursement_execution_leases")
+        assert expires.total_seconds() < execution.LEASE_S
+        await real_renew(connection, context)
+        expires = await connection.fetchval("SELECT expires_at - now() FROM disbursement_execution_leases")
+        assert expires.total_seconds() > execution.LEASE_S / 2
+
+    monkeypatch.setattr(execution, "_hold", hold)
+    monkeypatch.setattr(execution, "_renew", renew)
+    done = await execute_batch(store, ledger, batch.id, "checker", 3_000)
+    assert (done.lines, done.amount_minor) == (3, 65_000)
+    assert [c for c in calls if c != "hold"] == renewals and calls.count("hold") == 1
+
+
 async def test_a_part_holds_the_lease_row_shared_so_a_takeover_waits_for_its_commit(store, pool, banks, tmp_path):
     # Two parts of one run hold the row at once; a run taking the lease over cannot until
     # both committed (lock_timeout makes the wait an error instead of a hang).
