@@ -65,11 +65,15 @@ column of their own.
 
 Throughput (``python -m benchmarks.batch``, README): per line about 28-31 us of Python (half
 of it rendering, parsing and validating the pacs.008, the parsing and validating in
-validator threads) and 30 us (100,000 lines) to 40 us (1,000,000) of PostgreSQL (the
-ledger's transfer and balances, the payment row, the outbox, the period's payment record),
-measured on the shared 2-core machine under load 2-4, for cards whose accounts were
-opened at import; it was 38 + 47 us. 1,000,000 lines executed there in 58-67 s (80 s
-before, on the quiet machine); with submit's 49 s that is still about twice issue 6's 60 s.
+validator threads) and 28-31 us of PostgreSQL (the ledger's transfer and balances, the
+payment row, the outbox, the period's payment record), for cards whose accounts were
+opened at import; it was 38 + 47 us. 1,000,000 lines executed in 40.9 s on the quiet
+machine (main before the lease's share lock, 2026-12-01), where 59 us of CPU per line on
+two cores would allow about 30 s: the parts' postings are the critical path (one part
+holds the journal head at a time; timed at 200,000 lines under load 1-6, the parts'
+postings took 63-67% of the wall time, the ledger's server-side call alone about half of
+it), and until the share lock the chunk in flight beside a part also waited on the lease
+row for the whole of that part's posting.
 
 What it does not do: card accounts are derived from the card's token
 (:func:`card_account_id`); a card also enrolled for transit under another account id gets a
