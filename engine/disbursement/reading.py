@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import multiprocessing
+import signal
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -114,6 +115,9 @@ _FILE_ERRORS = {cls.__name__: cls for cls in (errors.FileFormatError, errors.Fil
 
 def _read(path: Path, encoding: str | None, today: datetime.date, chunk_lines: int, pipe: Connection) -> None:
     """The child: the chunks, then the totals or the file error, over ``pipe``."""
+    # Ctrl-C reaches the terminal's whole process group; the parent decides what it means
+    # and closes the pipe, which ends this child (BrokenPipeError below) without a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     source = TabularBatchFile(path, encoding)
     chunk: list[BatchLine] = []
 

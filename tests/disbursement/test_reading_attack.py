@@ -74,3 +74,49 @@ def test_a_killed_reader_child_is_a_clear_adapter_error_and_leaves_no_child(tmp_
         for _ in chunks:
             pass
     assert not set(multiprocessing.active_children()) - before
+
+
+_INTERRUPTED = """
+import datetime, sys, time
+from pathlib import Path
+from engine.disbursement.reading import ReadAheadReader
+
+try:
+    chunks = ReadAheadReader(Path(sys.argv[1]), None, datetime.date(2026, 1, 1), 10).chunks()
+    next(chunks)
+    print("reading", flush=True)
+    time.sleep(30)
+except KeyboardInterrupt:
+    chunks.close()
+    print("interrupted", flush=True)
+"""
+
+
+def test_ctrl_c_stops_the_reader_child_quietly(tmp_path):
+    # Ctrl-C reaches the terminal's whole process group: the parent and its reader child.
+    import subprocess
+    import sys
+
+    path = tmp_path / "batch.csv"
+    path.write_text(HEADER + "\n".join(ROWS * 2000) + "\n", encoding="utf-8")
+    parent = subprocess.Popen([sys.executable, "-c", _INTERRUPTED, str(path)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=os.getcwd())
+    try:
+        assert parent.stdout.readline() == "reading\n"
+        os.killpg(parent.pid, signal.SIGINT)
+        out, err = parent.communicate(timeout=30)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    assert (out, parent.returncode) == ("interrupted\n", 0)
+    assert "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("amount", ["100000000000000000000", "-100000000000000000000", "92233720368547758.08"])
+def test_an_amount_beyond_64_bits_is_read_ahead_as_in_process(tmp_path, amount):
+    # msgpack carries integers of 64 bits; a line's amount in fen may be any integer.
+    path = tmp_path / "batch.csv"
+    path.write_text(HEADER + ROWS[0] + "\n" + f"2,李四,51340119720505003x,6214825837354017807,{amount},\n",
+                    encoding="utf-8")
+    here = _seen(InProcessReader(TabularBatchFile(path, None), TODAY, 4))
+    assert _seen(ReadAheadReader(path, None, TODAY, 4)) == here
