@@ -264,3 +264,28 @@ async def test_nested_fast_call_cancelled_by_a_timeout_leaves_the_callers_transa
     [a1] = await ledger.lookup_accounts([1])
     assert a1.debits_posted == size
     await audit_ok(pool)
+
+
+async def test_overtaken_call_whose_retry_meets_the_limit_gets_exact_results(pool):
+    # A debit-limited account 2 holds 1,000 of credits. A large batch of 256 debits of 2
+    # from it is inserted and waits for the head; the head's holder reserves 600 (pending)
+    # and commits first. The batch, overtaken, is sent again: now its 512 cross the limit
+    # (the pending 600 count), the exact rules pass the first 200 transfers only.
+    ledger = await setup(pool, 0, AF.debits_must_not_exceed_credits, 0)
+    assert await ledger.create_transfers([tr(1, 1, 2, 1_000)]) == [R.ok]
+    large = [tr(100 + i, 2, 3, 2) for i in range(FAST_TURN_ROWS_MIN)]
+    async with pool.acquire() as connection:
+        outer = connection.transaction()
+        await outer.start()
+        await connection.execute("SELECT 1 FROM ledger_head FOR UPDATE")
+        fast = asyncio.create_task(ledger.create_transfers(large))
+        await asyncio.sleep(0.3)
+        assert not fast.done()
+        assert await ledger.create_transfers([tr(10, 2, 3, 600, flags=F.pending)], connection=connection) == [R.ok]
+        await outer.commit()
+    assert await fast == [R.ok] * 200 + [R.exceeds_credits] * (len(large) - 200)
+    assert (ledger.fast_overtaken, ledger.fast_declined) == (1, 1)
+    [limited] = await ledger.lookup_accounts([2])
+    assert (limited.debits_pending, limited.debits_posted, limited.credits_posted) == (600, 400, 1_000)
+    await audit_ok(pool)
+    await journal_in_timestamp_order(pool)
