@@ -120,3 +120,27 @@ def test_an_amount_beyond_64_bits_is_read_ahead_as_in_process(tmp_path, amount):
                     encoding="utf-8")
     here = _seen(InProcessReader(TabularBatchFile(path, None), TODAY, 4))
     assert _seen(ReadAheadReader(path, None, TODAY, 4)) == here
+
+
+@pytest.mark.soak
+def test_a_real_16_mib_gb18030_file_with_bad_lines_everywhere_reads_as_in_process(tmp_path):
+    from engine.disbursement import reading
+
+    path = tmp_path / "large.csv"
+    body = []
+    for n in range(1, 280_001):
+        if n % 9973 == 0:
+            body.append(f"{n},钱七,5.10121E+17,6222 0264 6581 6998 396,1.005,\"备注,含逗号\"")
+        elif n % 7919 == 0:
+            body.append(f"{n},孙八,51340119720505003x,,abc,")
+        else:
+            body.append(f"{n},张三丰,510121195803142150,6222026465816998396,{n % 500}.{n % 100:02d},")
+    path.write_bytes((HEADER + "\n".join(body) + "\n").encode("gb18030"))
+    assert path.stat().st_size >= reading.READ_AHEAD_BYTES_MIN
+    reader = reading.chunk_reader(TabularBatchFile(path, None), TODAY, 10_000)
+    assert isinstance(reader, ReadAheadReader)
+    there = list(reader.chunks()), reader.declared_totals()
+    here_reader = InProcessReader(TabularBatchFile(path, None), TODAY, 10_000)
+    here = list(here_reader.chunks()), here_reader.declared_totals()
+    assert there == here
+    assert sum(len(chunk[0]) for chunk in there[0]) == 280_000
