@@ -289,3 +289,25 @@ async def test_overtaken_call_whose_retry_meets_the_limit_gets_exact_results(poo
     assert (limited.debits_pending, limited.debits_posted, limited.credits_posted) == (600, 400, 1_000)
     await audit_ok(pool)
     await journal_in_timestamp_order(pool)
+
+
+@pytest.mark.parametrize("size, nested", [(1, False), (FAST_TURN_ROWS_MIN, False), (service.FAST_NESTED_ROWS_MIN, True)])
+async def test_every_field_at_its_extreme_round_trips_through_each_fast_entry(pool, size, nested):
+    big = 2**128 - 2  # the largest id allowed (int max is reserved)
+    ledger = Ledger(pool)
+    accounts = [Account(id=big, ledger=2**32 - 1, code=65535), Account(id=big - 1, ledger=2**32 - 1, code=1)]
+    assert await ledger.create_accounts(accounts) == [0, 0]
+    batch = [Transfer(id=big - 10 - i, debit_account_id=big, credit_account_id=big - 1, amount=2**40 + i,
+                      user_data_128=big, user_data_64=2**64 - 1 - i, user_data_32=2**32 - 1, ledger=2**32 - 1,
+                      code=65535) for i in range(size)]
+    if nested:
+        async with pool.acquire() as connection, connection.transaction():
+            assert await ledger.create_transfers(batch, connection=connection) == [R.ok] * size
+    else:
+        assert await ledger.create_transfers(batch) == [R.ok] * size
+    assert ledger.fast_batches == 1
+    stored = await ledger.lookup_transfers([t.id for t in batch])
+    assert [Transfer(**{f: getattr(t, f) for f in t.__struct_fields__ if f != "timestamp"}) for t in stored] == batch
+    [debit] = await ledger.lookup_accounts([big])
+    assert debit.debits_posted == sum(t.amount for t in batch)
+    await audit_ok(pool)
