@@ -102,7 +102,7 @@ def parse_amount_minor(text: str) -> int:
 def _in_range(amount_minor: int, text: str) -> int:
     """``amount_minor``, or AmountFormatError naming ``text`` if it is beyond +-AMOUNT_MINOR_MAX."""
     if not -AMOUNT_MINOR_MAX <= amount_minor <= AMOUNT_MINOR_MAX:
-        raise AmountFormatError(f"amount {text!r} is out of range (at most {AMOUNT_MINOR_MAX} fen)")
+        raise AmountFormatError(f"at most {format_minor(AMOUNT_MINOR_MAX)} yuan")
     return amount_minor
 
 
