@@ -51,6 +51,18 @@ async def journal_in_timestamp_order(pool):
         assert distinct
 
 
+async def waiting_for_the_head(pool):
+    """Until a fast-path procedure has inserted its transfers and waits for the head's lock."""
+    async with pool.acquire() as connection:
+        for _ in range(200):
+            if await connection.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CALL ledger_post_transfers_fast%'"
+                    " AND wait_event_type = 'Lock'"):
+                return
+            await asyncio.sleep(0.05)
+    raise AssertionError("no fast-path call waits for the head")
+
+
 @pytest.mark.xfail(strict=True, raises=asyncpg.exceptions.DeadlockDetectedError,
                    reason="0004's insert before the head deadlocks with a caller's transaction writing the same id")
 async def test_callers_transaction_writing_an_id_a_waiting_fast_call_inserted_is_not_aborted(pool):
@@ -66,7 +78,7 @@ async def test_callers_transaction_writing_an_id_a_waiting_fast_call_inserted_is
         await outer.start()
         assert await ledger.create_transfers([tr(10, 1, 2, 5)], connection=connection) == [R.ok]
         fast = asyncio.create_task(ledger.create_transfers(large))
-        await asyncio.sleep(0.3)  # inserted, waiting for the head
+        await waiting_for_the_head(pool)
         assert not fast.done()
         # The caller's own lock wait starts after the waiting call's deadlock check ran
         # (as after a second's wait with the default deadlock_timeout): the caller's check
@@ -279,8 +291,7 @@ async def test_overtaken_call_whose_retry_meets_the_limit_gets_exact_results(poo
         await outer.start()
         await connection.execute("SELECT 1 FROM ledger_head FOR UPDATE")
         fast = asyncio.create_task(ledger.create_transfers(large))
-        await asyncio.sleep(0.3)
-        assert not fast.done()
+        await waiting_for_the_head(pool)
         assert await ledger.create_transfers([tr(10, 2, 3, 600, flags=F.pending)], connection=connection) == [R.ok]
         await outer.commit()
     assert await fast == [R.ok] * 200 + [R.exceeds_credits] * (len(large) - 200)
