@@ -37,6 +37,12 @@ class ConflictError(EngineError, ValueError):
     """The request contradicts the object's state (e.g. approving an executed batch)."""
 
 
+class ReaderProcessError(EngineError, RuntimeError):
+    """The child process reading a large batch file ended without its result (killed, out
+    of memory, crashed); nothing of the file was stored. The message names the file and
+    the child's exit code."""
+
+
 class AddressInUseError(EngineError, OSError):
     """The address the server was asked to listen on is taken (by another server)."""
 

@@ -8,7 +8,7 @@ import argparse
 import asyncio
 import sys
 
-from engine.arguments import AMOUNT_MINOR_MAX, checked
+from engine.arguments import checked
 from engine.config import Config
 from engine.disbursement.amount import format_minor, parse_amount_minor
 from engine.disbursement import departments
@@ -60,12 +60,9 @@ def register(subparsers) -> None:
 def yuan_argument(name: str, text: str) -> int:
     """A command-line amount in yuan as fen (``UsageError`` naming the option)."""
     try:
-        amount = parse_amount_minor(text)
+        return parse_amount_minor(text)
     except AmountError as error:
         raise UsageError(f"{name}: {error}") from None
-    if abs(amount) > AMOUNT_MINOR_MAX:
-        raise UsageError(f"{name}: at most {format_minor(AMOUNT_MINOR_MAX)} yuan")
-    return amount
 
 
 def _create(args: argparse.Namespace) -> int:

@@ -19,6 +19,9 @@ from engine.disbursement.errors import AmountFormatError, AmountPrecisionError
 FEN_PER_YUAN = 100
 FRACTION_DIGITS_MAX = 2
 AMOUNT_TEXT_CHARS_MAX = 64
+# An amount in fen is stored in a PostgreSQL bigint (disbursement_lines.amount_minor) and
+# crosses the read-ahead pipe as a msgpack integer: both hold -(2**63 - 1) .. 2**63 - 1.
+AMOUNT_MINOR_MAX = 2**63 - 1
 
 _PLAIN = re.compile(r"([0-9]{1,18})(?:\.([0-9]{1,2}))?")
 _GENERAL = re.compile(
@@ -65,7 +68,7 @@ def parse_amount_minor(text: str) -> int:
     Raises
     ------
     AmountFormatError
-        ``text`` is not an amount.
+        ``text`` is not an amount, or its fen are beyond +-``AMOUNT_MINOR_MAX``.
     AmountPrecisionError
         A non-zero digit after the fen (``12.345``); carries the exact value.
 
@@ -82,7 +85,8 @@ def parse_amount_minor(text: str) -> int:
     if plain:
         # The common case, "150.50": at most two decimals, no sign, marks or separators.
         whole, fraction = plain.groups()
-        return int(whole) * FEN_PER_YUAN + (int(fraction.ljust(FRACTION_DIGITS_MAX, "0")) if fraction else 0)
+        minor = int(whole) * FEN_PER_YUAN + (int(fraction.ljust(FRACTION_DIGITS_MAX, "0")) if fraction else 0)
+        return _in_range(minor, text)
     negative, whole, fraction = _parts(text)
     kept, extra = fraction[:FRACTION_DIGITS_MAX], fraction[FRACTION_DIGITS_MAX:]
     if extra.strip("0"):
@@ -92,7 +96,14 @@ def parse_amount_minor(text: str) -> int:
             -exact if negative else exact,
         )
     minor = int(whole) * FEN_PER_YUAN + int(kept.ljust(FRACTION_DIGITS_MAX, "0"))
-    return -minor if negative else minor
+    return _in_range(-minor if negative else minor, text)
+
+
+def _in_range(amount_minor: int, text: str) -> int:
+    """``amount_minor``, or AmountFormatError naming ``text`` if it is beyond +-AMOUNT_MINOR_MAX."""
+    if not -AMOUNT_MINOR_MAX <= amount_minor <= AMOUNT_MINOR_MAX:
+        raise AmountFormatError(f"at most {format_minor(AMOUNT_MINOR_MAX)} yuan")
+    return amount_minor
 
 
 def format_minor(amount_minor: int) -> str:

@@ -520,7 +520,13 @@ async def _commit_funds_in(connection: asyncpg.Connection, store: DisbursementSt
             " SELECT $2, $3, c.id_hash, l.batch_id, l.line, l.amount_minor FROM disbursement_lines l"
             " JOIN disbursement_cardholders c USING (pan_token) WHERE l.batch_id = $1 AND l.result = 0"
             " ORDER BY c.id_hash", context.batch_id, context.programme_code, context.period)
-        assert recorded == f"INSERT 0 {batch.accepted_count}", "every accepted line has its registered cardholder"
+        unmatched = batch.accepted_count - int(recorded.rsplit(" ", 1)[1])
+        if unmatched:
+            # A card replaced or removed in the registry since validation (its token no
+            # longer joins); raising rolls the transaction back.
+            raise ConflictError(f"batch {context.batch_id}: {unmatched} accepted line(s) no longer match a registered "
+                                "card (the cardholder registry changed since validation); nothing was posted, "
+                                "submit a corrected file")
         await store.transition_in(connection, context.batch_id, BatchState.executing, actor, at_ms)
         await connection.execute("UPDATE disbursement_batches SET execution_base_id = $2 WHERE id = $1",
                                  context.batch_id, id_bytes(base_id))

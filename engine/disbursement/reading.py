@@ -11,7 +11,9 @@ child, which sends each chunk (msgpack) over a pipe while this process looks up 
 decides the previous chunk: the second core does it. The pipe holds about one chunk, so
 memory stays a few chunks on both sides; the lines, their order, the declared totals and
 the file errors (:class:`~adapters.errors.FileFormatError`, with the child's message,
-after the lines before it) are those of reading in this process. The child holds no key.
+after the whole chunks before it) are those of reading in this process. A child that ends
+without its result (killed, out of memory) raises
+:class:`~engine.errors.ReaderProcessError`. The child holds no key.
 
 Starting a child costs a few tenths of a second, hence the size threshold; the consumer
 waits for each chunk on the pipe (blocking, as reading the file in process blocks), so an
@@ -23,6 +25,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import multiprocessing
+import signal
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -35,6 +38,7 @@ from adapters.batch_file import BatchLine, BatchSource, TabularBatchFile
 from adapters.columns import DeclaredTotals
 from engine.disbursement.lines import encode_fields
 from engine.disbursement.validation import PreparedLine, prepare_line
+from engine.errors import ReaderProcessError
 
 READ_AHEAD_BYTES_MIN = 16 * 1024 * 1024
 CHILD_EXIT_S_MAX = 10.0
@@ -111,6 +115,9 @@ _FILE_ERRORS = {cls.__name__: cls for cls in (errors.FileFormatError, errors.Fil
 
 def _read(path: Path, encoding: str | None, today: datetime.date, chunk_lines: int, pipe: Connection) -> None:
     """The child: the chunks, then the totals or the file error, over ``pipe``."""
+    # Ctrl-C reaches the terminal's whole process group; the parent decides what it means
+    # and closes the pipe, which ends this child (BrokenPipeError below) without a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     source = TabularBatchFile(path, encoding)
     chunk: list[BatchLine] = []
 
@@ -125,12 +132,13 @@ def _read(path: Path, encoding: str | None, today: datetime.date, chunk_lines: i
                 if len(chunk) == chunk_lines:
                     send(chunk)
                     chunk = []
+            if chunk:
+                send(chunk)
             end: _Message = _Done(source.declared_totals())
         except errors.FileFormatError as error:
-            # The lines before the error are the consumer's, as when reading in process.
+            # The whole chunks before the error are the consumer's; the lines of the chunk
+            # the error cut short are not, as when reading in process.
             end = _Failed(type(error).__name__, str(error))
-        if chunk:
-            send(chunk)
         pipe.send_bytes(_ENCODER.encode(end))
     except (BrokenPipeError, ConnectionResetError):
         # The consumer stopped early (it closed the pipe); nothing is waiting.
@@ -163,7 +171,9 @@ class ReadAheadReader:
                 try:
                     message = _DECODER.decode(receiving.recv_bytes())
                 except EOFError:
-                    raise RuntimeError(f"{self.path.name}: the reader process ended without a result") from None
+                    child.join(CHILD_EXIT_S_MAX)
+                    raise ReaderProcessError(f"{self.path.name}: the process reading the file ended without a "
+                                             f"result (exit code {child.exitcode})") from None
                 match message:
                     case _Lines(lines, prepared, fields):
                         yield lines, prepared, fields

@@ -81,3 +81,13 @@ def test_decorated_amounts_parse_to_the_same_fen(amount_minor, prefix, suffix, g
     if full_width:
         text = text.translate(str.maketrans("0123456789,.", "０１２３４５６７８９，．"))
     assert parse_amount_minor(text) == amount_minor
+
+
+def test_amounts_beyond_a_bigint_of_fen_are_refused():
+    from engine.disbursement.amount import AMOUNT_MINOR_MAX
+
+    assert parse_amount_minor("92233720368547758.07") == AMOUNT_MINOR_MAX
+    assert parse_amount_minor("-92,233,720,368,547,758.07元") == -AMOUNT_MINOR_MAX
+    for text in ("92233720368547758.08", "999999999999999999", "-92233720368547758.08"):
+        with pytest.raises(AmountFormatError, match="at most 92233720368547758.07 yuan"):
+            parse_amount_minor(text)
