@@ -99,7 +99,7 @@ from engine.disbursement.amount import format_minor
 from engine.disbursement.bank_card import compact_pan
 from engine.disbursement.errors import InsufficientFundsError
 from engine.disbursement.lifecycle import BatchState
-from engine.disbursement.lines import LineFields, open_fields
+from engine.disbursement.lines import open_fields
 from engine.disbursement.store import CHUNK_LINES, DisbursementStore
 from engine.errors import ConflictError, NotFoundError, UsageError
 from engine.settlement.outbox import (LEASE_S, Payout, PreparedPayouts, create_payout_transfers, prepare_payouts,
@@ -627,14 +627,6 @@ async def _payouts(store: DisbursementStore, connection: asyncpg.Connection, con
     sealed = await connection.fetchval(
         "SELECT sealed FROM disbursement_line_fields WHERE batch_id = $1 AND chunk = $2", context.batch_id, chunk)
     fields = await open_fields(store.keys, context.content_sha256, first_line, sealed)
-    # A chunk's payouts take about 15 ms of Python (3 us a line): in a thread, which hands
-    # the GIL over every switch interval, so the event loop meanwhile answers the other
-    # chunk's round trips, some of them while that chunk holds the journal head.
-    return await asyncio.to_thread(_payout_list, context, first_line, rows, fields)
-
-
-def _payout_list(context: _Context, first_line: int, rows: list[asyncpg.Record],
-                 fields: list[LineFields]) -> list[Payout]:
     escrow_id = escrow_account_id(context.batch_id)
     payouts = []
     for r in rows:
