@@ -72,8 +72,9 @@ machine (main before the lease's share lock, 2026-12-01), where 59 us of CPU per
 two cores would allow about 30 s: the parts' postings are the critical path (one part
 holds the journal head at a time; timed at 200,000 lines under load 1-6, the parts'
 postings took 63-67% of the wall time, the ledger's server-side call alone about half of
-it), and until the share lock the chunk in flight beside a part also waited on the lease
-row for the whole of that part's posting.
+it). Until the share lock (:func:`_hold`) the chunk in flight beside a posting part
+waited on the lease row; it now waits at the journal head, which the ledger's call takes
+first, so the share lock alone gained no wall time (paired runs at load 2-3, README).
 
 What it does not do: card accounts are derived from the card's token
 (:func:`card_account_id`); a card also enrolled for transit under another account id gets a
