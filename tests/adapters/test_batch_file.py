@@ -1,3 +1,4 @@
+import msgspec
 import pytest
 
 from adapters.batch_file import BatchLine, TabularBatchFile
@@ -96,3 +97,10 @@ def test_blank_rows_are_skipped_and_lines_numbered_from_the_first_data_row(tmp_p
 def test_malformed_files_are_refused_naming_the_problem(tmp_path, text, message):
     with pytest.raises(FileFormatError, match=message):
         read(write(tmp_path, text))
+
+
+def test_a_batch_line_crosses_a_pipe_as_a_msgpack_array():
+    line = BatchLine(3, "X", "张", "6", "1", numeric_fields=frozenset({"id_number"}))
+    encoded = msgspec.msgpack.encode(line)
+    assert encoded == b"\x99\x03\xa1X\xa3\xe5\xbc\xa0\xa16\xa11\xa0\xa0\xa0\x91\xa9id_number"
+    assert msgspec.msgpack.decode(encoded, type=BatchLine) == line
