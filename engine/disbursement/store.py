@@ -153,6 +153,7 @@ class _Prefetched(NamedTuple):
     lines: list[BatchLine]
     prepared: list[PreparedLine]
     fields: bytes
+    content: bytes
     records: dict[str, CardholderRecord]
     paid: set[str]
     tokens: dict[str, str]
@@ -342,6 +343,7 @@ class DisbursementStore:
                     paid.update(current.paid)
                     tokens.clear()
                     tokens.update(current.tokens)
+                    validator.add_content(current.content)
                     outcomes = list(map(validator.check_prepared, current.lines, current.prepared))
                     for outcome in outcomes:
                         on_outcome(outcome)
@@ -358,7 +360,7 @@ class DisbursementStore:
                     await ahead
         return validator.finish(reader.declared_totals())
 
-    async def _prefetch(self, lines: list[BatchLine], prepared: list[PreparedLine], fields: bytes,
+    async def _prefetch(self, lines: list[BatchLine], prepared: list[PreparedLine], fields: bytes, content: bytes,
                         programme_code: str, period: str) -> _Prefetched:
         """The registry records, payments in the period and card tokens a chunk's lines need:
         one key-service call per kind and two queries."""
@@ -383,7 +385,7 @@ class DisbursementStore:
             records[id_number] = _cardholder_record(id_number, record)
             if record[7]:
                 paid.add(id_number)
-        return _Prefetched(lines, prepared, fields, records, paid, tokens)
+        return _Prefetched(lines, prepared, fields, content, records, paid, tokens)
 
     async def submit(self, programme_code: str, period: str, submitted_by: str, summary: BatchSummary,
                      at_ms: int, spool: LineSpool | None = None) -> BatchRecord:
