@@ -80,15 +80,16 @@ def copy_rows(batch_id: int, outcomes: Sequence[LineOutcome]) -> bytes:
     return "".join(rows).encode()
 
 
-def line_fields(line: BatchLine) -> LineFields:
-    """The line's own fields as written, in result-file column order."""
-    return (line.sequence, line.name, line.id_number, line.card_number, line.amount, line.item, line.remark)
-
-
 def encode_fields(lines: Sequence[BatchLine]) -> bytes:
-    """The msgpack list of the lines' :data:`LineFields`: a spooled chunk's fields, as
-    :func:`seal_fields` seals them (computed ahead by :mod:`engine.disbursement.reading`)."""
-    return _ENCODER.encode([line_fields(line) for line in lines])
+    """The msgpack list of the lines' :data:`LineFields` (their own fields as written, in
+    result-file column order): a spooled chunk's fields, as :func:`seal_fields` seals them
+    (computed ahead by :mod:`engine.disbursement.reading`).
+
+    >>> msgspec.msgpack.decode(encode_fields([BatchLine(1, "X", "张三", "6", "1", "I", "R", "S")]))
+    [['S', '张三', 'X', '6', '1', 'I', 'R']]
+    """
+    return _ENCODER.encode([(line.sequence, line.name, line.id_number, line.card_number, line.amount, line.item,
+                             line.remark) for line in lines])
 
 
 def fields_context(content_sha256: str, first_line: int, piece: int) -> bytes:

@@ -79,9 +79,10 @@ def test_ctrlsum_and_nboftxs_keys(tmp_path):
 
 
 def test_blank_rows_are_skipped_and_lines_numbered_from_the_first_data_row(tmp_path):
-    text = "\n".join([HEADER, ",,,,,,", ROWS[0], "", ROWS[1], ",,,,,,"])
+    text = "\n".join([HEADER, ",,,,,,", ROWS[0], "", " ,\u3000,\t,,,,", ROWS[1], ",,,,,,", "\u3000,,,,,,"])
     lines, _ = read(write(tmp_path, text))
     assert [line.line for line in lines] == [1, 2]
+    assert lines[1].numeric_fields == frozenset()
 
 
 @pytest.mark.parametrize(("text", "message"), [
