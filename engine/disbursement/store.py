@@ -11,8 +11,8 @@ Validation streams: lines come in chunks of ``CHUNK_LINES``, each with its lines
 (:func:`~engine.disbursement.validation.prepare_line`: normalised, identity number checked,
 amount parsed), by a child process for a large CSV or XLSX file
 (:mod:`engine.disbursement.reading`). For each chunk the identity numbers are hashed and
-the card numbers tokenised in one key-service call each, the cardholders and the period's
-payments fetched in one query each (while the previous chunk is validated), then
+the card numbers tokenised in one key-service call each, the cardholders and whether each
+was paid in the period fetched in one query (while the previous chunk is validated), then
 :class:`~engine.disbursement.validation.BatchValidator` decides every line from dicts.
 State changes follow :mod:`engine.disbursement.lifecycle`: the batch row is
 locked (``FOR UPDATE``), the transition checked, a history row appended (the table refuses
@@ -363,7 +363,7 @@ class DisbursementStore:
     async def _prefetch(self, lines: list[BatchLine], prepared: list[PreparedLine], fields: bytes, content: bytes,
                         programme_code: str, period: str) -> _Prefetched:
         """The registry records, payments in the period and card tokens a chunk's lines need:
-        one key-service call per kind and two queries."""
+        one key-service call per kind and one query."""
         # Only a valid identity number is ever looked up (BatchValidator._decide).
         hashes = await self._hashes(p.id_number for p in prepared if p.id_check == IdCheck.valid)
         # A malformed card number has no token; it can match no registered card.

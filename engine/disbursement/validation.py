@@ -21,7 +21,7 @@ Checks, in the priority order of :class:`~engine.disbursement.results.LineResult
 
 The lookups are called once per line that reaches them. A store reading from PostgreSQL
 prefetches instead: it takes the lines in chunks, fetches the chunk's cardholders and
-payment history in one query each into dicts, and passes ``dict.get``-based callables that
+payment history (one query) into dicts, and passes ``dict.get``-based callables that
 read whichever chunk is current. What needs only the line itself (normalising, the
 identity number's check, the amount) is :func:`prepare_line`, and its part of the content
 hash :func:`content_piece`; the store computes both ahead a chunk at a time
