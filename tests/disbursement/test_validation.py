@@ -180,7 +180,8 @@ def test_a_chunk_content_added_at_once_is_the_hash_of_its_lines_one_by_one():
     expected = [one_by_one.check(line) for line in lines]
     prepared, content = prepare_chunk(lines, TODAY)
     assert content == ("510121195803142150\x1f张三\x1f6222026465816998396\x1f30000\x1f高龄\x1f\x1e"
-                       "51340119720505003X\x1f阿依古丽·买买提\x1f6214825837354017807\x1f1.005\x1f\x1f\x1e").encode()
+                       "51340119720505003X\x1f阿依古丽·买买提\x1f6214825837354017807\x1f1.005\x1f"
+                       "\x1f\x1e").encode()
     chunked = BatchValidator(context())
     chunked.add_content(content)
     assert list(map(chunked.check_prepared, lines, prepared)) == expected
