@@ -99,11 +99,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import operator
 import random
 import time
+from itertools import repeat
 from typing import Awaitable, Callable, Sequence, TypeVar
 
 import asyncpg
+import msgspec
 
 from ledger.errors import ConflictError, InvalidRequestError
 from ledger.journal import TRANSFER_PREFIX_SIZE, JournalKind, batch_hash, transfer_prefixes
@@ -414,13 +417,13 @@ class Ledger:
         ConflictError
             Still conflicting with concurrent writers after ``RETRY_MAX`` retries.
         """
-        check_batch("transfers", transfers, Transfer, BATCH_MAX)
+        columns = check_batch("transfers", transfers, Transfer, BATCH_MAX)
         if not transfers:
             return []
         await _let_writers_run(len(transfers))
         nested = connection is not None and connection.is_in_transaction()
         if not nested or len(transfers) >= FAST_NESTED_ROWS_MIN:
-            records = _fast_records(transfers)
+            records = _fast_records(transfers, columns)
             if records is not None and await self._create_fast(connection, records):
                 return [CreateTransferResult.ok] * len(transfers)
         return await self._write(connection, lambda c, head_first: self._create_transfers(c, transfers, head_first))
@@ -742,21 +745,39 @@ class Ledger:
         return len(expired)
 
 
-def _fast_records(transfers: Sequence[Transfer]) -> bytes | None:
+def _fast_records(transfers: Sequence[Transfer], columns: list[tuple] | None = None) -> bytes | None:
     """The batch as fast-path records (ledger/journal.py, 120 bytes each), or None.
 
     None when any transfer could get a result other than ``ok`` without looking at the
     stored state (a flag, a pending id, a timeout, an id that is 0, ``ID_MAX`` or
     repeated, equal accounts, a zero ledger or code): those batches take the exact path.
+    ``columns``: the batch's columns as :func:`ledger.types.check_batch` returns them
+    (None: made here from the checked ``transfers``, whose values may be ``int``
+    subclasses). Tested and encoded column by column, with C-level passes (no Python call
+    per transfer: about 3 ms for 8,000 transfers instead of 15).
     """
-    for t in transfers:
-        if (t.flags or t.pending_id or t.timeout_s or t.timestamp or not t.ledger or not t.code
-                or not 0 < t.id < ID_MAX or not 0 < t.debit_account_id < ID_MAX
-                or not 0 < t.credit_account_id < ID_MAX or t.debit_account_id == t.credit_account_id):
-            return None
-    if len({t.id for t in transfers}) != len(transfers):
+    assert transfers
+    if columns is None:
+        columns = [tuple(map(int, column)) for column in zip(*map(msgspec.structs.astuple, transfers))]
+    assert len(columns) == len(Transfer.__struct_fields__) and len(columns[0]) == len(transfers)
+    (ids, debit_ids, credit_ids, amounts, pending_ids, user_data_128s, user_data_64s, user_data_32s, timeouts_s,
+     ledgers, codes, flags, timestamps) = columns
+    if (any(flags) or any(pending_ids) or any(timeouts_s) or any(timestamps) or not all(ledgers) or not all(codes)
+            or not (0 < min(ids) and max(ids) < ID_MAX and 0 < min(debit_ids) and max(debit_ids) < ID_MAX
+                    and 0 < min(credit_ids) and max(credit_ids) < ID_MAX)
+            or any(map(operator.eq, debit_ids, credit_ids)) or len(set(ids)) != len(ids)):
         return None
-    return transfer_prefixes(map(_transfer_prefix, transfers))
+    return transfer_prefixes(zip(
+        _id_column(ids), _id_column(debit_ids), _id_column(credit_ids), amounts, repeat(_ZERO_ID),
+        _id_column(user_data_128s) if any(user_data_128s) else repeat(_ZERO_ID),
+        user_data_64s if max(user_data_64s) < _U64_SIGN else map(_signed64, user_data_64s),
+        user_data_32s, timeouts_s, ledgers, codes, flags,
+    ))
+
+
+def _id_column(values: tuple) -> map:
+    """The 16-byte big-endian forms of a column of 128-bit ids (see :func:`id_bytes`)."""
+    return map(int.to_bytes, values, repeat(16), repeat("big"))
 
 
 async def _let_writers_run(items: int) -> None:
