@@ -29,9 +29,3 @@ BEGIN
 END
 $$;
 
--- The keys of these indexes are unique (an account's transfers have distinct
--- timestamps), so deduplication never merges anything: it would only scan a full leaf
--- page before each split, on the insert of every transfer batch (measured: 2-4 ms of the
--- 45-50 ms an 8,000-transfer insert costs the server).
-ALTER INDEX ledger_transfers_debit SET (deduplicate_items = off);
-ALTER INDEX ledger_transfers_credit SET (deduplicate_items = off);
