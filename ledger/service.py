@@ -9,13 +9,15 @@ state machine. A ``create_transfers`` batch takes one of two paths.
 **Fast path** (plain transfers only; in a caller's transaction, ``FAST_NESTED_ROWS_MIN`` or more): when no
 transfer has a flag, a pending id, a timeout or a timestamp, ids are valid and distinct
 and accounts differ (checked in Python, no I/O), the batch is encoded as the 120-byte
-canonical records of :mod:`ledger.journal` and hashed (SHA-256) before anything else,
-and sent in ONE autocommitted call, ``CALL ledger_post_transfers_fast`` (migrations 0003
-and 0004). On the server it first sums the batch per account (no lock; a sum that does
-not fit a bigint, or an account whose transfers differ in ledger, hands the batch over
-at once), then inserts the transfers with consecutive timestamps from just after the
-last committed batch, and only then takes the journal head (``LOCK TABLE ledger_head IN
-EXCLUSIVE MODE``, which conflicts with the exact path's row lock). Under the head it
+canonical records of :mod:`ledger.journal` and hashed (SHA-256) before anything else
+(tested and encoded column by column, from the columns :func:`ledger.types.check_batch`
+reads), and sent in ONE autocommitted call, ``CALL ledger_post_transfers_fast``
+(migrations 0003 to 0005). On the server it first inserts the transfers with consecutive
+timestamps from just after the last committed batch, then sums the batch per account (no
+lock; a sum that does not fit a bigint, or an account whose transfers differ in ledger,
+hands the batch over: rolled back, SQLSTATE ``OCF01``), and only then takes the journal
+head (``LOCK TABLE ledger_head IN EXCLUSIVE MODE``, which conflicts with the exact path's
+row lock). Under the head it
 adds the sums to the balances in one UPDATE that also checks every account: it exists,
 is open, keeps no history, has the transfers' ledger, and no balance overflows or
 crosses its limit, testing each account's debits (credits) of the whole batch against
@@ -29,8 +31,8 @@ inserted ones (another writer got the head first), the call rolls back (SQLSTATE
 ``OCF02``) and is sent again with fresh ones, so timestamps still increase in commit
 order. Large fast-path calls of one :class:`Ledger` insert one at a time: the next is
 sent when the server's notice (SQLSTATE ``OCF03``) says the previous one's transfers are
-in, so it inserts while the previous one waits for or holds the head, and they take the
-head in timestamp order. (With ``client_min_messages`` above ``notice`` the notice does
+in, so it inserts while the previous one sums, waits for or holds the head, and they
+take the head in timestamp order. (With ``client_min_messages`` above ``notice`` the notice does
 not come and the calls run one after another.) If any account fails the test (SQLSTATE ``OCF01``)
 or a transfer id is stored already (unique violation), nothing is written and the batch
 goes to the exact path, which decides it from scratch; the test is conservative, never
@@ -90,8 +92,8 @@ the server, each holding a snapshot while it waits for the head, which holds bac
 of the account rows the running batch replaces: one writing process per database (with
 a :class:`ledger.batcher.GroupCommitBatcher`) is the fast set-up. A batch the fast path
 hands over costs its conservative test (about a
-tenth of the batch's server time; a third if the accounts decline it, after its insert)
-on top of the exact path; a batch in which a limited
+tenth of the batch's server time for a small batch; for a large one its insert too, about
+two thirds) on top of the exact path; a batch in which a limited
 account is both funded and spent is always handed over.
 """
 
@@ -231,7 +233,7 @@ pending AS (
 ),
 {_JOURNAL_AND_HEAD}"""
 
-# Migrations 0003-0004: decide and write a batch of plain transfers server-side. The
+# Migrations 0003-0005: decide and write a batch of plain transfers server-side. The
 # procedure commits itself (autocommitted callers); the function runs in the caller's
 # transaction. Either declines with false or SQLSTATE FAST_DECLINED, having written nothing.
 _CREATE_FAST = "SELECT ledger_create_transfers_fast($1, $2, $3)"

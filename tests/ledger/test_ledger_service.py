@@ -397,6 +397,24 @@ async def test_large_fast_path_batch_declined_under_the_head_gets_exact_results(
     assert report.ok, report
 
 
+async def test_large_fast_path_batch_its_sums_decline_after_the_insert_gets_exact_results(pool):
+    from ledger.service import FAST_TURN_ROWS_MIN
+
+    ledger = await setup(pool, 0, 0, 0)
+    # Account 1's debits add up past AMOUNT_MAX: the procedure inserts the batch, gives the
+    # turn back, then its sums decline it (OCF01): rolled back, the exact rules decide.
+    large = [tr(100, 1, 3, AMOUNT_MAX)] + [tr(101 + i, 1, 2, 1) for i in range(FAST_TURN_ROWS_MIN - 1)]
+    assert await ledger.create_transfers(large) == [R.ok] + [R.overflows_debits_posted] * (len(large) - 1)
+    assert (ledger.fast_batches, ledger.fast_declined) == (0, 1)
+    assert not ledger._fast_turn.locked()
+    accounts = await ledger.lookup_accounts([1, 2, 3])
+    assert [(a.debits_posted, a.credits_posted) for a in accounts] == [(AMOUNT_MAX, 0), (0, 0), (0, AMOUNT_MAX)]
+    assert await count(pool, "ledger_transfers") == 1
+    assert await journal_kinds(pool) == [1, 2]
+    report = await audit_report(pool)
+    assert report.ok, report
+
+
 async def test_concurrent_large_fast_path_batches_take_turns_and_commit_in_timestamp_order(pool):
     from ledger.service import FAST_TURN_ROWS_MIN
 
