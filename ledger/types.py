@@ -217,9 +217,10 @@ def _plain_columns(items: list | tuple, kind: type, maxima: tuple, flags_all: in
 
     The common case, checked column by column with C-level passes (a few ms for 8,000
     transfers); anything else is checked item by item, which names what is wrong. The
-    columns are read field by field: no tuple per item, which would also make the
-    garbage collector run every few hundred items (measured: 8 ms less per 8,000
-    transfers in a process holding many objects).
+    columns are read field by field, making no tuple per item: measured in
+    ``benchmarks.ledger``, 3 ms less client CPU per 8,000 transfers than
+    ``zip(*map(astuple, items))`` (paired runs; a bare loop shows no difference, so
+    presumably the garbage collector, which those 8,000 tuples start many times).
     """
     if not items or set(map(type, items)) != {kind}:
         return None
