@@ -374,7 +374,7 @@ class Ledger:
         self._pool = pool
         # Large fast-path batches of this process insert one at a time: a call holds the
         # turn until its server says its transfers are inserted (notice FAST_INSERTED), so
-        # the next one inserts while it waits for or holds the journal head, and the two
+        # the next one inserts while it sums, waits for or holds the journal head, and the two
         # take the head in the order of their timestamps. Two calls inserting at once would
         # often take the head in the other order: the later-stamped first, and the other,
         # overtaken, would insert again. More calls waiting at the server would each hold
