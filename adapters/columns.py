@@ -97,8 +97,13 @@ class DeclaredTotals:
     amount_text: str | None
 
 
+# The numeric fields of a row that has none (most rows: one object for all of them).
+_NO_FIELDS: frozenset[str] = frozenset()
+
+
 def _is_blank(cells: list[str]) -> bool:
-    return not "".join(cells).strip()
+    # Most rows start with a filled cell: no need to join them all.
+    return not (cells and cells[0] and not cells[0].isspace()) and not "".join(cells).strip()
 
 
 def _is_totals_label(cell: str) -> bool:
@@ -159,7 +164,7 @@ class Table:
             values = getter(cells) if getter else (cells[positions[0]],)
             mapped_numeric = (
                 frozenset(index_to_field[i] for i in numeric if i in index_to_field)
-                if numeric else frozenset()
+                if numeric else _NO_FIELDS
             )
             yield MappedRow(line, values, mapped_numeric)
 

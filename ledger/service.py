@@ -9,13 +9,15 @@ state machine. A ``create_transfers`` batch takes one of two paths.
 **Fast path** (plain transfers only; in a caller's transaction, ``FAST_NESTED_ROWS_MIN`` or more): when no
 transfer has a flag, a pending id, a timeout or a timestamp, ids are valid and distinct
 and accounts differ (checked in Python, no I/O), the batch is encoded as the 120-byte
-canonical records of :mod:`ledger.journal` and hashed (SHA-256) before anything else,
-and sent in ONE autocommitted call, ``CALL ledger_post_transfers_fast`` (migrations 0003
-and 0004). On the server it first sums the batch per account (no lock; a sum that does
-not fit a bigint, or an account whose transfers differ in ledger, hands the batch over
-at once), then inserts the transfers with consecutive timestamps from just after the
-last committed batch, and only then takes the journal head (``LOCK TABLE ledger_head IN
-EXCLUSIVE MODE``, which conflicts with the exact path's row lock). Under the head it
+canonical records of :mod:`ledger.journal` and hashed (SHA-256) before anything else
+(tested and encoded column by column, from the columns :func:`ledger.types.check_batch`
+reads), and sent in ONE autocommitted call, ``CALL ledger_post_transfers_fast``
+(migrations 0003 to 0005). On the server it first inserts the transfers with consecutive
+timestamps from just after the last committed batch, then sums the batch per account (no
+lock; a sum that does not fit a bigint, or an account whose transfers differ in ledger,
+hands the batch over: rolled back, SQLSTATE ``OCF01``), and only then takes the journal
+head (``LOCK TABLE ledger_head IN EXCLUSIVE MODE``, which conflicts with the exact path's
+row lock). Under the head it
 adds the sums to the balances in one UPDATE that also checks every account: it exists,
 is open, keeps no history, has the transfers' ledger, and no balance overflows or
 crosses its limit, testing each account's debits (credits) of the whole batch against
@@ -29,8 +31,8 @@ inserted ones (another writer got the head first), the call rolls back (SQLSTATE
 ``OCF02``) and is sent again with fresh ones, so timestamps still increase in commit
 order. Large fast-path calls of one :class:`Ledger` insert one at a time: the next is
 sent when the server's notice (SQLSTATE ``OCF03``) says the previous one's transfers are
-in, so it inserts while the previous one waits for or holds the head, and they take the
-head in timestamp order. (With ``client_min_messages`` above ``notice`` the notice does
+in, so it inserts while the previous one sums, waits for or holds the head, and they
+take the head in timestamp order. (With ``client_min_messages`` above ``notice`` the notice does
 not come and the calls run one after another.) If any account fails the test (SQLSTATE ``OCF01``)
 or a transfer id is stored already (unique violation), nothing is written and the batch
 goes to the exact path, which decides it from scratch; the test is conservative, never
@@ -90,8 +92,8 @@ the server, each holding a snapshot while it waits for the head, which holds bac
 of the account rows the running batch replaces: one writing process per database (with
 a :class:`ledger.batcher.GroupCommitBatcher`) is the fast set-up. A batch the fast path
 hands over costs its conservative test (about a
-tenth of the batch's server time; a third if the accounts decline it, after its insert)
-on top of the exact path; a batch in which a limited
+tenth of the batch's server time for a small batch; for a large one its insert too, about
+two thirds) on top of the exact path; a batch in which a limited
 account is both funded and spent is always handed over.
 """
 
@@ -99,11 +101,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import operator
 import random
 import time
+from itertools import repeat
 from typing import Awaitable, Callable, Sequence, TypeVar
 
 import asyncpg
+import msgspec
 
 from ledger.errors import ConflictError, InvalidRequestError
 from ledger.journal import TRANSFER_PREFIX_SIZE, JournalKind, batch_hash, transfer_prefixes
@@ -228,7 +233,7 @@ pending AS (
 ),
 {_JOURNAL_AND_HEAD}"""
 
-# Migrations 0003-0004: decide and write a batch of plain transfers server-side. The
+# Migrations 0003-0005: decide and write a batch of plain transfers server-side. The
 # procedure commits itself (autocommitted callers); the function runs in the caller's
 # transaction. Either declines with false or SQLSTATE FAST_DECLINED, having written nothing.
 _CREATE_FAST = "SELECT ledger_create_transfers_fast($1, $2, $3)"
@@ -369,7 +374,7 @@ class Ledger:
         self._pool = pool
         # Large fast-path batches of this process insert one at a time: a call holds the
         # turn until its server says its transfers are inserted (notice FAST_INSERTED), so
-        # the next one inserts while it waits for or holds the journal head, and the two
+        # the next one inserts while it sums, waits for or holds the journal head, and the two
         # take the head in the order of their timestamps. Two calls inserting at once would
         # often take the head in the other order: the later-stamped first, and the other,
         # overtaken, would insert again. More calls waiting at the server would each hold
@@ -414,13 +419,13 @@ class Ledger:
         ConflictError
             Still conflicting with concurrent writers after ``RETRY_MAX`` retries.
         """
-        check_batch("transfers", transfers, Transfer, BATCH_MAX)
+        columns = check_batch("transfers", transfers, Transfer, BATCH_MAX)
         if not transfers:
             return []
         await _let_writers_run(len(transfers))
         nested = connection is not None and connection.is_in_transaction()
         if not nested or len(transfers) >= FAST_NESTED_ROWS_MIN:
-            records = _fast_records(transfers)
+            records = _fast_records(transfers, columns)
             if records is not None and await self._create_fast(connection, records):
                 return [CreateTransferResult.ok] * len(transfers)
         return await self._write(connection, lambda c, head_first: self._create_transfers(c, transfers, head_first))
@@ -742,21 +747,39 @@ class Ledger:
         return len(expired)
 
 
-def _fast_records(transfers: Sequence[Transfer]) -> bytes | None:
+def _fast_records(transfers: Sequence[Transfer], columns: list[tuple] | None = None) -> bytes | None:
     """The batch as fast-path records (ledger/journal.py, 120 bytes each), or None.
 
     None when any transfer could get a result other than ``ok`` without looking at the
     stored state (a flag, a pending id, a timeout, an id that is 0, ``ID_MAX`` or
     repeated, equal accounts, a zero ledger or code): those batches take the exact path.
+    ``columns``: the batch's columns as :func:`ledger.types.check_batch` returns them
+    (None: made here from the checked ``transfers``, whose values may be ``int``
+    subclasses). Tested and encoded column by column, with C-level passes (no Python call
+    per transfer: about 3 ms for 8,000 transfers instead of 6).
     """
-    for t in transfers:
-        if (t.flags or t.pending_id or t.timeout_s or t.timestamp or not t.ledger or not t.code
-                or not 0 < t.id < ID_MAX or not 0 < t.debit_account_id < ID_MAX
-                or not 0 < t.credit_account_id < ID_MAX or t.debit_account_id == t.credit_account_id):
-            return None
-    if len({t.id for t in transfers}) != len(transfers):
+    assert transfers
+    if columns is None:
+        columns = [tuple(map(int, column)) for column in zip(*map(msgspec.structs.astuple, transfers))]
+    assert len(columns) == len(Transfer.__struct_fields__) and len(columns[0]) == len(transfers)
+    (ids, debit_ids, credit_ids, amounts, pending_ids, user_data_128s, user_data_64s, user_data_32s, timeouts_s,
+     ledgers, codes, flags, timestamps) = columns
+    if (any(flags) or any(pending_ids) or any(timeouts_s) or any(timestamps) or not all(ledgers) or not all(codes)
+            or not (0 < min(ids) and max(ids) < ID_MAX and 0 < min(debit_ids) and max(debit_ids) < ID_MAX
+                    and 0 < min(credit_ids) and max(credit_ids) < ID_MAX)
+            or any(map(operator.eq, debit_ids, credit_ids)) or len(set(ids)) != len(ids)):
         return None
-    return transfer_prefixes(map(_transfer_prefix, transfers))
+    return transfer_prefixes(zip(
+        _id_column(ids), _id_column(debit_ids), _id_column(credit_ids), amounts, repeat(_ZERO_ID),
+        _id_column(user_data_128s) if any(user_data_128s) else repeat(_ZERO_ID),
+        user_data_64s if max(user_data_64s) < _U64_SIGN else map(_signed64, user_data_64s),
+        user_data_32s, timeouts_s, ledgers, codes, flags,
+    ))
+
+
+def _id_column(values: tuple) -> map:
+    """The 16-byte big-endian forms of a column of 128-bit ids (see :func:`id_bytes`)."""
+    return map(int.to_bytes, values, repeat(16), repeat("big"))
 
 
 async def _let_writers_run(items: int) -> None:

@@ -164,12 +164,17 @@ class AccountBalance(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     timestamp: Timestamp
 
 
-def check_batch(name: str, items: object, kind: type, limit: int) -> None:
+def check_batch(name: str, items: object, kind: type, limit: int) -> list[tuple] | None:
     """Refuse a malformed batch before anything is read or written.
 
     ``items`` must be a list or tuple of at most ``limit`` instances of ``kind``
     (:class:`Account` or :class:`Transfer`), every field an ``int`` (``IntFlag`` members too, not ``bool``) within
     its range and no unknown flag set.
+
+    Returns the batch's columns (one tuple per field, in field order, one value per item)
+    when the batch is not empty and every value is a plain ``int`` (the common case,
+    checked column by column), so that encoders can reuse them; otherwise None (the batch
+    is just as valid: it was checked item by item).
 
     Raises
     ------
@@ -187,8 +192,9 @@ def check_batch(name: str, items: object, kind: type, limit: int) -> None:
     if len(items) > limit:
         raise InvalidRequestError(f"{name}: at most {limit} items per call, got {len(items)}")
     fields, maxima, flags_all = _LIMITS[kind]
-    if _all_plain(items, kind, maxima, flags_all):
-        return
+    columns = _plain_columns(items, kind, maxima, flags_all)
+    if columns is not None:
+        return columns
     for index, item in enumerate(items):
         if type(item) is not kind:
             raise InvalidRequestError(f"{name}[{index}]: must be {kind.__name__}, got {type(item).__name__}")
@@ -199,24 +205,32 @@ def check_batch(name: str, items: object, kind: type, limit: int) -> None:
             _check_fields(name, index, fields, values, maxima)
         if item.flags & ~flags_all:
             raise InvalidRequestError(f"{name}[{index}].flags: unknown flag bits {item.flags & ~flags_all:#x}")
+    return None
 
 
 _PLAIN_INT = frozenset((int,))
 
 
-def _all_plain(items: list | tuple, kind: type, maxima: tuple, flags_all: int) -> bool:
-    """Whether every item is a ``kind`` of plain ints in range with known flags.
+def _plain_columns(items: list | tuple, kind: type, maxima: tuple, flags_all: int) -> list[tuple] | None:
+    """The columns of ``items`` if every item is a ``kind`` of plain ints in range with
+    known flags, else None.
 
     The common case, checked column by column with C-level passes (a few ms for 8,000
-    transfers); anything else is checked item by item, which names what is wrong.
+    transfers); anything else is checked item by item, which names what is wrong. The
+    columns are read field by field, making no tuple per item: measured in
+    ``benchmarks.ledger``, 3 ms less client CPU per 8,000 transfers than
+    ``zip(*map(astuple, items))`` (paired runs; a bare loop shows no difference, so
+    presumably the garbage collector, which those 8,000 tuples start many times).
     """
     if not items or set(map(type, items)) != {kind}:
-        return False
-    columns = list(zip(*map(msgspec.structs.astuple, items)))
+        return None
+    columns = [tuple(map(getter, items)) for getter in _GETTERS[kind]]
     for column, maximum in zip(columns, maxima):
         if not _PLAIN_INT.issuperset(map(type, column)) or min(column) < 0 or max(column) > maximum:
-            return False
-    return not functools.reduce(operator.or_, set(columns[_FLAGS_INDEX[kind]])) & ~flags_all
+            return None
+    if functools.reduce(operator.or_, set(columns[_FLAGS_INDEX[kind]])) & ~flags_all:
+        return None
+    return columns
 
 
 def _check_fields(name: str, index: int, fields: tuple, values: tuple, maxima: tuple) -> None:
@@ -232,6 +246,7 @@ def _field_limits(kind: type) -> tuple[tuple[str, ...], tuple[int, ...]]:
     return kind.__struct_fields__, maxima
 
 
+_GETTERS = {kind: tuple(map(operator.attrgetter, kind.__struct_fields__)) for kind in (Account, Transfer)}
 _FLAGS_INDEX = {kind: kind.__struct_fields__.index("flags") for kind in (Account, Transfer)}
 
 _LIMITS = {

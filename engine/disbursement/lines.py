@@ -15,7 +15,6 @@ to write the pacs.008 creditor account and the result file.
 
 from __future__ import annotations
 
-import csv
 import io
 import struct
 import tempfile
@@ -36,39 +35,61 @@ SEALED_PIECE_BYTES_MAX = FIELD_SIZE_MAX
 
 assert SEALED_PIECE_BYTES_MAX > 0
 
-# (batch_id, line, result, amount_minor | None, pan_token | None, bank_code | None, name | None)
-LineRow = tuple[int, int, int, int | None, str | None, str | None, str | None]
-# The columns of disbursement_lines a LineRow fills, in its order.
+# The columns of disbursement_lines a spooled row fills (copy_rows), in its order.
 LINE_COLUMNS = ("batch_id", "line", "result", "amount_minor", "pan_token", "bank_code", "name")
 # (sequence, name, id_number, card_number, amount, item, remark), as written in the file.
 LineFields = tuple[str, str, str, str, str, str, str]
 
 
+_QUOTE = '"'
+_QUOTES = '""'
 _ENCODER = msgspec.msgpack.Encoder()
 _FIELDS_DECODER = msgspec.msgpack.Decoder(list[LineFields])
 _PIECES_DECODER = msgspec.msgpack.Decoder(list[bytes])
 
 
-def line_row(batch_id: int, outcome: LineOutcome) -> LineRow:
-    """The stored row of one validated line (card data only for accepted lines)."""
-    if outcome.result is not LineResult.ok:
-        return (batch_id, outcome.line.line, int(outcome.result), outcome.amount_minor, None, None, None)
-    holder = outcome.cardholder
-    assert holder is not None and outcome.amount_minor is not None and outcome.amount_minor > 0
-    # An empty text would read back as NULL from the CSV the spool keeps (see LineSpool).
-    assert holder.pan_token and holder.bank_code and holder.name
-    return (batch_id, outcome.line.line, 0, outcome.amount_minor, holder.pan_token, holder.bank_code, holder.name)
+def copy_rows(batch_id: int, outcomes: Sequence[LineOutcome]) -> bytes:
+    """The stored rows of validated lines (:data:`LINE_COLUMNS`: batch id, line, result,
+    amount in fen, then the card's token, issuing bank and registered name for accepted
+    lines only) in PostgreSQL's COPY CSV format, UTF-8, one ``\\n``-ended row per outcome.
 
+    Texts are always quoted (a quote doubled), so a name keeps its commas, quotes and line
+    breaks; ``None`` is an unquoted empty value, which COPY reads as NULL. Built as text
+    directly: a third of ``csv.writer`` over row tuples (1,000,000 rows a batch).
 
-def line_fields(line: BatchLine) -> LineFields:
-    """The line's own fields as written, in result-file column order."""
-    return (line.sequence, line.name, line.id_number, line.card_number, line.amount, line.item, line.remark)
+    >>> from engine.disbursement.registry import CardholderRecord, CardStatus
+    >>> holder = CardholderRecord("510121195803142150", '张"三', CardStatus.active, "ab" * 16, "8396", "ICBC")
+    >>> line = BatchLine(1, "510121195803142150", '张"三', "6222026465816998396", "3.00")
+    >>> copy_rows(7, [LineOutcome(line, LineResult.ok, "", line.id_number, 300, holder),
+    ...               LineOutcome(line, LineResult.amount_precision, "", line.id_number, None, holder)]).decode()
+    '7,1,0,300,"abababababababababababababababab","ICBC","张""三"\\n7,1,10,,,,\\n'
+    """
+    ok = LineResult.ok
+    rows = []
+    for outcome in outcomes:
+        if outcome.result is ok:
+            holder = outcome.cardholder
+            assert holder is not None
+            rows.append(f'{batch_id},{outcome.line.line},0,{outcome.amount_minor},'
+                        f'"{holder.pan_token.replace(_QUOTE, _QUOTES)}","{holder.bank_code.replace(_QUOTE, _QUOTES)}",'
+                        f'"{holder.name.replace(_QUOTE, _QUOTES)}"\n')
+        else:
+            amount_minor = outcome.amount_minor
+            rows.append(f"{batch_id},{outcome.line.line},{outcome.result.value},"
+                        f"{'' if amount_minor is None else amount_minor},,,\n")
+    return "".join(rows).encode()
 
 
 def encode_fields(lines: Sequence[BatchLine]) -> bytes:
-    """The msgpack list of the lines' :data:`LineFields`: a spooled chunk's fields, as
-    :func:`seal_fields` seals them (computed ahead by :mod:`engine.disbursement.reading`)."""
-    return _ENCODER.encode([line_fields(line) for line in lines])
+    """The msgpack list of the lines' :data:`LineFields` (their own fields as written, in
+    result-file column order): a spooled chunk's fields, as :func:`seal_fields` seals them
+    (computed ahead by :mod:`engine.disbursement.reading`).
+
+    >>> msgspec.msgpack.decode(encode_fields([BatchLine(1, "X", "张三", "6", "1", "I", "R", "S")]))
+    [['S', '张三', 'X', '6', '1', 'I', 'R']]
+    """
+    return _ENCODER.encode([(line.sequence, line.name, line.id_number, line.card_number, line.amount, line.item,
+                             line.remark) for line in lines])
 
 
 def fields_context(content_sha256: str, first_line: int, piece: int) -> bytes:
@@ -130,9 +151,7 @@ class LineSpool:
         assert self.batch_id is not None, "the batch id is reserved first"
         assert outcomes, "a chunk has at least one line"
         assert outcomes[0].line.line == self.lines + 1, "chunks come in file order"
-        text = io.StringIO()
-        csv.writer(text, lineterminator="\n").writerows([line_row(self.batch_id, o) for o in outcomes])
-        rows = text.getvalue().encode()
+        rows = copy_rows(self.batch_id, outcomes)
         if fields is None:
             fields = encode_fields([o.line for o in outcomes])
         self._file.write(FRAME_HEADER.pack(outcomes[0].line.line, len(rows), len(fields)) + rows + fields)

@@ -37,7 +37,7 @@ from adapters import errors
 from adapters.batch_file import BatchLine, BatchSource, TabularBatchFile
 from adapters.columns import DeclaredTotals
 from engine.disbursement.lines import encode_fields
-from engine.disbursement.validation import PreparedLine, prepare_line
+from engine.disbursement.validation import PreparedLine, prepare_chunk
 from engine.errors import ReaderProcessError
 
 READ_AHEAD_BYTES_MIN = 16 * 1024 * 1024
@@ -45,8 +45,9 @@ CHILD_EXIT_S_MAX = 10.0
 
 assert READ_AHEAD_BYTES_MIN > 0 and CHILD_EXIT_S_MAX > 0
 
-# A chunk's lines, their prepared lines and the msgpack of their fields (encode_fields).
-Chunk = tuple[list[BatchLine], list[PreparedLine], bytes]
+# A chunk's lines, their prepared lines, the msgpack of their fields (encode_fields) and
+# their part of the content hash (both of prepare_chunk).
+Chunk = tuple[list[BatchLine], list[PreparedLine], bytes, bytes]
 
 
 class ChunkReader(Protocol):
@@ -85,7 +86,8 @@ class InProcessReader:
     def chunks(self) -> Iterator[Chunk]:
         lines = self._source.lines()
         while chunk := list(itertools.islice(lines, self._chunk_lines)):
-            yield chunk, [prepare_line(line, self._today) for line in chunk], encode_fields(chunk)
+            prepared, content = prepare_chunk(chunk, self._today)
+            yield chunk, prepared, encode_fields(chunk), content
 
     def declared_totals(self) -> list[DeclaredTotals]:
         return self._source.declared_totals()
@@ -95,6 +97,7 @@ class _Lines(msgspec.Struct, tag="lines", array_like=True, gc=False):
     lines: list[BatchLine]
     prepared: list[PreparedLine]
     fields: bytes
+    content: bytes
 
 
 class _Done(msgspec.Struct, tag="done", array_like=True):
@@ -122,8 +125,8 @@ def _read(path: Path, encoding: str | None, today: datetime.date, chunk_lines: i
     chunk: list[BatchLine] = []
 
     def send(lines: list[BatchLine]) -> None:
-        prepared = [prepare_line(line, today) for line in lines]
-        pipe.send_bytes(_ENCODER.encode(_Lines(lines, prepared, encode_fields(lines))))
+        prepared, content = prepare_chunk(lines, today)
+        pipe.send_bytes(_ENCODER.encode(_Lines(lines, prepared, encode_fields(lines), content)))
 
     try:
         try:
@@ -175,8 +178,8 @@ class ReadAheadReader:
                     raise ReaderProcessError(f"{self.path.name}: the process reading the file ended without a "
                                              f"result (exit code {child.exitcode})") from None
                 match message:
-                    case _Lines(lines, prepared, fields):
-                        yield lines, prepared, fields
+                    case _Lines(lines, prepared, fields, content):
+                        yield lines, prepared, fields, content
                     case _Done(declared):
                         self._declared = declared
                         return

@@ -11,8 +11,8 @@ Validation streams: lines come in chunks of ``CHUNK_LINES``, each with its lines
 (:func:`~engine.disbursement.validation.prepare_line`: normalised, identity number checked,
 amount parsed), by a child process for a large CSV or XLSX file
 (:mod:`engine.disbursement.reading`). For each chunk the identity numbers are hashed and
-the card numbers tokenised in one key-service call each, the cardholders and the period's
-payments fetched in one query each (while the previous chunk is validated), then
+the card numbers tokenised in one key-service call each, the cardholders and whether each
+was paid in the period fetched in one query (while the previous chunk is validated), then
 :class:`~engine.disbursement.validation.BatchValidator` decides every line from dicts.
 State changes follow :mod:`engine.disbursement.lifecycle`: the batch row is
 locked (``FOR UPDATE``), the transition checked, a history row appended (the table refuses
@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import functools
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import NamedTuple
@@ -152,12 +153,28 @@ class _Prefetched(NamedTuple):
     lines: list[BatchLine]
     prepared: list[PreparedLine]
     fields: bytes
+    content: bytes
     records: dict[str, CardholderRecord]
     paid: set[str]
     tokens: dict[str, str]
 
 
 _STATUSES = {status.value: status for status in CardStatus}
+# The columns _cardholder_record reads, in its order (the categories as one text).
+_CARDHOLDER_COLUMNS = "id_hash, name, status, pan_token, pan_last4, bank_code, array_to_string(categories, ';')"
+
+
+@functools.lru_cache(maxsize=64)
+def _categories(text: str | None) -> frozenset[Category]:
+    """The categories of ``array_to_string(categories, ';')`` (few distinct sets: one
+    frozenset each, not one per cardholder)."""
+    return frozenset(map(Category, text.split(";"))) if text else frozenset()
+
+
+def _cardholder_record(id_number: str, record: asyncpg.Record) -> CardholderRecord:
+    """The record of a row of :data:`_CARDHOLDER_COLUMNS` (``id_number``: its hash's number)."""
+    return CardholderRecord(id_number, record[1], _STATUSES[record[2]], record[3], record[4], record[5],
+                            _categories(record[6]))
 
 
 class DisbursementStore:
@@ -219,38 +236,27 @@ class DisbursementStore:
 
     async def cardholders(self, id_numbers: Sequence[str]) -> dict[str, CardholderRecord]:
         """The registered cardholders among normalised, valid ``id_numbers`` (one query)."""
-        return await self._cardholders(await self._hashes(id_numbers))
+        hashes = await self._hashes(id_numbers)
+        async with self._pool.acquire() as connection:
+            records = await connection.fetch(
+                f"SELECT {_CARDHOLDER_COLUMNS} FROM disbursement_cardholders WHERE id_hash = ANY($1::bytea[])",
+                list(hashes))
+        return {hashes[r[0]]: _cardholder_record(hashes[r[0]], r) for r in records}
 
     async def paid_in_period(self, programme_code: str, period: str, id_numbers: Sequence[str]) -> set[str]:
         """Which of ``id_numbers`` the programme already paid in ``period`` (one query)."""
-        return await self._paid_in_period(programme_code, period, await self._hashes(id_numbers))
-
-    async def _hashes(self, id_numbers: Iterable[str]) -> dict[bytes, str]:
-        numbers = list(set(id_numbers))
-        macs = await self._keys.generate_macs(ID_HASH_KEY, [n.encode("ascii") for n in numbers])
-        return dict(zip(macs, numbers))
-
-    async def _cardholders(self, hashes: dict[bytes, str],
-                           connection: asyncpg.Connection | None = None) -> dict[str, CardholderRecord]:
-        async with self._connection(connection) as connection:
-            records = await connection.fetch(
-                "SELECT id_hash, name, status, pan_token, pan_last4, bank_code, categories "
-                "FROM disbursement_cardholders WHERE id_hash = ANY($1::bytea[])", list(hashes))
-        found = {}
-        for id_hash, name, status, pan_token, pan_last4, bank_code, categories in records:
-            id_number = hashes[id_hash]
-            found[id_number] = CardholderRecord(id_number, name, _STATUSES[status], pan_token, pan_last4, bank_code,
-                                                frozenset(map(Category, categories)) if categories else frozenset())
-        return found
-
-    async def _paid_in_period(self, programme_code: str, period: str, hashes: dict[bytes, str],
-                              connection: asyncpg.Connection | None = None) -> set[str]:
-        async with self._connection(connection) as connection:
+        hashes = await self._hashes(id_numbers)
+        async with self._pool.acquire() as connection:
             records = await connection.fetch(
                 "SELECT id_hash FROM disbursement_payments "
                 "WHERE programme_code = $1 AND period = $2 AND id_hash = ANY($3::bytea[])",
                 programme_code, period, list(hashes))
         return {hashes[r[0]] for r in records}
+
+    async def _hashes(self, id_numbers: Iterable[str]) -> dict[bytes, str]:
+        numbers = list(set(id_numbers))
+        macs = await self._keys.generate_macs(ID_HASH_KEY, [n.encode("ascii") for n in numbers])
+        return dict(zip(macs, numbers))
 
     def _connection(self, connection: asyncpg.Connection | None) -> contextlib.AbstractAsyncContextManager:
         """``connection`` if given, else one acquired from the pool for the block."""
@@ -337,6 +343,7 @@ class DisbursementStore:
                     paid.update(current.paid)
                     tokens.clear()
                     tokens.update(current.tokens)
+                    validator.add_content(current.content)
                     outcomes = list(map(validator.check_prepared, current.lines, current.prepared))
                     for outcome in outcomes:
                         on_outcome(outcome)
@@ -353,20 +360,32 @@ class DisbursementStore:
                     await ahead
         return validator.finish(reader.declared_totals())
 
-    async def _prefetch(self, lines: list[BatchLine], prepared: list[PreparedLine], fields: bytes,
+    async def _prefetch(self, lines: list[BatchLine], prepared: list[PreparedLine], fields: bytes, content: bytes,
                         programme_code: str, period: str) -> _Prefetched:
         """The registry records, payments in the period and card tokens a chunk's lines need:
-        one key-service call per kind and two queries."""
+        one key-service call per kind and one query."""
         # Only a valid identity number is ever looked up (BatchValidator._decide).
         hashes = await self._hashes(p.id_number for p in prepared if p.id_check == IdCheck.valid)
         # A malformed card number has no token; it can match no registered card.
         tokens = dict.fromkeys((p.pan for p in prepared), "")
         well_formed = [p for p in tokens if PAN_DIGITS_MIN <= len(p) <= PAN_DIGITS_MAX and p.isascii() and p.isdigit()]
         tokens.update(zip(well_formed, await self._keys.tokenize_pans(well_formed, PAN_TOKEN_KEY)))
+        # One query (the hashes sent once): each registered cardholder and whether the
+        # programme paid them in the period (asked only of a registered cardholder).
         async with self._pool.acquire() as connection:
-            records = await self._cardholders(hashes, connection)
-            paid = await self._paid_in_period(programme_code, period, hashes, connection)
-        return _Prefetched(lines, prepared, fields, records, paid, tokens)
+            found = await connection.fetch(
+                f"SELECT {_CARDHOLDER_COLUMNS}, EXISTS (SELECT FROM disbursement_payments p"
+                " WHERE p.programme_code = $2 AND p.period = $3 AND p.id_hash = c.id_hash)"
+                " FROM disbursement_cardholders c WHERE c.id_hash = ANY($1::bytea[])",
+                list(hashes), programme_code, period)
+        records = {}
+        paid = set()
+        for record in found:
+            id_number = hashes[record[0]]
+            records[id_number] = _cardholder_record(id_number, record)
+            if record[7]:
+                paid.add(id_number)
+        return _Prefetched(lines, prepared, fields, content, records, paid, tokens)
 
     async def submit(self, programme_code: str, period: str, submitted_by: str, summary: BatchSummary,
                      at_ms: int, spool: LineSpool | None = None) -> BatchRecord:

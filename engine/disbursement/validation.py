@@ -21,11 +21,12 @@ Checks, in the priority order of :class:`~engine.disbursement.results.LineResult
 
 The lookups are called once per line that reaches them. A store reading from PostgreSQL
 prefetches instead: it takes the lines in chunks, fetches the chunk's cardholders and
-payment history in one query each into dicts, and passes ``dict.get``-based callables that
+payment history (one query) into dicts, and passes ``dict.get``-based callables that
 read whichever chunk is current. What needs only the line itself (normalising, the
-identity number's check, the amount, the content hash's bytes) is :func:`prepare_line`,
-which the store computes ahead, in another process for a large file
-(:meth:`BatchValidator.check_prepared`).
+identity number's check, the amount) is :func:`prepare_line`, and its part of the content
+hash :func:`content_piece`; the store computes both ahead a chunk at a time
+(:func:`prepare_chunk`), in another process for a large file
+(:meth:`BatchValidator.check_prepared`, :meth:`BatchValidator.add_content`).
 
 The content hash covers every line's normalised fields (identity number, name, card
 number, amount in fen or as written if unreadable, item), so the same batch in UTF-8, GBK or XLSX has
@@ -36,7 +37,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -161,8 +162,6 @@ class PreparedLine(msgspec.Struct, frozen=True, array_like=True, gc=False):
         The exact amount in yuan of an ``amount_precision`` line (for the control sum), else ``""``.
     person_key : int
         :func:`~engine.disbursement.resident_id.id_key` of a valid ``id_number``, else 0.
-    hash_piece : bytes
-        The line's part of the content hash (UTF-8 of the normalised fields).
     """
 
     id_number: str
@@ -175,7 +174,6 @@ class PreparedLine(msgspec.Struct, frozen=True, array_like=True, gc=False):
     amount_detail: str
     sub_fen_yuan: str
     person_key: int
-    hash_piece: bytes
 
 
 def prepare_line(line: BatchLine, today: datetime.date) -> PreparedLine:
@@ -204,13 +202,31 @@ def prepare_line(line: BatchLine, today: datetime.date) -> PreparedLine:
         assert amount_minor is not None
         amount_result, amount_detail = ((LineResult.ok, "") if amount_minor > 0
                                         else (LineResult.amount_not_positive, "amount must be more than 0"))
-    amount_text = str(amount_minor) if amount_minor is not None else normalise_cell(line.amount)
-    hash_piece = FIELD_SEPARATOR.join((
-        id_number, name_key, pan, amount_text, normalise_cell(line.item), LINE_SEPARATOR,
-    )).encode()
     person_key = id_key(id_number) if id_check is IdCheck.valid else 0
     return PreparedLine(id_number, pan, name_key, id_check, id_detail, amount_minor, amount_result, amount_detail,
-                        sub_fen_yuan, person_key, hash_piece)
+                        sub_fen_yuan, person_key)
+
+
+def content_piece(line: BatchLine, prepared: PreparedLine) -> bytes:
+    """The line's part of the batch's content hash: UTF-8 of its normalised identity
+    number, name, card number, amount (fen, or the cell if unreadable) and item, each
+    followed by ``\\x1f``, then ``\\x1e``.
+
+    >>> line = BatchLine(1, "51012119580314215x", "张 三", "6222 0264", "1.00", item=" 高龄 ")
+    >>> content_piece(line, prepare_line(line, datetime.date(2026, 1, 1))).decode()
+    '51012119580314215X\\x1f张三\\x1f62220264\\x1f100\\x1f高龄\\x1f\\x1e'
+    """
+    amount_text = str(prepared.amount_minor) if prepared.amount_minor is not None else normalise_cell(line.amount)
+    return FIELD_SEPARATOR.join((
+        prepared.id_number, prepared.name_key, prepared.pan, amount_text, normalise_cell(line.item), LINE_SEPARATOR,
+    )).encode()
+
+
+def prepare_chunk(lines: Sequence[BatchLine], today: datetime.date) -> tuple[list[PreparedLine], bytes]:
+    """:func:`prepare_line` of each line, and their :func:`content_piece` joined in order
+    (what :meth:`BatchValidator.add_content` takes: one hash update a chunk, not one a line)."""
+    prepared = [prepare_line(line, today) for line in lines]
+    return prepared, b"".join(map(content_piece, lines, prepared))
 
 
 @dataclass
@@ -246,11 +262,19 @@ class BatchValidator:
 
     def check(self, line: BatchLine) -> LineOutcome:
         """The outcome of the next line (lines must come in file order, each once)."""
-        return self.check_prepared(line, prepare_line(line, self.context.today))
+        prepared = prepare_line(line, self.context.today)
+        self.add_content(content_piece(line, prepared))
+        return self.check_prepared(line, prepared)
+
+    def add_content(self, pieces: bytes) -> None:
+        """Add lines' :func:`content_piece` (joined, in file order) to the content hash:
+        every line checked with :meth:`check_prepared` must be added once, in order."""
+        self._hash.update(pieces)
 
     def check_prepared(self, line: BatchLine, prepared: PreparedLine) -> LineOutcome:
         """:meth:`check` given ``prepare_line(line, context.today)``, computed ahead (as a
-        store does, to prefetch the registry, or in another process)."""
+        store does, to prefetch the registry, or in another process), without its content
+        (:meth:`add_content`)."""
         assert line.line == self.lines_count + 1, "lines must be checked once, in order"
         self.lines_count += 1
         amount_minor = prepared.amount_minor
@@ -269,7 +293,6 @@ class BatchValidator:
             self.accepted_count += 1
             self.accepted_minor += amount_minor
             self._persons.add(self._last_person)
-        self._hash.update(prepared.hash_piece)
         return LineOutcome(line, result, detail, prepared.id_number, amount_minor, cardholder)
 
     def _decide(self, line: BatchLine, prepared: PreparedLine,

@@ -1,3 +1,4 @@
+import msgspec
 import pytest
 
 from adapters.batch_file import BatchLine, TabularBatchFile
@@ -78,9 +79,10 @@ def test_ctrlsum_and_nboftxs_keys(tmp_path):
 
 
 def test_blank_rows_are_skipped_and_lines_numbered_from_the_first_data_row(tmp_path):
-    text = "\n".join([HEADER, ",,,,,,", ROWS[0], "", ROWS[1], ",,,,,,"])
+    text = "\n".join([HEADER, ",,,,,,", ROWS[0], "", " ,\u3000,\t,,,,", ROWS[1], ",,,,,,", "\u3000,,,,,,"])
     lines, _ = read(write(tmp_path, text))
     assert [line.line for line in lines] == [1, 2]
+    assert lines[1].numeric_fields == frozenset()
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -96,3 +98,10 @@ def test_blank_rows_are_skipped_and_lines_numbered_from_the_first_data_row(tmp_p
 def test_malformed_files_are_refused_naming_the_problem(tmp_path, text, message):
     with pytest.raises(FileFormatError, match=message):
         read(write(tmp_path, text))
+
+
+def test_a_batch_line_crosses_a_pipe_as_a_msgpack_array():
+    line = BatchLine(3, "X", "张", "6", "1", numeric_fields=frozenset({"id_number"}))
+    encoded = msgspec.msgpack.encode(line)
+    assert encoded == b"\x99\x03\xa1X\xa3\xe5\xbc\xa0\xa16\xa11\xa0\xa0\xa0\x91\xa9id_number"
+    assert msgspec.msgpack.decode(encoded, type=BatchLine) == line

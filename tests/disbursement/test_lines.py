@@ -8,7 +8,7 @@ import io
 import pytest
 
 from adapters.batch_file import BatchLine
-from engine.disbursement.lines import LINE_COLUMNS, LineSpool, line_row
+from engine.disbursement.lines import LINE_COLUMNS, LineSpool, copy_rows
 from engine.disbursement.registry import CardholderRecord, CardStatus
 from engine.disbursement.results import LineResult
 from engine.disbursement.validation import LineOutcome
@@ -47,5 +47,14 @@ def test_a_spool_needs_its_batch_id_first_and_chunks_in_order():
     spool.reserve(7)
     with pytest.raises(AssertionError, match="file order"):
         spool.add_chunk([_outcome(2, LineResult.ok, 300)])
-    assert line_row(7, _outcome(5, LineResult.ok, 300)) == (7, 5, 0, 300, "ab" * 16, "ICBC", HOLDER.name)
     spool.close()
+
+
+def test_copy_rows_quote_texts_and_leave_null_unquoted():
+    rows = copy_rows(7, [_outcome(5, LineResult.ok, 300), _outcome(6, LineResult.amount_not_positive, 0),
+                         _outcome(7, LineResult.invalid_amount_format, None)])
+    assert rows == ('7,5,0,300,"' + "ab" * 16 + '","ICBC","阿依古丽,""买买提""\n"\n'
+                    '7,6,9,0,,,\n7,7,8,,,,\n').encode()
+    assert list(csv.reader(io.StringIO(rows.decode()))) == [
+        ["7", "5", "0", "300", "ab" * 16, "ICBC", HOLDER.name], ["7", "6", "9", "0", "", "", ""],
+        ["7", "7", "8", "", "", "", ""]]

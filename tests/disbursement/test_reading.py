@@ -64,7 +64,7 @@ def test_a_file_error_comes_after_the_lines_before_it(tmp_path):
     path.write_text(BATCH.replace("3,王五", "3,王五,x,y,z,w,v"), encoding="utf-8")
     seen = []
     with pytest.raises(FileFormatError, match="batch.csv: row 7 has more cells than the header"):
-        for lines, _prepared, _fields in ReadAheadReader(path, None, TODAY, 1).chunks():
+        for lines, _prepared, _fields, _content in ReadAheadReader(path, None, TODAY, 1).chunks():
             seen.extend(line.line for line in lines)
     assert seen == [1, 2]
     path.write_bytes(BATCH.encode("utf-8") + b"\xff\xfe")

@@ -28,7 +28,7 @@ def _seen(reader):
     """Every line number the reader yields, then the error it raises (or None)."""
     seen = []
     try:
-        for lines, prepared, fields in reader.chunks():
+        for lines, prepared, _fields, _content in reader.chunks():
             assert len(lines) == len(prepared)
             seen.append([(line.line, p.amount_minor, p.id_check) for line, p in zip(lines, prepared)])
     except AdapterError as error:

@@ -12,7 +12,7 @@ from engine.disbursement import reading, store as store_module
 from engine.disbursement.bank_card import BinTable
 from engine.disbursement.lifecycle import BatchState
 from engine.disbursement.lines import LineSpool, open_fields
-from engine.disbursement.registry import check_cardholder_rows
+from engine.disbursement.registry import Category, check_cardholder_rows
 from engine.disbursement.results import LineResult
 from engine.disbursement.store import FIELD_KEY, ID_HASH_KEY, PAN_TOKEN_KEY, DisbursementStore
 from engine.disbursement.validation import BatchValidator, ValidationContext, validate_source
@@ -23,7 +23,7 @@ TODAY = datetime.date(2026, 1, 1)
 CARDHOLDERS = ("身份证号码,姓名,社会保障卡号,状态,类别\n"
                "510121195803142150,张三,6222026465816998396,正常,老年人\n"
                "51340119720505003X,王五,6214825837354017807,挂失,\n"
-               "510112198711023688,李四,6259083065450331,正常,\n")
+               "510112198711023688,李四,6259083065450331,正常,学生;残疾人\n")
 BATCH = ("序号,姓名,身份证号,社会保障卡号,金额\n"
          "1,张三,510121195803142150,6222026465816998396,300.00\n"
          "2,王五,51340119720505003x,6214825837354017807,100\n"
@@ -61,6 +61,10 @@ async def test_registry_keeps_no_identity_or_card_number_in_clear(store, pool, t
     assert list(found) == ["510121195803142150"]
     assert (found["510121195803142150"].name, found["510121195803142150"].pan_last4,
             found["510121195803142150"].bank_code) == ("张三", "8396", "ICBC")
+    categories = {n: r.categories for n, r in (await store.cardholders(
+        ["510121195803142150", "51340119720505003X", "510112198711023688"])).items()}
+    assert categories == {"510121195803142150": {Category.senior}, "51340119720505003X": frozenset(),
+                          "510112198711023688": {Category.student, Category.disabled}}
     assert await imported(store, tmp_path) == 3  # re-import replaces, no duplicates
 
 

@@ -1,4 +1,5 @@
 import datetime
+import hashlib
 
 import pytest
 
@@ -7,7 +8,7 @@ from adapters.columns import DeclaredTotals
 from engine.disbursement.errors import TotalsMismatchError
 from engine.disbursement.registry import CardholderRecord, CardStatus
 from engine.disbursement.results import LineResult
-from engine.disbursement.validation import BatchValidator, ValidationContext, validate_source
+from engine.disbursement.validation import BatchValidator, ValidationContext, prepare_chunk, validate_source
 from engine.synthetic import Population, batch_lines, write_batch_csv
 
 TODAY = datetime.date(2026, 1, 1)
@@ -170,3 +171,19 @@ def test_synthetic_batch_gives_exactly_the_planned_results(population, tmp_path)
     assert [o.result for o in outcomes] == [p.expected for p in planned]
     assert [o.line.line for o in outcomes] == list(range(1, 301))
     assert summary.lines_count == 300 and summary.accepted_count == 300 - 2 * len(bad)
+
+
+def test_a_chunk_content_added_at_once_is_the_hash_of_its_lines_one_by_one():
+    lines = [BatchLine(1, "510121195803142150", "张 三", ICBC_CARD, "300.00", item="高龄"),
+             BatchLine(2, "51340119720505003x", "阿依古丽·买买提", "6214825837354017807", "1.005")]
+    one_by_one = BatchValidator(context())
+    expected = [one_by_one.check(line) for line in lines]
+    prepared, content = prepare_chunk(lines, TODAY)
+    assert content == ("510121195803142150\x1f张三\x1f6222026465816998396\x1f30000\x1f高龄\x1f\x1e"
+                       "51340119720505003X\x1f阿依古丽·买买提\x1f6214825837354017807\x1f1.005\x1f"
+                       "\x1f\x1e").encode()
+    chunked = BatchValidator(context())
+    chunked.add_content(content)
+    assert list(map(chunked.check_prepared, lines, prepared)) == expected
+    digest = hashlib.sha256(content).hexdigest()
+    assert chunked.finish([]).content_sha256 == one_by_one.finish([]).content_sha256 == digest

@@ -186,9 +186,12 @@ class LedgerMachine(RuleBasedStateMachine):
                 batch.append(Transfer(id=next(self.next_id), debit_account_id=data.draw(account),
                                       credit_account_id=data.draw(account), amount=amount, ledger=1, code=1))
         fast, declined = self.ledger.fast_batches, self.ledger.fast_declined
-        expected = self.model.create_transfers(batch)
+        # Two calls are two batches for the model too: a stored linked transfer re-sent last
+        # in the first call opens a chain there (linked_event_chain_open), not across the cut.
+        cut = len(batch) // 2 if calls == 2 else len(batch)
+        expected = self.model.create_transfers(batch[:cut]) + (self.model.create_transfers(batch[cut:]) if batch[cut:] else [])
         if calls:
-            assert self.run(self._in_transaction(batch, calls)) == expected, batch
+            assert self.run(self._in_transaction(batch, cut)) == expected, batch
         else:
             assert self.run(self.ledger.create_transfers(batch)) == expected, batch
         kind = "_in_transaction" if calls else ""
@@ -196,8 +199,7 @@ class LedgerMachine(RuleBasedStateMachine):
         PATHS[f"declined{kind}"] += self.ledger.fast_declined - declined
         self.sent.extend(batch)
 
-    async def _in_transaction(self, batch: list[Transfer], calls: int) -> list[R]:
-        cut = len(batch) // 2 if calls == 2 else len(batch)
+    async def _in_transaction(self, batch: list[Transfer], cut: int) -> list[R]:
         async with self.pool.acquire() as connection, connection.transaction():
             results = await self.ledger.create_transfers(batch[:cut], connection=connection)
             return results + await self.ledger.create_transfers(batch[cut:], connection=connection)

@@ -3,6 +3,7 @@
 import asyncio
 
 import pytest
+from hypothesis import given, strategies as st
 
 from ledger.errors import InvalidRequestError
 from ledger.limits import AMOUNT_MAX, BATCH_MAX
@@ -396,6 +397,24 @@ async def test_large_fast_path_batch_declined_under_the_head_gets_exact_results(
     assert report.ok, report
 
 
+async def test_large_fast_path_batch_its_sums_decline_after_the_insert_gets_exact_results(pool):
+    from ledger.service import FAST_TURN_ROWS_MIN
+
+    ledger = await setup(pool, 0, 0, 0)
+    # Account 1's debits add up past AMOUNT_MAX: the procedure inserts the batch, gives the
+    # turn back, then its sums decline it (OCF01): rolled back, the exact rules decide.
+    large = [tr(100, 1, 3, AMOUNT_MAX)] + [tr(101 + i, 1, 2, 1) for i in range(FAST_TURN_ROWS_MIN - 1)]
+    assert await ledger.create_transfers(large) == [R.ok] + [R.overflows_debits_posted] * (len(large) - 1)
+    assert (ledger.fast_batches, ledger.fast_declined) == (0, 1)
+    assert not ledger._fast_turn.locked()
+    accounts = await ledger.lookup_accounts([1, 2, 3])
+    assert [(a.debits_posted, a.credits_posted) for a in accounts] == [(AMOUNT_MAX, 0), (0, 0), (0, AMOUNT_MAX)]
+    assert await count(pool, "ledger_transfers") == 1
+    assert await journal_kinds(pool) == [1, 2]
+    report = await audit_report(pool)
+    assert report.ok, report
+
+
 async def test_concurrent_large_fast_path_batches_take_turns_and_commit_in_timestamp_order(pool):
     from ledger.service import FAST_TURN_ROWS_MIN
 
@@ -429,3 +448,42 @@ async def test_small_batches_in_a_callers_transaction_take_the_exact_path(pool):
     [debit] = await ledger.lookup_accounts([1])
     assert debit.debits_posted == 2 * service.FAST_NESTED_ROWS_MIN - 1
     assert await journal_kinds(pool) == [1, 2, 4]
+
+
+def _reference_records(transfers):
+    """The fast-path records as encoded transfer by transfer (the exact path's rows)."""
+    from ledger.journal import transfer_prefixes
+    from ledger.limits import ID_MAX
+
+    for t in transfers:
+        if (t.flags or t.pending_id or t.timeout_s or t.timestamp or not t.ledger or not t.code
+                or not 0 < t.id < ID_MAX or not 0 < t.debit_account_id < ID_MAX
+                or not 0 < t.credit_account_id < ID_MAX or t.debit_account_id == t.credit_account_id):
+            return None
+    if len({t.id for t in transfers}) != len(transfers):
+        return None
+    return transfer_prefixes(map(service._transfer_prefix, transfers))
+
+
+_ids = st.sampled_from([0, 1, 2, 3, 2**64, BIG, 2**128 - 2, 2**128 - 1])
+_transfers = st.builds(
+    Transfer, id=_ids, debit_account_id=_ids, credit_account_id=_ids, amount=st.integers(0, AMOUNT_MAX),
+    pending_id=st.sampled_from([0, 0, 0, 5]), user_data_128=st.sampled_from([0, 0, 7, 2**128 - 1]),
+    user_data_64=st.sampled_from([0, 9, 2**63 - 1, 2**63, 2**64 - 1]), user_data_32=st.sampled_from([0, 2**32 - 1]),
+    timeout_s=st.sampled_from([0, 0, 0, 1]), ledger=st.sampled_from([0, 1, 156, 2**32 - 1]),
+    code=st.sampled_from([0, 1, F.linked, 2**16 - 1]), flags=st.sampled_from([0, 0, 0, F.pending, F.linked]),
+    timestamp=st.sampled_from([0, 0, 0, 1]),
+)
+
+
+@given(st.lists(_transfers, min_size=1, max_size=6))
+def test_fast_records_column_by_column_match_the_rows_of_the_exact_path(transfers):
+    # IntFlag members (code=F.linked) make check_batch answer None: then the columns are made
+    # from the transfers, and the records must be the same either way.
+    from ledger.types import check_batch
+
+    expected = _reference_records(transfers)
+    assert service._fast_records(transfers, check_batch("transfers", transfers, Transfer, BATCH_MAX)) == expected
+    assert service._fast_records(transfers) == expected
+    if expected is not None:
+        assert len(expected) == 120 * len(transfers)
