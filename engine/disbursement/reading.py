@@ -173,7 +173,9 @@ class ReadAheadReader:
             while True:
                 try:
                     message = _DECODER.decode(receiving.recv_bytes())
-                except EOFError:
+                except (EOFError, OSError):
+                    # EOFError between messages; OSError ("got end of file during message")
+                    # when the child died while sending one.
                     child.join(CHILD_EXIT_S_MAX)
                     raise ReaderProcessError(f"{self.path.name}: the process reading the file ended without a "
                                              f"result (exit code {child.exitcode})") from None
