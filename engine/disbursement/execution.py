@@ -67,8 +67,8 @@ Throughput (``python -m benchmarks.batch``, README): per line about 28-31 us of 
 of it rendering, parsing and validating the pacs.008, the parsing and validating in
 validator threads) and 28-31 us of PostgreSQL (the ledger's transfer and balances, the
 payment row, the outbox, the period's payment record), for cards whose accounts were
-opened at import; it was 38 + 47 us. 1,000,000 lines executed in 40.9 s on the quiet
-machine (main before the lease's share lock, 2026-12-01), where 59 us of CPU per line on
+opened at import; it was 38 + 47 us. 1,000,000 lines executed in 38.4 s on the quiet
+machine (2026-12-01; the whole batch, submit included, 54.3 s), where 59 us of CPU per line on
 two cores would allow about 30 s: the parts' postings are the critical path (one part
 holds the journal head at a time; timed at 200,000 lines under load 1-6, the parts'
 postings took 63-67% of the wall time, the ledger's server-side call alone about half of
