@@ -29,7 +29,10 @@ of the batch's server time): no client round trip, no Python, no event-loop turn
 insert inside the lock. If a batch committed meanwhile took timestamps at or after the
 inserted ones (another writer got the head first), the call rolls back (SQLSTATE
 ``OCF02``) and is sent again with fresh ones, so timestamps still increase in commit
-order. Large fast-path calls of one :class:`Ledger` insert one at a time: the next is
+order. It waits for a lock at most half of ``deadlock_timeout`` (migration 0006), then
+rolls back (SQLSTATE ``55P03``) and is sent again: a caller's transaction that holds the
+head and writes one of the ids it inserted would otherwise deadlock with it, and could be
+the side PostgreSQL aborts. Large fast-path calls of one :class:`Ledger` insert one at a time: the next is
 sent when the server's notice (SQLSTATE ``OCF03``) says the previous one's transfers are
 in, so it inserts while the previous one sums, waits for or holds the head, and they
 take the head in timestamp order. (With ``client_min_messages`` above ``notice`` the notice does
@@ -244,6 +247,9 @@ FAST_OVERTAKEN = "OCF02"
 """SQLSTATE of a fast-path call whose timestamps a batch committed meanwhile took: retried."""
 FAST_INSERTED = "OCF03"
 """SQLSTATE of the notice a fast-path call sends once its transfers are inserted."""
+LOCK_NOT_AVAILABLE = "55P03"
+"""SQLSTATE of a fast-path call that gave way after waiting half of ``deadlock_timeout``
+for a lock (migration 0006): nothing was written; it is sent again like an overtaken one."""
 FAST_TURN_ROWS_MIN = 256
 """Fast-path batches of at least this many transfers wait for their turn in the process.
 
@@ -576,7 +582,7 @@ class Ledger:
                 try:
                     return await self._send_fast(connection, call, (records, digest, time.time_ns()), large)
                 except asyncpg.PostgresError as error:
-                    if error.sqlstate != FAST_OVERTAKEN:
+                    if error.sqlstate not in (FAST_OVERTAKEN, LOCK_NOT_AVAILABLE):
                         raise
                     self.fast_overtaken += 1
         except _RETRYABLE:

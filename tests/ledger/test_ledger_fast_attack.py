@@ -63,8 +63,6 @@ async def waiting_for_the_head(pool):
     raise AssertionError("no fast-path call waits for the head")
 
 
-@pytest.mark.xfail(strict=True, raises=asyncpg.exceptions.DeadlockDetectedError,
-                   reason="0004's insert before the head deadlocks with a caller's transaction writing the same id")
 async def test_callers_transaction_writing_an_id_a_waiting_fast_call_inserted_is_not_aborted(pool):
     # A caller's transaction (a disbursement) holds the journal head. An autocommitted large
     # batch meanwhile inserts its transfers (procedure: insert before the head) and waits
@@ -80,10 +78,11 @@ async def test_callers_transaction_writing_an_id_a_waiting_fast_call_inserted_is
         fast = asyncio.create_task(ledger.create_transfers(large))
         await waiting_for_the_head(pool)
         assert not fast.done()
-        # The caller's own lock wait starts after the waiting call's deadlock check ran
-        # (as after a second's wait with the default deadlock_timeout): the caller's check
-        # is the one that finds the cycle.
-        await connection.execute("SET deadlock_timeout = '50ms'")
+        # The call has waited past deadlock_timeout (1 s): its own deadlock check ran and
+        # found no cycle, so once the caller waits for it, only the caller's check would
+        # find one and abort the caller. The call gives way after half of deadlock_timeout
+        # instead (migration 0006), before the caller's check runs.
+        await asyncio.sleep(1.2)
         mine = None
         try:
             mine = await ledger.create_transfers([tr(100, 1, 2, 5)], connection=connection)
@@ -91,6 +90,7 @@ async def test_callers_transaction_writing_an_id_a_waiting_fast_call_inserted_is
             await (outer.rollback() if mine is None else outer.commit())
             results = await fast  # never left running, whichever way the caller ended
     assert mine == [R.ok]
+    assert ledger.fast_overtaken >= 1  # it gave way (55P03) and was sent again
     assert results == [R.exists_with_different_credit_account_id] + [R.ok] * (len(large) - 1)
     await audit_ok(pool)
     await journal_in_timestamp_order(pool)
