@@ -70,8 +70,9 @@ hash chain and commit-ordered timestamps serialize all writers at the head anywa
 measured on the benchmark, row locks cost more (each is WAL-logged and dirties the
 account's page before the update dirties it again) for no extra concurrency when hot
 accounts (operators, settlement accounts) appear in every batch. With one lock there is
-no lock order to get wrong and no deadlock, also for callers that write several times
-in one transaction. Only writers of the ledger tables take it; readers never wait.
+no lock order to get wrong, also for callers that write several times in one
+transaction (the one cycle left, the fast path's procedure inserting before it waits for
+the head, is broken by the procedure giving way: see above). Only writers of the ledger tables take it; readers never wait.
 
 Because the head row stays locked until commit, timestamps increase in commit order: a
 reader that sees a transfer with timestamp ``T`` also sees every transfer below ``T``,
