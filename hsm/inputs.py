@@ -67,10 +67,28 @@ def require_digits(field: str, text: str, length_min: int, length_max: int) -> s
     """
     if not isinstance(text, str):
         raise ValueError(f"{field} must be a string of digits, got {type(text).__name__}")
-    if not (length_min <= len(text) <= length_max and text.isascii() and text.isdigit()):
+    if not is_digits(text, length_min, length_max):
         size = str(length_min) if length_min == length_max else f"{length_min} to {length_max}"
         raise ValueError(f"{field} must be {size} decimal digits")
     return text
+
+
+def is_digits(text: str, length_min: int, length_max: int) -> bool:
+    """Whether the string ``text`` is ``length_min`` to ``length_max`` ASCII decimal digits.
+
+    >>> is_digits("0123", 2, 4), is_digits("０１", 2, 4), is_digits("1", 2, 4)
+    (True, False, False)
+    """
+    return length_min <= len(text) <= length_max and text.isascii() and text.isdigit()
+
+
+def is_pan(text: str) -> bool:
+    """Whether the string ``text`` is a PAN :func:`require_pan` takes (8 to 19 digits).
+
+    >>> is_pan("4761739001010010"), is_pan("4761 7390")
+    (True, False)
+    """
+    return is_digits(text, PAN_DIGITS_MIN, PAN_DIGITS_MAX)
 
 
 def require_pan(pan: str) -> str:

@@ -47,7 +47,7 @@ from engine.disbursement.reading import chunk_reader
 from engine.disbursement.validation import BatchSummary, BatchValidator, LineOutcome, PreparedLine, ValidationContext
 from engine.config import Config
 from engine.errors import ConflictError, FieldError, NotFoundError
-from hsm.inputs import PAN_DIGITS_MAX, PAN_DIGITS_MIN
+from hsm.inputs import is_pan
 from hsm.service import KeyService, open_key_service
 from ledger import db
 
@@ -368,7 +368,7 @@ class DisbursementStore:
         hashes = await self._hashes(p.id_number for p in prepared if p.id_check == IdCheck.valid)
         # A malformed card number has no token; it can match no registered card.
         tokens = dict.fromkeys((p.pan for p in prepared), "")
-        well_formed = [p for p in tokens if PAN_DIGITS_MIN <= len(p) <= PAN_DIGITS_MAX and p.isascii() and p.isdigit()]
+        well_formed = list(filter(is_pan, tokens))
         tokens.update(zip(well_formed, await self._keys.tokenize_pans(well_formed, PAN_TOKEN_KEY)))
         # One query (the hashes sent once): each registered cardholder and whether the
         # programme paid them in the period (asked only of a registered cardholder).
