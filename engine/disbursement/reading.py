@@ -121,26 +121,15 @@ def _read(path: Path, encoding: str | None, today: datetime.date, chunk_lines: i
     # Ctrl-C reaches the terminal's whole process group; the parent decides what it means
     # and closes the pipe, which ends this child (BrokenPipeError below) without a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    source = TabularBatchFile(path, encoding)
-    chunk: list[BatchLine] = []
-
-    def send(lines: list[BatchLine]) -> None:
-        prepared, content = prepare_chunk(lines, today)
-        pipe.send_bytes(_ENCODER.encode(_Lines(lines, prepared, encode_fields(lines), content)))
-
+    reader = InProcessReader(TabularBatchFile(path, encoding), today, chunk_lines)
     try:
         try:
-            for line in source.lines():
-                chunk.append(line)
-                if len(chunk) == chunk_lines:
-                    send(chunk)
-                    chunk = []
-            if chunk:
-                send(chunk)
-            end: _Message = _Done(source.declared_totals())
+            for chunk in reader.chunks():
+                pipe.send_bytes(_ENCODER.encode(_Lines(*chunk)))
+            end: _Message = _Done(reader.declared_totals())
         except errors.FileFormatError as error:
-            # The whole chunks before the error are the consumer's; the lines of the chunk
-            # the error cut short are not, as when reading in process.
+            # The whole chunks before the error are the consumer's; the chunk the error cut
+            # short was never yielded (InProcessReader), as when reading in this process.
             end = _Failed(type(error).__name__, str(error))
         pipe.send_bytes(_ENCODER.encode(end))
     except (BrokenPipeError, ConnectionResetError):
