@@ -30,11 +30,11 @@ from typing import TypeVar
 
 from engine.errors import FieldError
 from engine.settlement.instructions import account_text
+from ledger.limits import AMOUNT_MAX as AMOUNT_MINOR_MAX
 
 T = TypeVar("T")
 
 RECORD_ID_MAX = 2**63 - 1
-AMOUNT_MINOR_MAX = 2**63 - 1
 ACCOUNT_ID_PATTERN = re.compile(r"[0-9A-Fa-f]{32}")
 
 PORT_MAX = 65535

@@ -15,13 +15,14 @@ import unicodedata
 from decimal import Decimal
 
 from engine.disbursement.errors import AmountFormatError, AmountPrecisionError
+from ledger.limits import AMOUNT_MAX as AMOUNT_MINOR_MAX
 
 FEN_PER_YUAN = 100
 FRACTION_DIGITS_MAX = 2
 AMOUNT_TEXT_CHARS_MAX = 64
 # An amount in fen is stored in a PostgreSQL bigint (disbursement_lines.amount_minor) and
-# crosses the read-ahead pipe as a msgpack integer: both hold -(2**63 - 1) .. 2**63 - 1.
-AMOUNT_MINOR_MAX = 2**63 - 1
+# crosses the read-ahead pipe as a msgpack integer: both hold -(2**63 - 1) .. 2**63 - 1,
+# the ledger's amount range (AMOUNT_MINOR_MAX is ledger.limits.AMOUNT_MAX).
 
 _PLAIN = re.compile(r"([0-9]{1,18})(?:\.([0-9]{1,2}))?")
 _GENERAL = re.compile(
